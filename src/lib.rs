@@ -1,0 +1,11 @@
+//! millrace: change-data-capture replication between Odoo (PostgreSQL) and a legacy ERP.
+//!
+//! Data flows one way: sources ([`source`]) read row changes, later stages map, decide, apply and
+//! archive them. See DESIGN.md in the repository for the whole picture.
+
+pub mod cmd;
+pub mod config;
+pub mod model;
+pub mod ops;
+pub mod pg;
+pub mod source;

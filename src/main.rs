@@ -1,0 +1,95 @@
+//! The `millrace` command line. Parses arguments and hands over to `millrace::cmd`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use millrace::cmd::{self, CommandError};
+use millrace::config::{Config, ProcessEnv};
+use millrace::ops::logging::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "millrace", version, about = "Change-data-capture replication between Odoo and a legacy ERP")]
+struct Cli {
+    /// Configuration file; every value can also be set from the environment (MILLRACE_ODOO_URL, …).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SourceArg {
+    Odoo,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the publication and the logical replication slot (idempotent).
+    ///
+    /// Example: millrace --config millrace.toml setup --print-sql
+    Setup {
+        /// Print the statements that would run, and run nothing.
+        #[arg(long)]
+        print_sql: bool,
+    },
+    /// Print committed row changes as they stream, without applying them.
+    ///
+    /// Example: millrace tail --json --until-caught-up > changes.jsonl
+    Tail {
+        /// One JSON object per line, in the Debezium envelope.
+        #[arg(long)]
+        json: bool,
+        /// Advance the replication slot past what has been printed (otherwise the next run
+        /// prints the same changes again).
+        #[arg(long)]
+        ack: bool,
+        /// Stop once everything committed before the command started has been printed.
+        #[arg(long)]
+        until_caught_up: bool,
+        /// Which system to tail.
+        #[arg(long, value_enum, default_value_t = SourceArg::Odoo)]
+        source: SourceArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("millrace: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let code = error.exit_code();
+            match &error {
+                CommandError::Runtime(e) => eprintln!("millrace: {e:#}"),
+                CommandError::Config(e) => eprintln!("millrace: {e}"),
+            }
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CommandError> {
+    let (path, explicit) = match cli.config {
+        Some(path) => (path, true),
+        None => (PathBuf::from("millrace.toml"), false),
+    };
+    let config = Config::load(&path, explicit, &ProcessEnv)?;
+    match cli.command {
+        Command::Setup { print_sql } => cmd::setup::run(&config, print_sql).await?,
+        Command::Tail { json, ack, until_caught_up, source: SourceArg::Odoo } => {
+            cmd::tail::run(&config, cmd::tail::TailOptions { json, ack, until_caught_up }).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! An exact decimal of up to 38 significant digits, enough for any amount or quantity an ERP stores.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// `mantissa × 10^-scale`, exact. Trailing zeros are kept as the source wrote them, so `1.50` stays
+/// `1.50` (PostgreSQL's `numeric` keeps them too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Decimal {
+    mantissa: i128,
+    scale: u8,
+}
+
+/// Why a text could not be read as a [`Decimal`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalError {
+    #[error("not a decimal number")]
+    Syntax,
+    #[error("more than 38 significant digits")]
+    TooManyDigits,
+    #[error("NaN and infinities have no exact decimal form")]
+    NotFinite,
+}
+
+pub const MAX_DIGITS: u32 = 38;
+
+impl Decimal {
+    pub fn new(mantissa: i128, scale: u8) -> Result<Self, DecimalError> {
+        if mantissa.unsigned_abs() >= 10u128.pow(MAX_DIGITS) || u32::from(scale) > MAX_DIGITS {
+            return Err(DecimalError::TooManyDigits);
+        }
+        Ok(Decimal { mantissa, scale })
+    }
+
+    pub fn mantissa(&self) -> i128 {
+        self.mantissa
+    }
+
+    pub fn scale(&self) -> u8 {
+        self.scale
+    }
+
+    /// Approximate value, for metrics and comparisons that need no exactness.
+    pub fn to_f64(&self) -> f64 {
+        self.mantissa as f64 / 10f64.powi(i32::from(self.scale))
+    }
+}
+
+impl FromStr for Decimal {
+    type Err = DecimalError;
+
+    /// Reads PostgreSQL's `numeric` text form: `-12.340`, `5`, `.5`, `1e3` (exponent only from
+    /// other sources; PostgreSQL never prints one).
+    fn from_str(text: &str) -> Result<Self, DecimalError> {
+        let s = text.trim();
+        match s {
+            "NaN" | "Infinity" | "-Infinity" | "inf" | "-inf" => return Err(DecimalError::NotFinite),
+            _ => {}
+        }
+        let (negative, body) = match s.as_bytes().first() {
+            Some(b'-') => (true, &s[1..]),
+            Some(b'+') => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let (body, exponent) = match body.find(['e', 'E']) {
+            Some(i) => {
+                let exp: i32 = body[i + 1..].parse().map_err(|_| DecimalError::Syntax)?;
+                (&body[..i], exp)
+            }
+            None => (body, 0),
+        };
+        let mut mantissa: i128 = 0;
+        let mut digits = 0u32;
+        let mut scale: i32 = 0;
+        let mut seen_point = false;
+        let mut seen_digit = false;
+        for b in body.bytes() {
+            match b {
+                b'0'..=b'9' => {
+                    seen_digit = true;
+                    if mantissa != 0 || b != b'0' {
+                        digits += 1;
+                    }
+                    if digits > MAX_DIGITS {
+                        return Err(DecimalError::TooManyDigits);
+                    }
+                    mantissa = mantissa * 10 + i128::from(b - b'0');
+                    if seen_point {
+                        scale += 1;
+                    }
+                }
+                b'.' if !seen_point => seen_point = true,
+                _ => return Err(DecimalError::Syntax),
+            }
+        }
+        if !seen_digit {
+            return Err(DecimalError::Syntax);
+        }
+        // Bound the exponent before using it: `1e-2147483648` must not overflow, and `0e2000000000`
+        // must not loop two billion times.
+        if exponent.unsigned_abs() > 2 * MAX_DIGITS {
+            return Err(DecimalError::TooManyDigits);
+        }
+        scale -= exponent;
+        while scale < 0 {
+            mantissa = mantissa.checked_mul(10).ok_or(DecimalError::TooManyDigits)?;
+            scale += 1;
+        }
+        let scale = u8::try_from(scale).map_err(|_| DecimalError::TooManyDigits)?;
+        Decimal::new(if negative { -mantissa } else { mantissa }, scale)
+    }
+}
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.mantissa.unsigned_abs().to_string();
+        let sign = if self.mantissa < 0 { "-" } else { "" };
+        let scale = usize::from(self.scale);
+        if scale == 0 {
+            return write!(f, "{sign}{digits}");
+        }
+        if digits.len() > scale {
+            let (int, frac) = digits.split_at(digits.len() - scale);
+            write!(f, "{sign}{int}.{frac}")
+        } else {
+            write!(f, "{sign}0.{}{digits}", "0".repeat(scale - digits.len()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_postgres_text() {
+        for text in ["0", "1.50", "-12.340", "0.0001", "123456789012345678901234567890.12345678", "-0.5"] {
+            let d: Decimal = text.parse().unwrap();
+            assert_eq!(d.to_string(), text, "{text}");
+        }
+    }
+
+    #[test]
+    fn reads_exponent_and_leading_point() {
+        assert_eq!(".5".parse::<Decimal>().unwrap().to_string(), "0.5");
+        assert_eq!("1.5e3".parse::<Decimal>().unwrap().to_string(), "1500");
+        assert_eq!("15e-3".parse::<Decimal>().unwrap().to_string(), "0.015");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_hold_exactly() {
+        assert_eq!("NaN".parse::<Decimal>(), Err(DecimalError::NotFinite));
+        assert_eq!("1".repeat(39).parse::<Decimal>(), Err(DecimalError::TooManyDigits));
+        assert_eq!("12a".parse::<Decimal>(), Err(DecimalError::Syntax));
+        assert_eq!("".parse::<Decimal>(), Err(DecimalError::Syntax));
+        assert_eq!("1e-2147483648".parse::<Decimal>(), Err(DecimalError::TooManyDigits));
+        assert_eq!("0e2000000000".parse::<Decimal>(), Err(DecimalError::TooManyDigits));
+    }
+}

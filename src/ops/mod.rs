@@ -1,0 +1,3 @@
+//! Operations: logging setup (later metrics, health and status).
+
+pub mod logging;

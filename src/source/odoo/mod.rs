@@ -1,0 +1,14 @@
+//! The Odoo source: logical replication from Odoo's PostgreSQL database.
+//!
+//! `replication.rs` owns the socket and the wire protocol, `pgoutput.rs` and `text_values.rs` turn
+//! bytes into typed messages and values (pure functions), `stream.rs` assembles committed
+//! transactions across reconnects, `setup.rs` creates the publication and the slot.
+
+pub mod pgoutput;
+pub mod replication;
+pub mod setup;
+mod spill;
+pub mod stream;
+pub mod text_values;
+
+pub use stream::{BadRow, OdooSourceError, OdooStream, OdooStreamConfig, StreamItem};
