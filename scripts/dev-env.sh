@@ -62,11 +62,11 @@ MR_APT_UPDATED=0
 mr_apt_install() {
     # A fresh machine (or Docker image) has empty package lists; update once per run.
     if [[ $MR_APT_UPDATED -eq 0 ]]; then
-        mr_as_root apt-get update -q
+        mr_as_root apt-get -o DPkg::Lock::Timeout=300 update -q
         MR_APT_UPDATED=1
     fi
     mr_as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends "$@"
+        apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "$@"
 }
 
 install_packages() {
@@ -367,6 +367,35 @@ $$;
 SQL
 }
 
+# A second, minimal cluster left at the default wal_level=replica: `millrace setup` must refuse
+# it, and the test that proves so needs a server that is not logical.
+MR_PG_REPLICA_PORT=${MILLRACE_DEV_PG_REPLICA_PORT:-55433}
+setup_replica_postgres() {
+    local data=$MR_PG_BASE/replica-data log=$MR_PG_BASE/log/replica.log
+    if [[ ! -f $data/PG_VERSION ]]; then
+        mr_log "initdb $data (wal_level=replica, for setup refusal tests)"
+        mr_as_pg "$MR_PG_BIN/initdb" -D "$data" --auth=trust -U postgres --encoding=UTF8 \
+            --locale=C --no-sync --no-instructions >/dev/null
+    fi
+    mr_write_if_changed "$data/millrace.conf" "port = $MR_PG_REPLICA_PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = $(mr_conf_quote "$MR_PG_SOCKET_DIR")
+wal_level = replica
+shared_buffers = 16MB
+max_connections = 20
+fsync = off" 0600 || true
+    if ! grep -q "^include_if_exists = 'millrace.conf'" "$data/postgresql.conf"; then
+        echo "include_if_exists = 'millrace.conf'" >>"$data/postgresql.conf"
+    fi
+    if ! mr_as_pg "$MR_PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        mr_log "starting the wal_level=replica PostgreSQL on 127.0.0.1:$MR_PG_REPLICA_PORT"
+        if ! mr_as_pg "$MR_PG_BIN/pg_ctl" -D "$data" -l "$log" -w -t 120 start >/dev/null; then
+            tail -n 25 -- "$log" >&2 || true
+            mr_die "could not start the wal_level=replica PostgreSQL (port $MR_PG_REPLICA_PORT)"
+        fi
+    fi
+}
+
 write_env() {
     local tmp=$MR_ENV_FILE.tmp
     {
@@ -379,7 +408,8 @@ write_env() {
             MILLRACE_TEST_PG_BIN "$MR_PG_BIN" \
             MILLRACE_TEST_PG_DATA "$MR_PG_DATA" \
             MILLRACE_TEST_PG_SOCKET_DIR "$MR_PG_SOCKET_DIR" \
-            MILLRACE_TEST_PG_CTL "$MR_SCRIPTS_DIR/pg-ctl.sh"
+            MILLRACE_TEST_PG_CTL "$MR_SCRIPTS_DIR/pg-ctl.sh" \
+            MILLRACE_TEST_PG_REPLICA_URL "postgres://postgres@127.0.0.1:$MR_PG_REPLICA_PORT/postgres"
     } >"$tmp"
     mv -f -- "$tmp" "$MR_ENV_FILE"
 }
@@ -389,6 +419,7 @@ main() {
     install_packages
     setup_tls
     setup_postgres
+    setup_replica_postgres
     write_env
     echo "millrace dev env ready in $((SECONDS - started))s: PostgreSQL 15 on 127.0.0.1:$MR_PG_PORT (data $MR_PG_DATA, log $MR_PG_LOG); source $MR_ENV_FILE"
 }

@@ -36,9 +36,15 @@ pub async fn run(config: &Config, options: TailOptions) -> anyhow::Result<TailSu
     let mut stream_config =
         OdooStreamConfig::new(config.odoo.conn.clone(), &config.odoo.slot, &config.odoo.publication);
     stream_config.streaming = config.odoo.streaming;
-    let mut stream = OdooStream::open(stream_config).await.with_context(|| {
-        format!("cannot start streaming from slot {} (has `millrace setup` been run?)", config.odoo.slot)
-    })?;
+    let mut stream = match OdooStream::open(stream_config).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            let hint = if error.is_missing_slot() { " (run `millrace setup` first)" } else { "" };
+            return Err(
+                anyhow::Error::new(error).context(format!("cannot stream from slot {}{hint}", config.odoo.slot))
+            );
+        }
+    };
     tracing::info!(target_lsn = %stream.caught_up_target(), until_caught_up = options.until_caught_up, ack = options.ack, "tailing");
 
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

@@ -60,6 +60,13 @@ pub enum OdooSourceError {
     Spill { xid: u32, source: std::io::Error },
 }
 
+impl OdooSourceError {
+    /// The slot does not exist (SQLSTATE 42704): `millrace setup` has not been run.
+    pub fn is_missing_slot(&self) -> bool {
+        matches!(self, OdooSourceError::Replication(ReplicationError::Server { error, .. }) if error.code == "42704")
+    }
+}
+
 /// A row the decoder could not read. The rest of the transaction still flows.
 #[derive(Debug, Clone)]
 pub struct BadRow {
