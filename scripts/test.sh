@@ -34,5 +34,6 @@ step "dev environment (scripts/dev-env.sh)" bash scripts/dev-env.sh
 step "load .dev/env" source .dev/env
 step "cargo on PATH" command -v cargo
 step "format check (cargo fmt --all -- --check)" cargo fmt --all -- --check
+step "lints (cargo clippy --release --all-targets -- -D warnings)" cargo clippy --release --all-targets -- -D warnings
 step "tests (cargo test --release --all-targets${*:+ $*})" cargo test --release --all-targets "$@"
 echo "==> [test.sh] all steps passed"

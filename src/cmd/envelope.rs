@@ -57,7 +57,7 @@ pub fn write_json_line(out: &mut impl Write, change: &RowChange, now: DateTime<U
         out.write_all(b",\"origin\":")?;
         write_str(out, origin)?;
     }
-    write!(out, "}},\"ts_ms\":{}}}\n", now.timestamp_millis())
+    writeln!(out, "}},\"ts_ms\":{}}}", now.timestamp_millis())
 }
 
 fn write_row(out: &mut impl Write, row: Option<&Row>) -> io::Result<()> {

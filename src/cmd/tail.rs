@@ -114,22 +114,19 @@ pub async fn run(config: &Config, options: TailOptions) -> anyhow::Result<TailSu
 fn write_text_line(out: &mut impl Write, change: &crate::model::RowChange) -> io::Result<()> {
     write!(out, "{} {} {} ", change.lsn, change.op.letter(), change.table)?;
     let row = change.after.as_ref().or(change.before.as_ref());
-    match row {
-        Some(row) => {
-            let mut first = true;
-            for (column, value) in row.iter() {
-                if value.is_null() || matches!(value, crate::model::Value::Unchanged) {
-                    continue;
-                }
-                if !first {
-                    out.write_all(b" ")?;
-                }
-                first = false;
-                write!(out, "{column}=")?;
-                envelope::write_value(out, value)?;
+    if let Some(row) = row {
+        let mut first = true;
+        for (column, value) in row.iter() {
+            if value.is_null() || matches!(value, crate::model::Value::Unchanged) {
+                continue;
             }
+            if !first {
+                out.write_all(b" ")?;
+            }
+            first = false;
+            write!(out, "{column}=")?;
+            envelope::write_value(out, value)?;
         }
-        None => {}
     }
     out.write_all(b"\n")
 }

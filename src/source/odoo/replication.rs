@@ -41,7 +41,7 @@ pub enum ReplicationError {
     #[error("SCRAM authentication with {target}: {source}")]
     Scram { target: String, source: io::Error },
     #[error("{target}: {error}")]
-    Server { target: String, error: ServerError },
+    Server { target: String, error: Box<ServerError> },
     #[error("connection to {target} lost: {source}")]
     Io { target: String, source: io::Error },
     #[error("connection to {target} closed by the server")]
@@ -562,7 +562,7 @@ impl ReplicationConnection {
     }
 
     fn server_error(&self, body: &[u8]) -> ReplicationError {
-        ReplicationError::Server { target: self.target.clone(), error: parse_error_fields(body) }
+        ReplicationError::Server { target: self.target.clone(), error: Box::new(parse_error_fields(body)) }
     }
 }
 

@@ -484,7 +484,7 @@ impl OdooStream {
         let relation = self.relations.get(oid).ok_or(OdooSourceError::UnknownRelation { oid, lsn })?;
         let table = relation.table().clone();
         let decode = |tuple: Option<TupleData>| -> Result<Option<Row>, String> {
-            tuple.map(|t| decode_tuple(&relation, &t).map_err(|e| e.to_string())).transpose()
+            tuple.map(|t| decode_tuple(relation, &t).map_err(|e| e.to_string())).transpose()
         };
         let before = match decode(old.or(key)) {
             Ok(row) => row,
