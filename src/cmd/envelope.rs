@@ -88,7 +88,8 @@ pub fn write_value(out: &mut impl Write, value: &Value) -> io::Result<()> {
         Value::Null | Value::Unchanged => out.write_all(b"null"),
         Value::Bool(b) => out.write_all(if *b { b"true" } else { b"false" }),
         Value::Int(i) => write!(out, "{i}"),
-        Value::Float(f) if f.is_finite() => write!(out, "{f}"),
+        // serde_json prints the shortest round-trip form, with an exponent where it is shorter.
+        Value::Float(f) if f.is_finite() => serde_json::to_writer(&mut *out, f).map_err(io::Error::other),
         Value::Float(f) => write!(
             out,
             "\"{}\"",
@@ -113,7 +114,8 @@ pub fn write_value(out: &mut impl Write, value: &Value) -> io::Result<()> {
         Value::Time(t) => write!(out, "\"{}\"", t.format("%H:%M:%S%.f")),
         Value::Timestamp(t) => write!(out, "\"{}\"", t.format("%Y-%m-%dT%H:%M:%S%.f")),
         Value::TimestampTz(t) => write!(out, "\"{}\"", t.format("%Y-%m-%dT%H:%M:%S%.fZ")),
-        Value::Json(j) => serde_json::to_writer(&mut *out, j).map_err(io::Error::other),
+        // Embedded as is: the source validated it, and re-encoding would round big numbers.
+        Value::Json(text) => out.write_all(text.as_bytes()),
     }
 }
 

@@ -23,7 +23,10 @@ pub enum Value {
     /// A timestamp without zone. Odoo stores UTC in these.
     Timestamp(NaiveDateTime),
     TimestampTz(DateTime<Utc>),
-    Json(serde_json::Value),
+    /// JSON text exactly as the source stored it: `json` keeps its formatting, duplicate keys and
+    /// number precision, `jsonb` is PostgreSQL's canonical text. Parsed only where a mapping
+    /// needs a part of it, so nothing is lost on the way through.
+    Json(String),
     /// A TOASTed value the source did not send because the change left it as it was.
     Unchanged,
 }
