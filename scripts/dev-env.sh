@@ -4,14 +4,20 @@
 #   - installs the Debian packages the tests need, if missing;
 #   - creates and starts a project-local PostgreSQL 15 cluster (port 55432, logical decoding,
 #     TLS with a private CA, one pg_hba rule per auth method under test);
+#   - creates and starts a project-local MariaDB (port 33306), the demo legacy ERP's database,
+#     with an administrative account for the tests;
+#   - registers the MariaDB and PostgreSQL ODBC drivers and checks that both connect;
 #   - writes .dev/env, which exports MILLRACE_TEST_* for the test suite.
 #
 # Usage: bash scripts/dev-env.sh      (or `source scripts/dev-env.sh` to also import .dev/env)
-# Env:   MILLRACE_DEV_PG_PORT  port of the dev server (default 55432)
+# Env:   MILLRACE_DEV_PG_PORT       port of the dev PostgreSQL (default 55432)
+#        MILLRACE_DEV_MARIADB_PORT  port of the dev MariaDB (default 33306)
+#        MILLRACE_DEV_BENCH=1       also install what bench/ compares against (pyodbc)
 #
-# Everything it creates lives in the git-ignored .dev/ (or, when the server's OS user can't
-# reach the repo, /var/tmp/millrace-<hash>/ with .dev/pg symlinked to it). `rm -rf .dev` after
-# `scripts/pg-ctl.sh stop` starts from scratch.
+# Everything it creates lives in the git-ignored .dev/ (or, when the servers' OS user can't
+# reach the repo, /var/tmp/millrace-<hash>/ with .dev/pg and .dev/mariadb symlinked to it).
+# `rm -rf .dev` after `scripts/pg-ctl.sh stop` and `scripts/mariadb-ctl.sh stop` starts from
+# scratch.
 
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
     # Sourced: do the work in a child bash, so `set -e` and our helper variables neither leak
@@ -39,13 +45,32 @@ MR_PACKAGES=(
     "time:/usr/bin/time"
     "procps:ps"
     "python3:python3"
+    # The legacy ERP side: a MariaDB we start ourselves (see setup_mariadb; the package's own
+    # service is kept from starting, see mr_block_service_starts) and ODBC, through which
+    # millrace reaches legacy databases. An empty probe means "ask dpkg": the drivers' .so
+    # paths depend on the architecture.
+    "mariadb-server:$MR_MARIADBD"
+    "mariadb-client:mariadb"
+    "unixodbc:isql"
+    "odbcinst:odbcinst"
+    "unixodbc-dev:/usr/include/sql.h"
+    "odbc-mariadb:"
+    "odbc-postgresql:"
 )
 
 MR_TMP_DIRS=()
-trap 'rm -rf -- "${MR_TMP_DIRS[@]}"' EXIT
+# Also on failure: never leave our temporary policy-rc.d behind (see mr_block_service_starts).
+trap 'rm -rf -- "${MR_TMP_DIRS[@]}"; mr_unblock_service_starts' EXIT
 
+# A probe is a path that must exist (a binary, a header) or a command on PATH; empty: none.
 mr_have() {
-    if [[ $1 == /* ]]; then [[ -x $1 ]]; else command -v "$1" >/dev/null 2>&1; fi
+    if [[ -z $1 ]]; then
+        return 1
+    elif [[ $1 == /* ]]; then
+        [[ -e $1 ]]
+    else
+        command -v "$1" >/dev/null 2>&1
+    fi
 }
 
 mr_pkg_installed() {
@@ -58,6 +83,37 @@ mr_as_root() {
     "${MR_SUDO[@]}" "$@"
 }
 
+# Called before the first thing that needs root (apt, /etc/odbcinst.ini); $1 says what for.
+mr_need_root() {
+    [[ $EUID -ne 0 && ${#MR_SUDO[@]} -eq 0 ]] || return 0
+    command -v sudo >/dev/null 2>&1 || mr_die "$1 needs root, and there is no sudo: do it by hand"
+    MR_SUDO=(sudo)
+}
+
+# Packages' maintainer scripts start their services (invoke-rc.d, deb-systemd-invoke). We
+# never use those: mariadb-server's would be a second MariaDB on 3306, and its postinst fails
+# the whole install when that start fails (say, because 3306 is taken). So while our apt-get
+# runs, a policy-rc.d denies every service start, as Docker images' own policy-rc.d does; both
+# invoke-rc.d and deb-systemd-invoke ask it first. Only when there is none yet: an existing one
+# is the machine's policy and stays as it is. Nothing here ever stops a running server (a
+# package that is installed already, like a system MariaDB's, is not reconfigured).
+MR_POLICY_RC_D=/usr/sbin/policy-rc.d
+MR_POLICY_RC_D_OURS=0
+mr_block_service_starts() {
+    [[ ! -e $MR_POLICY_RC_D ]] || return 0
+    printf '%s\n' '#!/bin/sh' \
+        '# Temporary, from millrace scripts/dev-env.sh while it runs apt-get: no service starts.' \
+        'exit 101' | mr_as_root tee "$MR_POLICY_RC_D" >/dev/null
+    mr_as_root chmod 0755 "$MR_POLICY_RC_D"
+    MR_POLICY_RC_D_OURS=1
+}
+mr_unblock_service_starts() {
+    if [[ ${MR_POLICY_RC_D_OURS:-0} -eq 1 ]]; then
+        mr_as_root rm -f "$MR_POLICY_RC_D"
+        MR_POLICY_RC_D_OURS=0
+    fi
+}
+
 MR_APT_UPDATED=0
 mr_apt_install() {
     # A fresh machine (or Docker image) has empty package lists; update once per run.
@@ -65,8 +121,10 @@ mr_apt_install() {
         mr_as_root apt-get -o DPkg::Lock::Timeout=300 update -q
         MR_APT_UPDATED=1
     fi
+    mr_block_service_starts
     mr_as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "$@"
+    mr_unblock_service_starts
 }
 
 install_packages() {
@@ -82,11 +140,7 @@ install_packages() {
         return 0
     fi
 
-    if [[ $EUID -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 ||
-            mr_die "missing packages (${missing[*]}) and not root, no sudo: install them by hand"
-        MR_SUDO=(sudo)
-    fi
+    mr_need_root "installing packages (${missing[*]})"
     mr_log "installing missing packages: ${missing[*]}"
 
     if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
@@ -104,7 +158,13 @@ install_packages() {
     mr_apt_install "${missing[@]}"
 
     for entry in "${MR_PACKAGES[@]}"; do
-        mr_have "${entry#*:}" || mr_die "package ${entry%%:*} installed but ${entry#*:} is missing"
+        pkg=${entry%%:*}
+        probe=${entry#*:}
+        if [[ -n $probe ]]; then
+            mr_have "$probe" || mr_die "package $pkg installed but $probe is missing"
+        else
+            mr_pkg_installed "$pkg" || mr_die "package $pkg did not install"
+        fi
     done
 }
 
@@ -190,25 +250,33 @@ setup_tls() {
     chmod 0600 "$d/ca.key" "$d/server.key" "$d/other-ca.key"
 }
 
-# Decide where the cluster lives (see mr_pg_resolve_paths in lib.sh) and create its dirs.
-prepare_pg_dirs() {
+# Create the state directory .dev/NAME of one server (pg, mariadb), or decide it lives outside
+# the repo (see mr_state_base in lib.sh). Both servers make the same choice, since it depends
+# only on whether their OS user can traverse the repo path.
+prepare_state_dir() {
+    local name=$1
     mkdir -p "$MR_DEV_DIR"
     # Our own directory: make sure the server user may pass through it even under umask 077.
     chmod 0755 "$MR_DEV_DIR"
-    if [[ ! -e $MR_DEV_DIR/pg && ! -L $MR_DEV_DIR/pg ]]; then
+    if [[ ! -e $MR_DEV_DIR/$name && ! -L $MR_DEV_DIR/$name ]]; then
         if [[ $EUID -ne 0 ]] || mr_as_pg test -x "$MR_DEV_DIR" -a -r "$MR_DEV_DIR"; then
-            mkdir -p "$MR_DEV_DIR/pg"
-            chmod 0755 "$MR_DEV_DIR/pg"
+            mkdir -p "$MR_DEV_DIR/$name"
+            chmod 0755 "$MR_DEV_DIR/$name"
         else
             # Don't chmod the user's parent directories (could be /root or /); use a
             # per-checkout directory outside the repo and record it as a symlink.
-            local base=/var/tmp/millrace-$MR_PATH_HASH/pg
-            mr_log "$MR_PG_OS_USER cannot traverse $MR_ROOT; keeping the cluster in $base"
+            local base=/var/tmp/millrace-$MR_PATH_HASH/$name
+            mr_log "$MR_PG_OS_USER cannot traverse $MR_ROOT; keeping .dev/$name in $base"
             mkdir -p "$base"
             chmod 0755 "$(dirname -- "$base")" "$base"
-            ln -s "$base" "$MR_DEV_DIR/pg"
+            ln -s "$base" "$MR_DEV_DIR/$name"
         fi
     fi
+}
+
+# Decide where the cluster lives (see mr_pg_resolve_paths in lib.sh) and create its dirs.
+prepare_pg_dirs() {
+    prepare_state_dir pg
     mr_pg_resolve_paths
     mkdir -p "$MR_PG_BASE/log" "$MR_PG_SOCKET_DIR"
     if [[ $EUID -eq 0 ]]; then
@@ -396,6 +464,225 @@ fsync = off" 0600 || true
     fi
 }
 
+# The demo legacy ERP's database: a MariaDB of our own (the system's, if any, is never used nor
+# touched), run as the same unprivileged user as PostgreSQL, with its state next to the
+# cluster's (.dev/mariadb, or /var/tmp/millrace-<hash>/mariadb; see prepare_state_dir).
+setup_mariadb() {
+    ensure_pg_os_user
+    prepare_state_dir mariadb
+    mr_maria_resolve_paths
+    local sock_dir
+    sock_dir=$(dirname -- "$MR_MARIA_SOCKET")
+    mkdir -p "$MR_MARIA_BASE/log" "$MR_MARIA_BASE/run" "$sock_dir"
+    if [[ $EUID -eq 0 ]]; then
+        chown "$MR_PG_OS_USER:" "$MR_MARIA_BASE" "$MR_MARIA_BASE/log" "$MR_MARIA_BASE/run" "$sock_dir"
+    fi
+
+    if [[ ! -d $MR_MARIA_DATA/mysql ]]; then
+        if [[ -d $MR_MARIA_DATA ]] && [[ -n "$(ls -A -- "$MR_MARIA_DATA")" ]]; then
+            mr_die "$MR_MARIA_DATA exists but is not a MariaDB data dir; remove it and re-run"
+        fi
+        mr_maria_install_db
+    fi
+
+    # Every server setting is in this file (the server reads no other, see lib.sh). Compared
+    # and rewritten wholesale on every run, like PostgreSQL's millrace.conf.
+    local conf
+    conf=$(
+        cat <<EOF
+# Generated by scripts/dev-env.sh on every run; edit the script, not this file.
+# Control: scripts/mariadb-ctl.sh start|stop|restart|status
+# Client:  mariadb --defaults-file=$MR_MARIA_CNF     (root over the socket)
+[mariadbd]
+datadir = $MR_MARIA_DATA
+port = $MR_MARIA_PORT
+bind-address = 127.0.0.1
+socket = $MR_MARIA_SOCKET
+pid-file = $MR_MARIA_PID
+log-error = $MR_MARIA_LOG
+# Accounts are by IP ('millrace'@'127.0.0.1'); no DNS lookup on every connection.
+skip-name-resolve
+character-set-server = utf8mb4
+collation-server = utf8mb4_general_ci
+max_connections = 300
+innodb_buffer_pool_size = 256M
+# DEV ONLY: a commit writes the redo log but fsyncs it about once a second, so a crash of the
+# machine (not of mariadbd) can lose the last second of commits. Never copy to production.
+innodb_flush_log_at_trx_commit = 2
+# sql_mode and transaction isolation (REPEATABLE-READ) stay at the server's defaults: that is
+# what a customer's server runs with.
+
+[client]
+port = $MR_MARIA_PORT
+socket = $MR_MARIA_SOCKET
+user = root
+EOF
+    )
+    local changed=0
+    if mr_write_if_changed "$MR_MARIA_CNF" "$conf" 0644; then
+        changed=1
+    fi
+
+    if ! mr_maria_is_running; then
+        mr_log "starting MariaDB on 127.0.0.1:$MR_MARIA_PORT"
+        mr_maria_start
+    elif [[ $changed -eq 1 ]]; then
+        mr_log "MariaDB configuration changed: restarting it"
+        mr_maria_restart
+    else
+        mr_maria_wait_ready
+    fi
+
+    # The tests' administrative account, under both names a local client arrives with
+    # (skip-name-resolve: TCP clients are '127.0.0.1'; socket clients are 'localhost'). ALTER
+    # resets the password should someone have changed it. Anonymous accounts would shadow
+    # real ones for some clients: --skip-test-db creates none, and we make sure.
+    # shellcheck disable=SC2119  # no extra client args: the SQL comes on stdin
+    mr_maria_admin <<SQL
+CREATE USER IF NOT EXISTS '$MR_MARIA_USER'@'127.0.0.1' IDENTIFIED BY '$MR_MARIA_PASSWORD';
+CREATE USER IF NOT EXISTS '$MR_MARIA_USER'@'localhost' IDENTIFIED BY '$MR_MARIA_PASSWORD';
+ALTER USER '$MR_MARIA_USER'@'127.0.0.1' IDENTIFIED BY '$MR_MARIA_PASSWORD';
+ALTER USER '$MR_MARIA_USER'@'localhost' IDENTIFIED BY '$MR_MARIA_PASSWORD';
+GRANT ALL PRIVILEGES ON *.* TO '$MR_MARIA_USER'@'127.0.0.1' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO '$MR_MARIA_USER'@'localhost' WITH GRANT OPTION;
+DROP USER IF EXISTS ''@'localhost', ''@'127.0.0.1';
+SQL
+    # root: empty password, over the socket only ('root'@'localhost', from
+    # mariadb-install-db's "normal" method). It also made password-less root accounts for TCP
+    # and for the machine's host name (which skip-name-resolve ignores, with a warning on
+    # every start); drop those, whatever the host name was.
+    # shellcheck disable=SC2119
+    mr_maria_admin -e "SELECT CONCAT('DROP USER ', QUOTE(User), '@', QUOTE(Host), ';')
+        FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost'" | mr_maria_admin
+}
+
+# A new data directory with the system tables. Built in data.new and renamed when complete,
+# so an interrupted run never leaves a half-made data dir that later runs would take for done.
+mr_maria_install_db() {
+    local tmp=$MR_MARIA_BASE/data.new log=$MR_MARIA_BASE/log/install-db.log
+    local args=(--no-defaults --auth-root-authentication-method=normal --skip-test-db
+        --skip-name-resolve --datadir="$tmp")
+    # --user is root-only; mariadbd then drops to that user and the files are that user's.
+    if [[ $EUID -eq 0 ]]; then
+        args+=(--user="$MR_PG_OS_USER")
+    fi
+    rm -rf -- "$tmp"
+    mr_log "mariadb-install-db $MR_MARIA_DATA"
+    if ! (cd / && mariadb-install-db "${args[@]}") >"$log" 2>&1; then
+        tail -n 25 -- "$log" >&2 || true
+        mr_die "mariadb-install-db failed (full output in $log)"
+    fi
+    # As root, mariadb-install-db leaves a few files (mysql_upgrade_info) owned by root.
+    if [[ $EUID -eq 0 ]]; then
+        chown -R "$MR_PG_OS_USER:" "$tmp"
+    fi
+    rm -rf -- "$MR_MARIA_DATA"
+    mv -- "$tmp" "$MR_MARIA_DATA"
+}
+
+# Make sure unixODBC knows driver $1 (the name in /etc/odbcinst.ini) with library $3 of
+# package $2 and the settings KEY=VALUE in $4...; register or correct it when not. Debian's
+# odbc-mariadb and odbc-postgresql register "MariaDB Unicode" and "PostgreSQL Unicode"
+# themselves; this covers machines where that didn't happen, was undone, or points to a
+# library that is gone, and applies our settings.
+mr_odbc_ensure_driver() {
+    local name=$1 pkg=$2 lib=$3
+    shift 3
+    local section driver kv ok=1
+    # odbcinst exits non-zero for an unknown driver: that is an answer here, not a failure.
+    section=$(odbcinst -q -d -n "$name" 2>/dev/null) || section=""
+    driver=$(sed -n 's/^Driver[[:space:]]*=[[:space:]]*//p' <<<"$section" | head -n 1)
+    if [[ -z $driver || ($driver == /* && ! -e $driver) ]]; then
+        ok=0
+        driver=$(dpkg -L "$pkg" 2>/dev/null | grep -E "/$lib\$" | head -n 1) || true
+        [[ -n $driver && -e $driver ]] ||
+            mr_die "package $pkg has no $lib; cannot register ODBC driver \"$name\""
+    fi
+    for kv in "$@"; do
+        grep -qxF -- "$kv" <<<"$section" || ok=0
+    done
+    [[ $ok -eq 0 ]] || return 0
+
+    mr_need_root "registering ODBC driver \"$name\" in /etc/odbcinst.ini"
+    mr_log "registering ODBC driver \"$name\" ($driver${*:+; $*})"
+    # `odbcinst -i` replaces the whole section: carry over the keys it has (Description,
+    # Setup, ...) except those we set; it maintains UsageCount itself.
+    local keys="UsageCount|Driver" tmp
+    for kv in "$@"; do
+        keys+="|${kv%%=*}"
+    done
+    tmp=$(mktemp -d)
+    MR_TMP_DIRS+=("$tmp")
+    {
+        printf '[%s]\n' "$name"
+        grep -vE "^(\[|($keys)[[:space:]]*=)" <<<"$section" || true
+        if ! grep -q '^Description' <<<"$section"; then
+            printf 'Description=%s (registered by millrace scripts/dev-env.sh)\n' "$name"
+        fi
+        printf 'Driver=%s\n' "$driver"
+        if [[ $# -gt 0 ]]; then printf '%s\n' "$@"; fi
+    } >"$tmp/driver.ini"
+    chmod 0644 "$tmp/driver.ini"
+    mr_as_root odbcinst -i -d -f "$tmp/driver.ini" >/dev/null
+    rm -rf -- "$tmp"
+}
+
+# Connect through ODBC once with connection string $2, so that a broken driver or account
+# shows up here, by name, rather than as a puzzling test failure. isql -b exits non-zero
+# when it cannot connect.
+mr_odbc_check() {
+    local what=$1 conn=$2 out
+    if ! out=$(echo "SELECT 1" | isql -b -k "$conn" 2>&1); then
+        printf '%s\n' "$out" >&2
+        mr_die "cannot connect to $what through ODBC: isql -k \"$conn\""
+    fi
+}
+
+setup_odbc() {
+    mr_odbc_ensure_driver "$MR_ODBC_MARIADB_DRIVER" odbc-mariadb libmaodbc.so
+    # Debian registers psqlODBC with CommLog=1, which writes a /tmp/psqlodbc_*.log for every
+    # connection (a connection string's CommLog=0 doesn't stop it): thousands over a test run.
+    mr_odbc_ensure_driver "$MR_ODBC_PG_DRIVER" odbc-postgresql psqlodbcw.so CommLog=0 Debug=0
+    mr_odbc_check "the dev MariaDB" "$(mr_maria_odbc_conn)"
+    mr_odbc_check "the dev PostgreSQL" "$(mr_pg_odbc_conn)"
+}
+
+# The ODBC connection strings .dev/env exports (and setup_odbc tries): the tests' MariaDB
+# account, and PostgreSQL's superuser (trust over TCP, see pg_hba above).
+mr_maria_odbc_conn() {
+    printf 'Driver={%s};Server=127.0.0.1;Port=%s;User=%s;Password=%s;' \
+        "$MR_ODBC_MARIADB_DRIVER" "$MR_MARIA_PORT" "$MR_MARIA_USER" "$MR_MARIA_PASSWORD"
+}
+mr_pg_odbc_conn() {
+    printf 'Driver={%s};Server=127.0.0.1;Port=%s;Database=postgres;Uid=postgres;' \
+        "$MR_ODBC_PG_DRIVER" "$MR_PG_PORT"
+}
+
+# Only with MILLRACE_DEV_BENCH=1 (CI doesn't benchmark): pyodbc, which bench/ compares millrace
+# against, for whatever python3 is on PATH (on a dev box possibly a pyenv one, not Debian's).
+install_bench_tools() {
+    if python3 -c 'import pyodbc' >/dev/null 2>&1; then
+        return 0
+    fi
+    local prefix
+    prefix=$(python3 -c 'import sys; print(sys.prefix)')
+    if [[ $prefix == /usr ]]; then
+        # Debian's own python3: PEP 668 keeps pip out of it, and Debian packages pyodbc.
+        mr_need_root "installing python3-pyodbc"
+        mr_log "installing python3-pyodbc and python3-pip (for bench/)"
+        mr_apt_install python3-pyodbc python3-pip
+    else
+        # A pyenv/venv python: pip into it. pyodbc's wheel links the system's libodbc
+        # (unixodbc, installed above); without a wheel pip builds it against unixodbc-dev.
+        if ! python3 -m pip --version >/dev/null 2>&1; then
+            python3 -m ensurepip --upgrade >/dev/null
+        fi
+        mr_log "installing pyodbc with pip into $prefix (for bench/)"
+        python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pyodbc
+    fi
+    python3 -c 'import pyodbc' || mr_die "pyodbc installed, but python3 cannot import it"
+}
+
 write_env() {
     local tmp=$MR_ENV_FILE.tmp
     {
@@ -409,7 +696,13 @@ write_env() {
             MILLRACE_TEST_PG_DATA "$MR_PG_DATA" \
             MILLRACE_TEST_PG_SOCKET_DIR "$MR_PG_SOCKET_DIR" \
             MILLRACE_TEST_PG_CTL "$MR_SCRIPTS_DIR/pg-ctl.sh" \
-            MILLRACE_TEST_PG_REPLICA_URL "postgres://postgres@127.0.0.1:$MR_PG_REPLICA_PORT/postgres"
+            MILLRACE_TEST_PG_REPLICA_URL "postgres://postgres@127.0.0.1:$MR_PG_REPLICA_PORT/postgres" \
+            MILLRACE_TEST_PG_ODBC "$(mr_pg_odbc_conn)" \
+            MILLRACE_TEST_ODBC "$(mr_maria_odbc_conn)" \
+            MILLRACE_TEST_MARIADB_URL "mysql://$MR_MARIA_USER:$MR_MARIA_PASSWORD@127.0.0.1:$MR_MARIA_PORT" \
+            MILLRACE_TEST_MARIADB_PORT "$MR_MARIA_PORT" \
+            MILLRACE_TEST_MARIADB_SOCKET "$MR_MARIA_SOCKET" \
+            MILLRACE_TEST_MARIADB_CTL "$MR_SCRIPTS_DIR/mariadb-ctl.sh"
     } >"$tmp"
     mv -f -- "$tmp" "$MR_ENV_FILE"
 }
@@ -420,8 +713,13 @@ main() {
     setup_tls
     setup_postgres
     setup_replica_postgres
+    setup_mariadb
+    setup_odbc
+    if [[ ${MILLRACE_DEV_BENCH:-0} == 1 ]]; then
+        install_bench_tools
+    fi
     write_env
-    echo "millrace dev env ready in $((SECONDS - started))s: PostgreSQL 15 on 127.0.0.1:$MR_PG_PORT (data $MR_PG_DATA, log $MR_PG_LOG); source $MR_ENV_FILE"
+    echo "millrace dev env ready in $((SECONDS - started))s: PostgreSQL 15 on 127.0.0.1:$MR_PG_PORT (data $MR_PG_DATA, log $MR_PG_LOG), MariaDB on 127.0.0.1:$MR_MARIA_PORT (data $MR_MARIA_DATA, log $MR_MARIA_LOG); source $MR_ENV_FILE"
 }
 
 main "$@"

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # variables here are used by the scripts that source this file
 # Shared variables and helpers for millrace's dev/test scripts (dev-env.sh, pg-ctl.sh,
-# load-odoo-fixture.sh). Sourced, never executed: it only defines things, so it doesn't set
-# shell options itself; every caller runs with `set -euo pipefail`.
+# mariadb-ctl.sh, load-odoo-fixture.sh, load-legacy-fixture.sh). Sourced, never executed: it
+# only defines things, so it doesn't set shell options itself; every caller runs with
+# `set -euo pipefail`.
 #
 # Everything is derived from this file's own location, so the scripts work from a clone in
 # any directory and from any working directory.
@@ -19,12 +20,27 @@ MR_PG_BIN=${MILLRACE_DEV_PG_BIN:-/usr/lib/postgresql/15/bin}
 MR_PG_DEFAULT_PORT=55432           # not 5432: a system PostgreSQL may already own that
 MR_PG_PORT=${MILLRACE_DEV_PG_PORT:-$MR_PG_DEFAULT_PORT}
 
+# The MariaDB that plays the legacy ERP's database (reached through ODBC, like a customer's).
+MR_MARIA_DEFAULT_PORT=33306        # not 3306: a system MariaDB may already own that
+MR_MARIA_PORT=${MILLRACE_DEV_MARIADB_PORT:-$MR_MARIA_DEFAULT_PORT}
+MR_MARIADBD=/usr/sbin/mariadbd     # mariadb-server's path; also what start-stop-daemon matches
+# The administrative account the tests use (they create their own databases). Dev only: the
+# server listens on 127.0.0.1 alone.
+MR_MARIA_USER=millrace
+MR_MARIA_PASSWORD=millrace-dev-pw
+# The driver names we register in /etc/odbcinst.ini (Debian's packages use the same ones).
+MR_ODBC_MARIADB_DRIVER="MariaDB Unicode"
+MR_ODBC_PG_DRIVER="PostgreSQL Unicode"
+# In dpkg, which is essential; /sbin may not be on a non-root PATH.
+MR_SSD=$(command -v start-stop-daemon || echo /sbin/start-stop-daemon)
+
 # Short per-checkout id, used for locations outside the repo (/var/tmp, /tmp) so that two
 # clones on one machine never share a cluster or a socket directory.
 MR_PATH_HASH=$(printf '%s' "$MR_ROOT" | sha256sum | cut -c1-12)
 
-# PostgreSQL refuses to run as root, so as root we run the server as an unprivileged system
-# user; otherwise as whoever runs the script (who then owns the repo and .dev anyway).
+# PostgreSQL refuses to run as root (and MariaDB wants not to), so as root we run both servers
+# as an unprivileged system user; otherwise as whoever runs the script (who then owns the repo
+# and .dev anyway).
 if [[ $EUID -eq 0 ]]; then
     MR_PG_OS_USER=millrace
 else
@@ -37,9 +53,9 @@ mr_die() {
     exit 1
 }
 
-# Run a command as the PostgreSQL OS user. `cd /` first: the caller's working directory may be
-# inside a path that user cannot enter (e.g. a clone under /root), and initdb/postgres
-# complain or fail when they cannot access their current directory.
+# Run a command as the servers' OS user (PostgreSQL's and MariaDB's). `cd /` first: the
+# caller's working directory may be inside a path that user cannot enter (e.g. a clone under
+# /root), and initdb/postgres complain or fail when they cannot access their current directory.
 mr_as_pg() {
     if [[ $EUID -eq 0 ]]; then
         (cd / && runuser -u "$MR_PG_OS_USER" -- "$@")
@@ -48,18 +64,23 @@ mr_as_pg() {
     fi
 }
 
-# Sets MR_PG_BASE / MR_PG_DATA / MR_PG_LOG / MR_PG_SOCKET_DIR. The cluster normally lives in
-# .dev/pg; when the unprivileged user cannot traverse the repo path (say, a clone under /root,
-# which is mode 0700), dev-env.sh puts it under /var/tmp/millrace-<hash>/pg instead and makes
-# .dev/pg a symlink to it. The symlink is the record of that choice, so every script resolves
+# Where a server's state directory (.dev/pg, .dev/mariadb) really is. It normally lives in
+# .dev/NAME; when the unprivileged user cannot traverse the repo path (say, a clone under /root,
+# which is mode 0700), dev-env.sh puts it under /var/tmp/millrace-<hash>/NAME instead and makes
+# .dev/NAME a symlink to it. The symlink is the record of that choice, so every script resolves
 # it the same way. We use the symlink's target rather than the symlink itself because the
 # server user may not be able to follow a path that goes through the repo.
-mr_pg_resolve_paths() {
-    if [[ -L $MR_DEV_DIR/pg ]]; then
-        MR_PG_BASE=$(readlink -- "$MR_DEV_DIR/pg")
+mr_state_base() {
+    if [[ -L $MR_DEV_DIR/$1 ]]; then
+        readlink -- "$MR_DEV_DIR/$1"
     else
-        MR_PG_BASE=$MR_DEV_DIR/pg
+        printf '%s\n' "$MR_DEV_DIR/$1"
     fi
+}
+
+# Sets MR_PG_BASE / MR_PG_DATA / MR_PG_LOG / MR_PG_SOCKET_DIR (see mr_state_base).
+mr_pg_resolve_paths() {
+    MR_PG_BASE=$(mr_state_base pg)
     MR_PG_DATA=$MR_PG_BASE/data
     MR_PG_LOG=$MR_PG_BASE/log/postgres.log
     # A Unix socket path is limited to ~107 bytes and the server appends "/.s.PGSQL.NNNNN"
@@ -138,4 +159,115 @@ mr_pg_restart() {
 mr_psql_admin() {
     "$MR_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$MR_PG_SOCKET_DIR" -p "$MR_PG_PORT" \
         -U postgres -d postgres "$@"
+}
+
+# ---- MariaDB ------------------------------------------------------------------------------
+
+# Sets MR_MARIA_BASE and the paths under it (see mr_state_base). my.cnf holds every server
+# setting; the server is always started with --defaults-file=my.cnf, so the machine's
+# /etc/mysql/ configuration (and a system MariaDB's socket, port and datadir) never applies.
+mr_maria_resolve_paths() {
+    MR_MARIA_BASE=$(mr_state_base mariadb)
+    MR_MARIA_DATA=$MR_MARIA_BASE/data
+    MR_MARIA_CNF=$MR_MARIA_BASE/my.cnf
+    MR_MARIA_LOG=$MR_MARIA_BASE/log/mariadbd.err
+    # Written by start-stop-daemon the moment it launches mariadbd (so a server that dies while
+    # starting is noticed at once), then rewritten with the same pid by mariadbd itself, which
+    # removes it on a clean shutdown. Both run as the server user, so it is that user's file.
+    MR_MARIA_PID=$MR_MARIA_BASE/run/mariadbd.pid
+    # Same length limit as PostgreSQL's socket (above), same /tmp fallback directory.
+    MR_MARIA_SOCKET=$MR_MARIA_BASE/run/mariadbd.sock
+    if ((${#MR_MARIA_SOCKET} > 100)); then
+        MR_MARIA_SOCKET=/tmp/millrace-$MR_PATH_HASH/mariadbd.sock
+    fi
+}
+
+# The port the existing server was configured with (my.cnf), for messages and .dev/env; an
+# explicit MILLRACE_DEV_MARIADB_PORT still wins, as with mr_pg_configured_port.
+mr_maria_configured_port() {
+    local port=""
+    if [[ -z ${MILLRACE_DEV_MARIADB_PORT:-} && -r $MR_MARIA_CNF ]]; then
+        port=$(sed -n 's/^port[[:space:]]*=[[:space:]]*\([0-9]*\).*/\1/p' "$MR_MARIA_CNF" | head -n 1)
+    fi
+    printf '%s\n' "${port:-$MR_MARIA_PORT}"
+}
+
+# Is our mariadbd running? Matched by pid file AND executable AND owner, so a stale pid file
+# whose pid now belongs to something else (even a system mariadbd, which runs as `mysql`) is
+# never taken for ours, and never signalled by mr_maria_stop.
+mr_maria_is_running() {
+    [[ -e $MR_MARIA_PID ]] || return 1
+    mr_as_pg "$MR_SSD" --status --pidfile "$MR_MARIA_PID" --exec "$MR_MARIADBD" \
+        --user "$MR_PG_OS_USER" >/dev/null 2>&1
+}
+
+# Over our own socket rather than TCP: an answer then comes from our server, never from some
+# other one on the port. mariadbd opens the socket only after binding the TCP port, so this
+# also means TCP is up. `ping` exits 0 even on "access denied", i.e. whenever a server answers.
+mr_maria_ping() {
+    mariadb-admin --no-defaults --socket="$MR_MARIA_SOCKET" --user=root --connect-timeout=2 \
+        ping >/dev/null 2>&1
+}
+
+mr_maria_show_log_tail() {
+    if [[ -r $MR_MARIA_LOG ]]; then
+        mr_log "last lines of $MR_MARIA_LOG:"
+        tail -n 25 -- "$MR_MARIA_LOG" >&2 || true
+    fi
+}
+
+mr_maria_wait_ready() {
+    local i
+    for ((i = 0; i < 480; i++)); do
+        if mr_maria_ping; then
+            return 0
+        fi
+        if ! mr_maria_is_running; then
+            mr_maria_show_log_tail
+            mr_die "mariadbd exited while starting (data dir $MR_MARIA_DATA, port $(mr_maria_configured_port); is the port taken?)"
+        fi
+        sleep 0.25
+    done
+    mr_maria_show_log_tail
+    mr_die "MariaDB (socket $MR_MARIA_SOCKET) did not become ready within 120s"
+}
+
+# mariadbd does not daemonize itself: start-stop-daemon detaches it (new session, stdio on
+# /dev/null, so it never holds a CI job's output pipe open) and records its pid. Run as the
+# server user, so the pid file is that user's and mariadbd can rewrite it. --user makes its
+# "already running?" check, like mr_maria_is_running, ignore anyone else's mariadbd.
+mr_maria_start() {
+    if mr_maria_is_running; then
+        mr_maria_wait_ready
+        return 0
+    fi
+    if ! mr_as_pg "$MR_SSD" --start --quiet --background --make-pidfile --pidfile "$MR_MARIA_PID" \
+        --exec "$MR_MARIADBD" --user "$MR_PG_OS_USER" -- --defaults-file="$MR_MARIA_CNF"; then
+        mr_maria_show_log_tail
+        mr_die "could not launch mariadbd (pid file $MR_MARIA_PID)"
+    fi
+    mr_maria_wait_ready
+}
+
+# SIGTERM is mariadbd's clean shutdown; give it 2 minutes before SIGKILL. No credentials needed
+# (unlike `mariadb-admin shutdown`), and only our own process can match (see is_running).
+mr_maria_stop() {
+    mr_maria_is_running || return 0
+    if ! mr_as_pg "$MR_SSD" --stop --quiet --oknodo --pidfile "$MR_MARIA_PID" \
+        --exec "$MR_MARIADBD" --user "$MR_PG_OS_USER" --retry TERM/120/KILL/5; then
+        mr_maria_show_log_tail
+        mr_die "could not stop mariadbd (pid $(cat -- "$MR_MARIA_PID" 2>/dev/null))"
+    fi
+}
+
+mr_maria_restart() {
+    mr_maria_stop
+    mr_maria_start
+}
+
+# The mariadb client as the server's root over our socket (root has an empty password there).
+# --no-defaults: no ~/.my.cnf or /etc/mysql/ client settings (a system server's socket, a
+# password) may leak in.
+mr_maria_admin() {
+    mariadb --no-defaults --socket="$MR_MARIA_SOCKET" --user=root --batch --skip-column-names "$@"
 }

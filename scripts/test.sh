@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs millrace's whole test suite: sets up the dev environment (packages, the local
-# PostgreSQL), then rustfmt's check, then every test target in release mode.
+# PostgreSQL and MariaDB, ODBC), then rustfmt's check, then every test target in release mode.
 #   scripts/test.sh [extra cargo test args...]     e.g. scripts/test.sh -- --nocapture
 # This is what CI runs (through .ci/run); it must work from a fresh clone as root.
 set -euo pipefail
