@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Row, RowChange, Value};
+use crate::model::{Position, Row, RowChange, Value};
 
 /// Writes one change as a JSON line.
 pub fn write_json_line(out: &mut impl Write, change: &RowChange, now: DateTime<Utc>) -> io::Result<()> {
@@ -37,9 +37,18 @@ pub fn write_json_line(out: &mut impl Write, change: &RowChange, now: DateTime<U
         }
         out.write_all(b"]")?;
     }
-    out.write_all(b",\"source\":{\"connector\":\"millrace\",\"system\":\"odoo\",\"lsn\":\"")?;
-    write!(out, "{}", change.lsn)?;
-    out.write_all(b"\",\"xid\":")?;
+    out.write_all(b",\"source\":{\"connector\":\"millrace\",\"system\":\"")?;
+    out.write_all(change.system().as_str().as_bytes())?;
+    match &change.position {
+        Position::Lsn(lsn) => write!(out, "\",\"lsn\":\"{lsn}\"")?,
+        Position::Legacy { version, key } => {
+            out.write_all(b"\",\"version\":")?;
+            write_str(out, version)?;
+            out.write_all(b",\"key\":")?;
+            write_str(out, key)?;
+        }
+    }
+    out.write_all(b",\"xid\":")?;
     match change.xid {
         Some(xid) => write!(out, "{xid}")?,
         None => out.write_all(b"null")?,
@@ -132,7 +141,7 @@ fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Decimal, Lsn, Op, TableName};
+    use crate::model::{Decimal, Lsn, Op, Position, TableName};
     use std::sync::Arc;
 
     #[test]
@@ -151,7 +160,7 @@ mod tests {
                     Value::Unchanged,
                 ],
             }),
-            lsn: Lsn(0x1_0000_00FF),
+            position: Position::Lsn(Lsn(0x1_0000_00FF)),
             commit_ts: None,
             xid: Some(42),
             origin: None,

@@ -112,7 +112,7 @@ pub async fn run(config: &Config, options: TailOptions) -> anyhow::Result<TailSu
 }
 
 fn write_text_line(out: &mut impl Write, change: &crate::model::RowChange) -> io::Result<()> {
-    write!(out, "{} {} {} ", change.lsn, change.op.letter(), change.table)?;
+    write!(out, "{} {} {} ", change.position, change.op.letter(), change.table)?;
     let row = change.after.as_ref().or(change.before.as_ref());
     if let Some(row) = row {
         let mut first = true;

@@ -9,6 +9,6 @@ pub mod row_change;
 mod value;
 
 pub use decimal::{Decimal, DecimalError};
-pub use position::Lsn;
+pub use position::{Lsn, Position};
 pub use row_change::{Op, Row, RowChange, SourceSystem, TableName};
 pub use value::Value;

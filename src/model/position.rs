@@ -3,6 +3,24 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// Where a change sits in its source. Totally ordered within one source: an LSN for Odoo; the
+/// change-detection version (modified-at, rowversion, change-tracking version, or scan number)
+/// and the row key for a legacy table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Position {
+    Lsn(Lsn),
+    Legacy { version: String, key: String },
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Position::Lsn(lsn) => lsn.fmt(f),
+            Position::Legacy { version, key } => write!(f, "{version} {key}"),
+        }
+    }
+}
+
 /// A PostgreSQL WAL position, printed as PostgreSQL prints it (`16/B374D848`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Lsn(pub u64);

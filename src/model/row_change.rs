@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Lsn, Value};
+use super::{Position, Value};
 
 /// A schema-qualified table name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,6 +102,16 @@ impl SourceSystem {
     }
 }
 
+impl RowChange {
+    /// Which system the change came from.
+    pub fn system(&self) -> SourceSystem {
+        match self.position {
+            Position::Lsn(_) => SourceSystem::Odoo,
+            Position::Legacy { .. } => SourceSystem::Legacy,
+        }
+    }
+}
+
 /// One row change of a committed source transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowChange {
@@ -111,8 +121,8 @@ pub struct RowChange {
     /// columns (others `Null`), or `None` when the source sent no old image.
     pub before: Option<Row>,
     pub after: Option<Row>,
-    /// Commit LSN of the transaction (the position acknowledged once it is done).
-    pub lsn: Lsn,
+    /// For Odoo, the commit LSN of the transaction; for a legacy table, the change's version and key.
+    pub position: Position,
     pub commit_ts: Option<DateTime<Utc>>,
     pub xid: Option<u32>,
     /// Replication origin of the transaction, set when it was written under one (millrace's own

@@ -18,7 +18,7 @@ use super::pgoutput::{self, LogicalMessage, ProtocolError, RelationCache, TupleD
 use super::replication::{ReplicationConnection, ReplicationError, ReplicationEvent};
 use super::spill::{SpillFile, SpillReader};
 use super::text_values::decode_tuple;
-use crate::model::{Lsn, Op, Row, RowChange, TableName};
+use crate::model::{Lsn, Op, Position, Row, RowChange, TableName};
 use crate::pg::PgConnInfo;
 
 /// How to reach the slot.
@@ -502,7 +502,7 @@ impl OdooStream {
             op,
             before,
             after,
-            lsn: txn.commit_lsn,
+            position: Position::Lsn(txn.commit_lsn),
             commit_ts: Some(txn.commit_ts),
             xid: txn.xid,
             origin: txn.origin.clone(),
@@ -530,7 +530,7 @@ impl OdooStream {
                 op: Op::Truncate,
                 before: None,
                 after: None,
-                lsn: txn.commit_lsn,
+                position: Position::Lsn(txn.commit_lsn),
                 commit_ts: Some(txn.commit_ts),
                 xid: txn.xid,
                 origin: txn.origin.clone(),
