@@ -4,90 +4,144 @@
 //! Written by hand rather than through serde derive: it is the hot path of `tail`, and a row's
 //! columns are written straight from the shared column names without building a map.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 
 use crate::model::{Position, Row, RowChange, Value};
 
-/// Writes one change as a JSON line.
-pub fn write_json_line(out: &mut impl Write, change: &RowChange, now: DateTime<Utc>) -> io::Result<()> {
-    out.write_all(b"{\"op\":\"")?;
-    out.write_all(change.op.letter().as_bytes())?;
-    out.write_all(b"\",\"before\":")?;
-    write_row(out, change.before.as_ref())?;
-    out.write_all(b",\"after\":")?;
-    write_row(out, change.after.as_ref())?;
-    let unchanged: Vec<&str> = change
-        .after
-        .iter()
-        .flat_map(|row| row.iter())
-        .filter(|(_, v)| matches!(v, Value::Unchanged))
-        .map(|(c, _)| c)
-        .collect();
-    if !unchanged.is_empty() {
-        // TOASTed columns the update did not touch: the source did not send them, so they are
-        // named here instead of being given a made-up value.
-        out.write_all(b",\"unchanged\":[")?;
-        for (i, column) in unchanged.iter().enumerate() {
-            if i > 0 {
-                out.write_all(b",")?;
-            }
-            write_str(out, column)?;
-        }
-        out.write_all(b"]")?;
-    }
-    out.write_all(b",\"source\":{\"connector\":\"millrace\",\"system\":\"")?;
-    out.write_all(change.system().as_str().as_bytes())?;
-    match &change.position {
-        Position::Lsn(lsn) => write!(out, "\",\"lsn\":\"{lsn}\"")?,
-        Position::Legacy { version, key } => {
-            out.write_all(b"\",\"version\":")?;
-            write_str(out, version)?;
-            out.write_all(b",\"key\":")?;
-            write_str(out, key)?;
-        }
-    }
-    out.write_all(b",\"xid\":")?;
-    match change.xid {
-        Some(xid) => write!(out, "{xid}")?,
-        None => out.write_all(b"null")?,
-    }
-    out.write_all(b",\"commit_ts\":")?;
-    match change.commit_ts {
-        Some(ts) => write!(out, "\"{}\"", ts.format("%Y-%m-%dT%H:%M:%S%.6fZ"))?,
-        None => out.write_all(b"null")?,
-    }
-    out.write_all(b",\"schema\":")?;
-    write_str(out, &change.table.schema)?;
-    out.write_all(b",\"table\":")?;
-    write_str(out, &change.table.name)?;
-    if let Some(origin) = &change.origin {
-        out.write_all(b",\"origin\":")?;
-        write_str(out, origin)?;
-    }
-    writeln!(out, "}},\"ts_ms\":{}}}", now.timestamp_millis())
+/// Writes changes as JSON lines. Keeps what repeats from one change to the next: the escaped
+/// `"column":` keys of each table, and the commit timestamp of the current transaction.
+#[derive(Default)]
+pub struct EnvelopeWriter {
+    /// Per column list (shared by every row of a relation): the pre-written `"name":` keys. The
+    /// `Arc` is kept so its address, the map key, cannot be reused by another list.
+    keys: HashMap<usize, (Arc<[String]>, Vec<Vec<u8>>)>,
+    commit_ts: Option<(DateTime<Utc>, Vec<u8>)>,
 }
 
-fn write_row(out: &mut impl Write, row: Option<&Row>) -> io::Result<()> {
-    let Some(row) = row else {
-        return out.write_all(b"null");
-    };
-    out.write_all(b"{")?;
-    let mut first = true;
-    for (column, value) in row.iter() {
-        if matches!(value, Value::Unchanged) {
-            continue;
-        }
-        if !first {
-            out.write_all(b",")?;
-        }
-        first = false;
-        write_str(out, column)?;
-        out.write_all(b":")?;
-        write_value(out, value)?;
+impl EnvelopeWriter {
+    pub fn new() -> Self {
+        EnvelopeWriter::default()
     }
-    out.write_all(b"}")
+
+    /// Writes one change as a JSON line.
+    pub fn write(&mut self, out: &mut impl Write, change: &RowChange, now: DateTime<Utc>) -> io::Result<()> {
+        out.write_all(b"{\"op\":\"")?;
+        out.write_all(change.op.letter().as_bytes())?;
+        out.write_all(b"\",\"before\":")?;
+        self.write_row(out, change.before.as_ref())?;
+        out.write_all(b",\"after\":")?;
+        self.write_row(out, change.after.as_ref())?;
+        if let Some(row) = &change.after {
+            if row.values.iter().any(|v| matches!(v, Value::Unchanged)) {
+                // TOASTed columns the update did not touch: the source did not send them, so they
+                // are named here instead of being given a made-up value.
+                out.write_all(b",\"unchanged\":[")?;
+                let mut first = true;
+                for (column, _) in row.iter().filter(|(_, v)| matches!(v, Value::Unchanged)) {
+                    if !first {
+                        out.write_all(b",")?;
+                    }
+                    first = false;
+                    write_str(out, column)?;
+                }
+                out.write_all(b"]")?;
+            }
+        }
+        out.write_all(b",\"source\":{\"connector\":\"millrace\",\"system\":\"")?;
+        out.write_all(change.system().as_str().as_bytes())?;
+        match &change.position {
+            Position::Lsn(lsn) => write!(out, "\",\"lsn\":\"{lsn}\"")?,
+            Position::Legacy { version, key } => {
+                out.write_all(b"\",\"version\":")?;
+                write_str(out, version)?;
+                out.write_all(b",\"key\":")?;
+                write_str(out, key)?;
+            }
+        }
+        out.write_all(b",\"xid\":")?;
+        match change.xid {
+            Some(xid) => write_int(out, i64::from(xid))?,
+            None => out.write_all(b"null")?,
+        }
+        out.write_all(b",\"commit_ts\":")?;
+        match change.commit_ts {
+            Some(ts) => {
+                let cached = match &self.commit_ts {
+                    Some((at, _)) => *at == ts,
+                    None => false,
+                };
+                if !cached {
+                    let mut text = Vec::with_capacity(32);
+                    text.push(b'"');
+                    write_datetime(&mut text, &ts.naive_utc())?;
+                    text.extend_from_slice(b"Z\"");
+                    self.commit_ts = Some((ts, text));
+                }
+                if let Some((_, text)) = &self.commit_ts {
+                    out.write_all(text)?;
+                }
+            }
+            None => out.write_all(b"null")?,
+        }
+        out.write_all(b",\"schema\":")?;
+        write_str(out, &change.table.schema)?;
+        out.write_all(b",\"table\":")?;
+        write_str(out, &change.table.name)?;
+        if let Some(origin) = &change.origin {
+            out.write_all(b",\"origin\":")?;
+            write_str(out, origin)?;
+        }
+        out.write_all(b"},\"ts_ms\":")?;
+        write_int(out, now.timestamp_millis())?;
+        out.write_all(b"}\n")
+    }
+
+    fn write_row(&mut self, out: &mut impl Write, row: Option<&Row>) -> io::Result<()> {
+        let Some(row) = row else {
+            return out.write_all(b"null");
+        };
+        let id = Arc::as_ptr(&row.columns) as *const u8 as usize;
+        let keys = &self
+            .keys
+            .entry(id)
+            .or_insert_with(|| {
+                let keys = row
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        let mut key = Vec::with_capacity(c.len() + 3);
+                        let _ = write_str(&mut key, c);
+                        key.push(b':');
+                        key
+                    })
+                    .collect();
+                (row.columns.clone(), keys)
+            })
+            .1;
+        out.write_all(b"{")?;
+        let mut first = true;
+        for (key, value) in keys.iter().zip(&row.values) {
+            if matches!(value, Value::Unchanged) {
+                continue;
+            }
+            if !first {
+                out.write_all(b",")?;
+            }
+            first = false;
+            out.write_all(key)?;
+            write_value(out, value)?;
+        }
+        out.write_all(b"}")
+    }
+}
+
+/// Writes one change as a JSON line (without the caches of [`EnvelopeWriter`]).
+pub fn write_json_line(out: &mut impl Write, change: &RowChange, now: DateTime<Utc>) -> io::Result<()> {
+    EnvelopeWriter::new().write(out, change, now)
 }
 
 /// Values as JSON: exact decimals as strings (a JSON number would be read as a float), bytes as
@@ -96,36 +150,132 @@ pub fn write_value(out: &mut impl Write, value: &Value) -> io::Result<()> {
     match value {
         Value::Null | Value::Unchanged => out.write_all(b"null"),
         Value::Bool(b) => out.write_all(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => write!(out, "{i}"),
+        Value::Int(i) => write_int(out, *i),
         // serde_json prints the shortest round-trip form, with an exponent where it is shorter.
         Value::Float(f) if f.is_finite() => serde_json::to_writer(&mut *out, f).map_err(io::Error::other),
-        Value::Float(f) => write!(
-            out,
-            "\"{}\"",
-            if f.is_nan() {
-                "NaN"
-            } else if *f > 0.0 {
-                "Infinity"
-            } else {
-                "-Infinity"
-            }
-        ),
+        Value::Float(f) => {
+            write!(
+                out,
+                "\"{}\"",
+                if f.is_nan() {
+                    "NaN"
+                } else if *f > 0.0 {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                }
+            )
+        }
         Value::Decimal(d) => write!(out, "\"{d}\""),
         Value::Text(s) => write_str(out, s),
         Value::Bytes(bytes) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
             out.write_all(b"\"\\\\x")?;
+            let mut hex = Vec::with_capacity(bytes.len() * 2 + 1);
             for b in bytes {
-                write!(out, "{b:02x}")?;
+                hex.push(HEX[usize::from(b >> 4)]);
+                hex.push(HEX[usize::from(b & 15)]);
             }
+            hex.push(b'"');
+            out.write_all(&hex)
+        }
+        Value::Date(d) => {
+            out.write_all(b"\"")?;
+            write_date(out, d)?;
             out.write_all(b"\"")
         }
-        Value::Date(d) => write!(out, "\"{}\"", d.format("%Y-%m-%d")),
-        Value::Time(t) => write!(out, "\"{}\"", t.format("%H:%M:%S%.f")),
-        Value::Timestamp(t) => write!(out, "\"{}\"", t.format("%Y-%m-%dT%H:%M:%S%.f")),
-        Value::TimestampTz(t) => write!(out, "\"{}\"", t.format("%Y-%m-%dT%H:%M:%S%.fZ")),
+        Value::Time(t) => {
+            out.write_all(b"\"")?;
+            write_time(out, t)?;
+            out.write_all(b"\"")
+        }
+        Value::Timestamp(t) => {
+            out.write_all(b"\"")?;
+            write_datetime(out, t)?;
+            out.write_all(b"\"")
+        }
+        Value::TimestampTz(t) => {
+            out.write_all(b"\"")?;
+            write_datetime(out, &t.naive_utc())?;
+            out.write_all(b"Z\"")
+        }
         // Embedded as is: the source validated it, and re-encoding would round big numbers.
         Value::Json(text) => out.write_all(text.as_bytes()),
     }
+}
+
+fn write_int(out: &mut impl Write, n: i64) -> io::Result<()> {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.write_all(b"-")?;
+    }
+    out.write_all(&buf[i..])
+}
+
+fn two(out: &mut [u8], at: usize, n: u32) {
+    out[at] = b'0' + (n / 10) as u8;
+    out[at + 1] = b'0' + (n % 10) as u8;
+}
+
+/// `YYYY-MM-DD`, by hand for the hot path; years outside 0..=9999 as chrono writes them
+/// (`-0043`, `+10000`).
+fn write_date(out: &mut impl Write, d: &NaiveDate) -> io::Result<()> {
+    let year = d.year();
+    if !(0..=9999).contains(&year) {
+        return write!(out, "{}", d.format("%Y-%m-%d"));
+    }
+    let mut buf = *b"0000-00-00";
+    two(&mut buf, 0, year as u32 / 100);
+    two(&mut buf, 2, year as u32 % 100);
+    two(&mut buf, 5, d.month());
+    two(&mut buf, 8, d.day());
+    out.write_all(&buf)
+}
+
+/// `HH:MM:SS` and the fraction, if any, in 3, 6 or 9 digits (as chrono's `%.f`).
+fn write_time(out: &mut impl Write, t: &NaiveTime) -> io::Result<()> {
+    let mut buf = [0u8; 18];
+    two(&mut buf, 0, t.hour());
+    buf[2] = b':';
+    two(&mut buf, 3, t.minute());
+    buf[5] = b':';
+    two(&mut buf, 6, t.second());
+    let nanos = t.nanosecond() % 1_000_000_000;
+    let (digits, mut value) = if nanos == 0 {
+        (0, 0)
+    } else if nanos % 1_000_000 == 0 {
+        (3, nanos / 1_000_000)
+    } else if nanos % 1000 == 0 {
+        (6, nanos / 1000)
+    } else {
+        (9, nanos)
+    };
+    let mut len = 8;
+    if digits > 0 {
+        buf[8] = b'.';
+        for i in (0..digits).rev() {
+            buf[9 + i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        len = 9 + digits;
+    }
+    out.write_all(&buf[..len])
+}
+
+fn write_datetime(out: &mut impl Write, t: &NaiveDateTime) -> io::Result<()> {
+    write_date(out, &t.date())?;
+    out.write_all(b"T")?;
+    write_time(out, &t.time())
 }
 
 fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
@@ -176,5 +326,30 @@ mod tests {
         assert_eq!(v["source"]["lsn"], "1/FF");
         assert_eq!(v["source"]["table"], "stock_move");
         assert!(out.ends_with(b"\n"));
+    }
+
+    #[test]
+    fn hand_written_times_match_chrono() {
+        let dates = [
+            "2024-02-29T13:45:00",
+            "0001-01-01T00:00:00.5",
+            "2024-01-02T03:04:05.123456",
+            "1999-12-31T23:59:59.000000001",
+        ];
+        for text in dates {
+            let t: NaiveDateTime = text.parse().unwrap();
+            let mut out = Vec::new();
+            write_datetime(&mut out, &t).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), t.format("%Y-%m-%dT%H:%M:%S%.f").to_string());
+        }
+        let bc = NaiveDate::from_ymd_opt(-43, 3, 15).unwrap();
+        let mut out = Vec::new();
+        write_date(&mut out, &bc).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "-0043-03-15");
+        for n in [0i64, 7, -7, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            write_int(&mut out, n).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
     }
 }

@@ -52,6 +52,7 @@ pub async fn run(config: &Config, options: TailOptions) -> anyhow::Result<TailSu
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut summary = TailSummary::default();
+    let mut envelope_writer = envelope::EnvelopeWriter::new();
 
     loop {
         let item = tokio::select! {
@@ -63,7 +64,7 @@ pub async fn run(config: &Config, options: TailOptions) -> anyhow::Result<TailSu
             StreamItem::Change(change) => {
                 summary.changes += 1;
                 if options.json {
-                    envelope::write_json_line(&mut out, &change, Utc::now())
+                    envelope_writer.write(&mut out, &change, Utc::now())
                 } else {
                     write_text_line(&mut out, &change)
                 }

@@ -436,41 +436,57 @@ impl ReplicationConnection {
     /// Waits for the next message of the replication stream.
     pub async fn next_event(&mut self) -> Result<ReplicationEvent, ReplicationError> {
         loop {
-            let (tag, mut body) = self.read_message().await?;
-            match tag {
-                b'd' => {
-                    if body.is_empty() {
-                        return Err(self.protocol("empty CopyData"));
-                    }
-                    match body[0] {
-                        b'w' if body.len() >= 25 => {
-                            body.advance(1);
-                            let wal_start = Lsn(body.get_u64());
-                            let wal_end = Lsn(body.get_u64());
-                            let _server_time = body.get_i64();
-                            return Ok(ReplicationEvent::XLogData { wal_start, wal_end, data: body });
-                        }
-                        b'k' if body.len() >= 18 => {
-                            body.advance(1);
-                            let wal_end = Lsn(body.get_u64());
-                            let _server_time = body.get_i64();
-                            let reply_requested = body.get_u8() == 1;
-                            return Ok(ReplicationEvent::Keepalive { wal_end, reply_requested });
-                        }
-                        other => {
-                            return Err(self
-                                .protocol(&format!("unknown replication message {other:#x} of {} bytes", body.len())))
-                        }
-                    }
-                }
-                b'c' => {
-                    self.in_copy = false;
-                    return Ok(ReplicationEvent::End);
-                }
-                b'N' => {}
-                b'E' => return Err(self.server_error(&body)),
-                other => return Err(self.unexpected(other, "replication stream")),
+            let (tag, body) = self.read_message().await?;
+            if let Some(event) = self.stream_event(tag, body)? {
+                return Ok(event);
             }
+        }
+    }
+
+    /// The next event if it is already in the read buffer, without waiting on the socket. Most
+    /// messages arrive many to a read, so the caller only arms timers when this has none.
+    pub fn buffered_event(&mut self) -> Result<Option<ReplicationEvent>, ReplicationError> {
+        while let Some((tag, body)) = self.buffered_message()? {
+            if let Some(event) = self.stream_event(tag, body)? {
+                return Ok(Some(event));
+            }
+        }
+        Ok(None)
+    }
+
+    fn stream_event(&mut self, tag: u8, mut body: Bytes) -> Result<Option<ReplicationEvent>, ReplicationError> {
+        match tag {
+            b'd' => {
+                if body.is_empty() {
+                    return Err(self.protocol("empty CopyData"));
+                }
+                match body[0] {
+                    b'w' if body.len() >= 25 => {
+                        body.advance(1);
+                        let wal_start = Lsn(body.get_u64());
+                        let wal_end = Lsn(body.get_u64());
+                        let _server_time = body.get_i64();
+                        Ok(Some(ReplicationEvent::XLogData { wal_start, wal_end, data: body }))
+                    }
+                    b'k' if body.len() >= 18 => {
+                        body.advance(1);
+                        let wal_end = Lsn(body.get_u64());
+                        let _server_time = body.get_i64();
+                        let reply_requested = body.get_u8() == 1;
+                        Ok(Some(ReplicationEvent::Keepalive { wal_end, reply_requested }))
+                    }
+                    other => {
+                        Err(self.protocol(&format!("unknown replication message {other:#x} of {} bytes", body.len())))
+                    }
+                }
+            }
+            b'c' => {
+                self.in_copy = false;
+                Ok(Some(ReplicationEvent::End))
+            }
+            b'N' => Ok(None),
+            b'E' => Err(self.server_error(&body)),
+            other => Err(self.unexpected(other, "replication stream")),
         }
     }
 
@@ -522,22 +538,31 @@ impl ReplicationConnection {
         self.stream.flush().await.map_err(|e| self.io(e))
     }
 
+    /// A complete backend message from the read buffer, if one is there.
+    fn buffered_message(&mut self) -> Result<Option<(u8, Bytes)>, ReplicationError> {
+        if self.read_buf.len() < 5 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.read_buf[1], self.read_buf[2], self.read_buf[3], self.read_buf[4]]);
+        if len < 4 {
+            return Err(self.protocol("invalid message length"));
+        }
+        let total = len as usize + 1;
+        if self.read_buf.len() < total {
+            self.read_buf.reserve(total - self.read_buf.len());
+            return Ok(None);
+        }
+        let mut frame = self.read_buf.split_to(total).freeze();
+        let tag = frame[0];
+        frame.advance(5);
+        Ok(Some((tag, frame)))
+    }
+
     /// Reads one backend message: its tag and body (zero-copy out of the read buffer).
     async fn read_message(&mut self) -> Result<(u8, Bytes), ReplicationError> {
         loop {
-            if self.read_buf.len() >= 5 {
-                let len = u32::from_be_bytes([self.read_buf[1], self.read_buf[2], self.read_buf[3], self.read_buf[4]]);
-                if len < 4 {
-                    return Err(self.protocol("invalid message length"));
-                }
-                let total = len as usize + 1;
-                if self.read_buf.len() >= total {
-                    let mut frame = self.read_buf.split_to(total).freeze();
-                    let tag = frame[0];
-                    frame.advance(5);
-                    return Ok((tag, frame));
-                }
-                self.read_buf.reserve(total - self.read_buf.len());
+            if let Some(message) = self.buffered_message()? {
+                return Ok(message);
             }
             if self.read_buf.capacity() - self.read_buf.len() < 64 * 1024 {
                 self.read_buf.reserve(256 * 1024);

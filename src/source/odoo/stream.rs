@@ -286,13 +286,15 @@ impl OdooStream {
             if Instant::now() >= self.next_status {
                 self.send_status(false).await?;
             }
-            let deadline = tokio::time::Instant::from_std(self.next_status);
-            let conn = match self.conn.as_mut() {
-                Some(conn) => conn,
-                None => {
-                    return Err(ReplicationError::Closed { target: self.config.conn.to_string() });
-                }
+            let Some(conn) = self.conn.as_mut() else {
+                return Err(ReplicationError::Closed { target: self.config.conn.to_string() });
             };
+            // The hot path: the next message is usually already buffered, and arming a timer
+            // for every message would cost a syscall each.
+            if let Some(event) = conn.buffered_event()? {
+                return Ok(event);
+            }
+            let deadline = tokio::time::Instant::from_std(self.next_status);
             tokio::select! {
                 event = conn.next_event() => return event,
                 _ = tokio::time::sleep_until(deadline) => {}
@@ -323,10 +325,12 @@ impl OdooStream {
 
     fn handle_message(&mut self, data: Bytes, wal_start: Lsn) -> Result<Option<StreamItem>, OdooSourceError> {
         let in_stream = self.streaming_xid.is_some();
-        let message = pgoutput::parse(data.clone(), in_stream)
-            .map_err(|source| OdooSourceError::Protocol { lsn: wal_start, source })?;
+        // Only a streamed message is kept raw (for its spill file).
+        let raw = if in_stream { data.clone() } else { Bytes::new() };
+        let message =
+            pgoutput::parse(data, in_stream).map_err(|source| OdooSourceError::Protocol { lsn: wal_start, source })?;
         if let Some(xid) = self.streaming_xid {
-            return self.handle_streamed(xid, message, &data);
+            return self.handle_streamed(xid, message, &raw);
         }
         match message {
             LogicalMessage::Begin { final_lsn, commit_ts, xid } => {

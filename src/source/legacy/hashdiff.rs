@@ -1,0 +1,138 @@
+//! The `hashdiff` strategy, for tables with no usable change column: a key-ordered scan in
+//! chunks, each row's fingerprint compared with the stored one. New keys are inserts, changed
+//! fingerprints updates, stored keys the scan did not see deletes. Beside `timestamp` or
+//! `rowversion` it runs on a slower schedule only to find deletes.
+
+use std::collections::HashSet;
+
+use super::reader::{self, ReadPlan};
+use super::row_hash::{row_hash, row_hash_i64};
+use super::{key_text, key_values, BadLegacyRow, LegacyConnection, LegacyError, LegacyTable, ReadRow};
+use crate::model::{Op, Position, Row, RowChange, TableName};
+use crate::state::{SaveOutcome, StateStore, StoredHash};
+
+use super::poller::{LegacyItem, PollError};
+
+/// What a pass reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashdiffMode {
+    /// Inserts, updates and deletes: the table's only strategy.
+    All,
+    /// Deletes only: another strategy reports inserts and updates.
+    DeletesOnly,
+}
+
+pub async fn pass(
+    conn: Box<dyn LegacyConnection>,
+    store: &StateStore,
+    table: &LegacyTable,
+    mode: HashdiffMode,
+    emit: &mut (dyn FnMut(LegacyItem) -> std::io::Result<()> + Send),
+) -> Result<(SaveOutcome, Box<dyn LegacyConnection>), PollError> {
+    let strategy = "hashdiff";
+    let started = chrono::Utc::now();
+    let version = started.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let first_pass = store.checkpoint(&table.table, strategy).await?.last_delete_scan.is_none();
+    let (mut rx, handle) = reader::spawn(conn, ReadPlan::KeysetScan { table: table.clone() });
+    let name = TableName::new("", table.table.clone());
+    // Keys seen by this pass, as 64-bit fingerprints: 8 bytes a row however wide the key.
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut upserts = Vec::new();
+    let mut failure = None;
+    while let Some(batch) = rx.recv().await {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        let key_at: Vec<usize> = table
+            .key
+            .iter()
+            .filter_map(|k| batch.columns.iter().position(|c| c.eq_ignore_ascii_case(k)))
+            .collect();
+        if key_at.len() != table.key.len() {
+            failure = Some(LegacyError::Other(format!("{}: key column(s) {} not found", table.table, table.key.join(", "))));
+            break;
+        }
+        let keys: Vec<String> = batch
+            .rows
+            .iter()
+            .map(|row| {
+                let values = match row {
+                    ReadRow::Ok(values) | ReadRow::Bad { values, .. } => values,
+                };
+                key_text(&key_at.iter().map(|&i| &values[i]).collect::<Vec<_>>())
+            })
+            .collect();
+        let stored = store.hashes_of(&table.table, strategy, &keys).await?;
+        for (row, key) in batch.rows.into_iter().zip(keys) {
+            // A row that exists but cannot be read is not a delete.
+            seen.insert(row_hash(&[crate::model::Value::Text(key.clone())]));
+            let values = match row {
+                ReadRow::Ok(values) => values,
+                ReadRow::Bad { column, raw, reason, .. } => {
+                    emit(LegacyItem::Bad(BadLegacyRow {
+                        table: table.table.clone(),
+                        key,
+                        column: batch.columns[column].clone(),
+                        value: raw,
+                        reason,
+                    }))?;
+                    continue;
+                }
+            };
+            let hash = row_hash_i64(&values);
+            let op = match stored.get(&key) {
+                Some(h) if *h == hash => continue,
+                Some(_) => Op::Update,
+                None if first_pass => Op::Snapshot,
+                None => Op::Insert,
+            };
+            upserts.push(StoredHash { key: key.clone(), hash, version: None });
+            if mode == HashdiffMode::All {
+                emit(LegacyItem::Change(RowChange {
+                    table: name.clone(),
+                    op,
+                    before: None,
+                    after: Some(Row { columns: batch.columns.clone(), values }),
+                    position: Position::Legacy { version: version.clone(), key },
+                    commit_ts: None,
+                    xid: None,
+                    origin: None,
+                }))?;
+            }
+        }
+    }
+    drop(rx);
+    let conn = handle.await.map_err(|e| PollError::Legacy(LegacyError::Other(format!("reader thread: {e}"))))?;
+    if let Some(error) = failure {
+        return Err(PollError::Legacy(error));
+    }
+
+    let mut gone = Vec::new();
+    store
+        .stored_keys(&table.table, strategy, |key| {
+            if !seen.contains(&row_hash(&[crate::model::Value::Text(key.clone())])) {
+                gone.push(key);
+            }
+        })
+        .await?;
+    let key_columns: std::sync::Arc<[String]> = table.key.clone().into();
+    for key in &gone {
+        emit(LegacyItem::Change(RowChange {
+            table: name.clone(),
+            op: Op::Delete,
+            before: Some(Row { columns: key_columns.clone(), values: key_values(key) }),
+            after: None,
+            position: Position::Legacy { version: version.clone(), key: key.clone() },
+            commit_ts: None,
+            xid: None,
+            origin: None,
+        }))?;
+    }
+    let outcome =
+        SaveOutcome { watermark: None, upserts, deletes: gone, prune_before_version: None, scanned_at: Some(started) };
+    Ok((outcome, conn))
+}

@@ -1,0 +1,1 @@
+//! SQL Server access (being written).

@@ -1,0 +1,174 @@
+//! Legacy tables through ODBC: any database with a driver (MariaDB/MySQL, Progress, DB2,
+//! Pervasive, Oracle, PostgreSQL …).
+//!
+//! Rows are fetched in columnar blocks of text (one round trip per block, no per-cell calls),
+//! then converted by the column's declared type. A cell that cannot be read marks its row bad
+//! (for the dead-letter queue) without stopping the fetch.
+
+use std::sync::{Arc, OnceLock};
+
+use odbc_api::buffers::TextRowSet;
+use odbc_api::{Connection, ConnectionOptions, Cursor, Environment, IntoParameter, ResultSetMetadata};
+
+use super::convert::{convert, value_text, ColumnKind};
+use super::{Dialect, LegacyConnection, LegacyError, ReadRow, RowBatch};
+use crate::config::Secret;
+use crate::model::Value;
+
+/// Rows per fetched block: large enough to amortise driver round trips, small enough that a
+/// block of a wide table stays a few megabytes.
+const BATCH_ROWS: usize = 5000;
+/// Upper bound for one text cell. Longer values are refused (the truncation check) rather than
+/// silently cut.
+const MAX_TEXT_BYTES: usize = 8192;
+
+/// The ODBC environment lives as long as the process; connections borrow it.
+fn environment() -> Result<&'static Environment, LegacyError> {
+    static ENV: OnceLock<Environment> = OnceLock::new();
+    if let Some(env) = ENV.get() {
+        return Ok(env);
+    }
+    let env = Environment::new().map_err(|e| LegacyError::Other(format!("cannot start ODBC: {e}")))?;
+    Ok(ENV.get_or_init(|| env))
+}
+
+pub struct OdbcConnection {
+    connection: Connection<'static>,
+    dialect: Dialect,
+    /// The connection string without its password, for messages.
+    shown: String,
+}
+
+/// Hides `PWD=…`/`Password=…` values in a connection string.
+pub fn redact(connection_string: &str) -> String {
+    connection_string
+        .split(';')
+        .map(|part| match part.split_once('=') {
+            Some((k, _)) if k.trim().eq_ignore_ascii_case("pwd") || k.trim().eq_ignore_ascii_case("password") => {
+                format!("{k}=***")
+            }
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// SQLSTATEs worth retrying: connection failures (08…), timeouts (HYT0…), deadlocks and
+/// serialization failures (40001, 40P01).
+fn transient_state(error: &odbc_api::Error) -> bool {
+    match error {
+        odbc_api::Error::Diagnostics { record, .. } => {
+            let state = record.state.as_str();
+            state.starts_with("08") || state.starts_with("HYT") || state == "40001" || state == "40P01"
+        }
+        _ => false,
+    }
+}
+
+impl OdbcConnection {
+    /// Connects; `password` (from the config, never from the string itself) is appended as
+    /// `PWD={…}`.
+    pub fn connect(connection_string: &str, password: Option<&Secret>) -> Result<OdbcConnection, LegacyError> {
+        let shown = redact(connection_string);
+        let mut full = connection_string.trim_end_matches(';').to_string();
+        if let Some(password) = password {
+            // Braces let the password hold ';' and '='; a '}' inside is doubled.
+            full.push_str(&format!(";PWD={{{}}}", password.expose().replace('}', "}}")));
+        }
+        let connection = environment()?
+            .connect_with_connection_string(&full, ConnectionOptions::default())
+            .map_err(|e| LegacyError::Connect {
+                target: shown.clone(),
+                transient: transient_state(&e),
+                message: e.to_string().replace(&full, &shown),
+            })?;
+        let dialect = connection.database_management_system_name().map(|n| Dialect::from_dbms_name(&n)).unwrap_or(Dialect::Ansi);
+        Ok(OdbcConnection { connection, dialect, shown })
+    }
+
+    /// The connection string, password hidden.
+    pub fn target(&self) -> &str {
+        &self.shown
+    }
+}
+
+impl LegacyConnection for OdbcConnection {
+    fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    fn select(
+        &mut self,
+        table: &str,
+        sql: &str,
+        params: &[Value],
+        on_batch: &mut dyn FnMut(RowBatch) -> Result<(), LegacyError>,
+    ) -> Result<(), LegacyError> {
+        let query_error = |e: odbc_api::Error| LegacyError::Query {
+            table: table.to_string(),
+            sql: sql.to_string(),
+            transient: transient_state(&e),
+            message: e.to_string(),
+        };
+        // Bound as text: every driver converts text to the column's type for comparison, and
+        // the values never become part of the SQL.
+        let bound: Vec<_> = params
+            .iter()
+            .map(|v| if v.is_null() { None } else { Some(value_text(v)) }.into_parameter())
+            .collect();
+        let Some(mut cursor) = self.connection.execute(sql, &bound[..], None).map_err(query_error)? else {
+            return Ok(());
+        };
+        let count = cursor.num_result_cols().map_err(query_error)?;
+        let mut names = Vec::with_capacity(count as usize);
+        let mut kinds = Vec::with_capacity(count as usize);
+        for i in 1..=count as u16 {
+            names.push(cursor.col_name(i).map_err(query_error)?);
+            kinds.push(ColumnKind::from_odbc(&cursor.col_data_type(i).map_err(query_error)?));
+        }
+        let columns: Arc<[String]> = names.into();
+        let buffer = TextRowSet::for_cursor(BATCH_ROWS, &mut cursor, Some(MAX_TEXT_BYTES)).map_err(query_error)?;
+        let mut block = cursor.bind_buffer(buffer).map_err(query_error)?;
+        while let Some(batch) = block.fetch_with_truncation_check(true).map_err(query_error)? {
+            let mut rows = Vec::with_capacity(batch.num_rows());
+            for row in 0..batch.num_rows() {
+                let mut values = Vec::with_capacity(kinds.len());
+                let mut bad = None;
+                for (col, kind) in kinds.iter().enumerate() {
+                    match batch.at(col, row) {
+                        None => values.push(Value::Null),
+                        Some(raw) => match convert(*kind, raw) {
+                            Ok(value) => values.push(value),
+                            Err(reason) => {
+                                values.push(Value::Null);
+                                if bad.is_none() {
+                                    bad = Some((col, String::from_utf8_lossy(raw).into_owned(), reason));
+                                }
+                            }
+                        },
+                    }
+                }
+                rows.push(match bad {
+                    None => ReadRow::Ok(values),
+                    Some((column, raw, reason)) => ReadRow::Bad { values, column, raw, reason },
+                });
+            }
+            on_batch(RowBatch { columns: columns.clone(), rows })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            redact("Driver={MariaDB Unicode};Server=h;PWD=hunter2;User=u"),
+            "Driver={MariaDB Unicode};Server=h;PWD=***;User=u"
+        );
+        assert_eq!(redact("Password=x;"), "Password=***;");
+    }
+}

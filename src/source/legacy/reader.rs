@@ -1,0 +1,96 @@
+//! Reads rows on a blocking thread and hands them to the async side through a bounded channel,
+//! so the legacy fetch, the comparison with stored state and the state lookups overlap, and
+//! memory holds only a few batches whatever the table size.
+
+use tokio::sync::mpsc;
+
+use super::{LegacyConnection, LegacyError, LegacyTable, RowBatch};
+use crate::model::Value;
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub enum ReadPlan {
+    /// One query.
+    Query { sql: String, params: Vec<Value> },
+    /// The whole table in key order, `chunk_size` rows per query (keyset paging: each query
+    /// starts after the last key of the previous one, so no query holds the table for long).
+    KeysetScan { table: LegacyTable },
+}
+
+pub type Reader = (mpsc::Receiver<Result<RowBatch, LegacyError>>, tokio::task::JoinHandle<Box<dyn LegacyConnection>>);
+
+/// Starts reading; the connection comes back through the join handle when done.
+pub fn spawn(mut conn: Box<dyn LegacyConnection>, plan: ReadPlan) -> Reader {
+    let (tx, rx) = mpsc::channel(4);
+    let handle = tokio::task::spawn_blocking(move || {
+        let result = match &plan {
+            ReadPlan::Query { sql, params } => {
+                let table = table_of(sql);
+                conn.select(&table, sql, params, &mut |batch| send(&tx, batch))
+            }
+            ReadPlan::KeysetScan { table } => keyset_scan(conn.as_mut(), table, &tx),
+        };
+        if let Err(error) = result {
+            let _ = tx.blocking_send(Err(error));
+        }
+        conn
+    });
+    (rx, handle)
+}
+
+fn send(tx: &mpsc::Sender<Result<RowBatch, LegacyError>>, batch: RowBatch) -> Result<(), LegacyError> {
+    tx.blocking_send(Ok(batch)).map_err(|_| LegacyError::Other("reader stopped: the poll was abandoned".into()))
+}
+
+fn table_of(sql: &str) -> String {
+    let upper = sql.to_ascii_uppercase();
+    upper.find(" FROM ").and_then(|i| sql[i + 6..].split_whitespace().next()).unwrap_or("?").to_string()
+}
+
+fn keyset_scan(
+    conn: &mut dyn LegacyConnection,
+    table: &LegacyTable,
+    tx: &mpsc::Sender<Result<RowBatch, LegacyError>>,
+) -> Result<(), LegacyError> {
+    let dialect = conn.dialect();
+    let quoted_table = dialect.quote_table(&table.table);
+    let quoted_keys: Vec<String> = table.key.iter().map(|k| dialect.quote(k)).collect();
+    let order_by = quoted_keys.join(", ");
+    let first = dialect.limit(&format!("* FROM {quoted_table}"), &order_by, table.chunk_size);
+    let (after, binds) = dialect.keys_after(&quoted_keys);
+    let next = dialect.limit(&format!("* FROM {quoted_table} WHERE {after}"), &order_by, table.chunk_size);
+    let mut last_key: Option<Vec<Value>> = None;
+    loop {
+        let (sql, params) = match &last_key {
+            None => (&first, Vec::new()),
+            Some(key) => (&next, binds.iter().map(|&i| key[i].clone()).collect()),
+        };
+        let mut rows_in_chunk = 0usize;
+        let mut chunk_last: Option<Vec<Value>> = None;
+        conn.select(&table.table, sql, &params, &mut |batch| {
+            let positions: Vec<usize> =
+                table.key.iter().filter_map(|k| batch.columns.iter().position(|c| c.eq_ignore_ascii_case(k))).collect();
+            if let Some(last) = batch.rows.last() {
+                let values = match last {
+                    super::ReadRow::Ok(values) | super::ReadRow::Bad { values, .. } => values,
+                };
+                chunk_last = Some(positions.iter().map(|&p| values[p].clone()).collect());
+            }
+            rows_in_chunk += batch.rows.len();
+            send(tx, batch)
+        })?;
+        if rows_in_chunk < table.chunk_size {
+            return Ok(());
+        }
+        match chunk_last {
+            Some(key) if key.len() == table.key.len() && key.iter().all(|v| !v.is_null()) => last_key = Some(key),
+            _ => {
+                return Err(LegacyError::Other(format!(
+                    "{}: cannot page by key ({}): a key column is missing from the result or NULL",
+                    table.table,
+                    table.key.join(", ")
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The `timestamp` strategy: a modified-at column, the key as tie-breaker, and a safety window.
+//!
+//! A plain `modified_at > last_seen` poll loses rows: a transaction stamps its row when it
+//! writes it but may commit later, after a poll has already moved the watermark past that stamp.
+//! So every poll re-reads `safety_window` behind the watermark, and rows seen before are
+//! recognised by their fingerprint (kept for rows inside the window) and not emitted twice.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+
+use super::convert::value_text;
+use super::reader::{self, ReadPlan};
+use super::row_hash::row_hash_i64;
+use super::{key_text, BadLegacyRow, LegacyConnection, LegacyError, LegacyTable, ReadRow};
+use crate::model::{Op, Position, Row, RowChange, TableName, Value};
+use crate::state::{SaveOutcome, StateStore, StoredHash};
+
+use super::poller::{LegacyItem, PollError};
+
+const VERSION_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f";
+
+pub fn format_version(ts: &NaiveDateTime) -> String {
+    ts.format(VERSION_FORMAT).to_string()
+}
+
+fn parse_version(text: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text, VERSION_FORMAT).ok()
+}
+
+/// The query of one poll: everything from `since` on (or the whole table), oldest first.
+pub fn poll_sql(conn: &dyn LegacyConnection, table: &LegacyTable, column: &str, since: bool) -> String {
+    let d = conn.dialect();
+    let mut order = vec![d.quote(column)];
+    order.extend(table.key.iter().map(|k| d.quote(k)));
+    let filter = if since { format!(" WHERE {} >= ?", d.quote(column)) } else { String::new() };
+    format!("SELECT * FROM {}{filter} ORDER BY {}", d.quote_table(&table.table), order.join(", "))
+}
+
+/// One poll. Emits changed rows through `emit`; returns what acknowledging the poll saves.
+pub async fn poll(
+    conn: Box<dyn LegacyConnection>,
+    store: &StateStore,
+    table: &LegacyTable,
+    column: &str,
+    safety_window: Duration,
+    emit: &mut (dyn FnMut(LegacyItem) -> std::io::Result<()> + Send),
+) -> Result<(SaveOutcome, Box<dyn LegacyConnection>), PollError> {
+    let strategy = "timestamp";
+    let checkpoint = store.checkpoint(&table.table, strategy).await?;
+    let watermark = checkpoint.watermark.as_deref().and_then(parse_version);
+    let recent = store.all_hashes(&table.table, strategy).await?;
+    let window = chrono::Duration::from_std(safety_window).unwrap_or_else(|_| chrono::Duration::days(1));
+    let since = watermark.map(|w| w - window);
+    let sql = poll_sql(conn.as_ref(), table, column, since.is_some());
+    let params = since.map(|s| vec![Value::Timestamp(s)]).unwrap_or_default();
+    let (mut rx, handle) = reader::spawn(conn, ReadPlan::Query { sql, params });
+
+    let name = TableName::new("", table.table.clone());
+    let first_poll = watermark.is_none();
+    let mut newest = watermark;
+    let mut emitted: Vec<StoredHash> = Vec::new();
+    let mut failure = None;
+    while let Some(batch) = rx.recv().await {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        let find = |name: &str| batch.columns.iter().position(|c| c.eq_ignore_ascii_case(name));
+        let Some(ts_at) = find(column) else {
+            failure = Some(LegacyError::Other(format!("{}: column {column} (the timestamp column) not found", table.table)));
+            break;
+        };
+        let key_at: Vec<usize> = table.key.iter().filter_map(|k| find(k)).collect();
+        if key_at.len() != table.key.len() {
+            failure = Some(LegacyError::Other(format!("{}: key column(s) {} not found", table.table, table.key.join(", "))));
+            break;
+        }
+        for row in batch.rows {
+            let values = match row {
+                ReadRow::Ok(values) => values,
+                ReadRow::Bad { values, column, raw, reason } => {
+                    let key = key_text(&key_at.iter().map(|&i| &values[i]).collect::<Vec<_>>());
+                    emit(LegacyItem::Bad(BadLegacyRow {
+                        table: table.table.clone(),
+                        key,
+                        column: batch.columns[column].clone(),
+                        value: raw,
+                        reason,
+                    }))?;
+                    continue;
+                }
+            };
+            let key = key_text(&key_at.iter().map(|&i| &values[i]).collect::<Vec<_>>());
+            let hash = row_hash_i64(&values);
+            if recent.get(&key).is_some_and(|(stored, _)| *stored == hash) {
+                continue;
+            }
+            let stamp = match &values[ts_at] {
+                Value::Timestamp(ts) => Some(*ts),
+                Value::Date(d) => d.and_hms_opt(0, 0, 0),
+                _ => None,
+            };
+            if let Some(ts) = stamp {
+                newest = Some(newest.map_or(ts, |n| n.max(ts)));
+            }
+            let version = stamp.map(|ts| format_version(&ts)).unwrap_or_else(|| value_text(&values[ts_at]));
+            emitted.push(StoredHash { key: key.clone(), hash, version: Some(version.clone()) });
+            emit(LegacyItem::Change(RowChange {
+                table: name.clone(),
+                op: if first_poll { Op::Snapshot } else { Op::Update },
+                before: None,
+                after: Some(Row { columns: batch.columns.clone(), values }),
+                position: Position::Legacy { version, key },
+                commit_ts: None,
+                xid: None,
+                origin: None,
+            }))?;
+        }
+    }
+    drop(rx);
+    let conn = handle.await.map_err(|e| PollError::Legacy(LegacyError::Other(format!("reader thread: {e}"))))?;
+    if let Some(error) = failure {
+        return Err(PollError::Legacy(error));
+    }
+    // Only fingerprints inside the next poll's re-read window are worth keeping.
+    let keep_from = newest.map(|n| format_version(&(n - window)));
+    let upserts = match &keep_from {
+        Some(from) => emitted.into_iter().filter(|h| h.version.as_deref().is_some_and(|v| v >= from.as_str())).collect(),
+        None => emitted,
+    };
+    let outcome = SaveOutcome {
+        watermark: newest.map(|n| format_version(&n)),
+        upserts,
+        deletes: Vec::new(),
+        prune_before_version: keep_from,
+        scanned_at: None,
+    };
+    Ok((outcome, conn))
+}
+
+/// Stored fingerprints by key, as `all_hashes` returns them.
+pub type Recent = HashMap<String, (i64, Option<String>)>;

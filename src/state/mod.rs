@@ -1,0 +1,195 @@
+//! Control state in the `millrace` schema of a PostgreSQL database (`[state] url`, by default
+//! the Odoo database): legacy watermarks and row fingerprints, so a restart resumes where the
+//! last acknowledged poll stopped.
+
+use std::collections::HashMap;
+
+use tokio_postgres::Client;
+
+use crate::pg::{self, PgConnInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Connect(#[from] pg::ConnectError),
+    #[error("control state ({what}): {source}")]
+    Sql { what: &'static str, source: tokio_postgres::Error },
+}
+
+fn sql(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StateError {
+    move |source| StateError::Sql { what, source }
+}
+
+/// The schema, created and migrated idempotently.
+const MIGRATIONS: &str = "
+CREATE SCHEMA IF NOT EXISTS millrace;
+CREATE TABLE IF NOT EXISTS millrace.legacy_checkpoint (
+    table_name       text NOT NULL,
+    strategy         text NOT NULL,
+    watermark        text,
+    last_delete_scan timestamptz,
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (table_name, strategy)
+);
+CREATE TABLE IF NOT EXISTS millrace.legacy_row_hash (
+    table_name text NOT NULL,
+    strategy   text NOT NULL,
+    row_key    text NOT NULL,
+    row_hash   bigint NOT NULL,
+    version    text,
+    PRIMARY KEY (table_name, strategy, row_key)
+);
+";
+
+/// A table's saved progress.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checkpoint {
+    pub watermark: Option<String>,
+    pub last_delete_scan: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A fingerprint to store: the row key, its hash, and the version it was seen at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredHash {
+    pub key: String,
+    pub hash: i64,
+    pub version: Option<String>,
+}
+
+pub struct StateStore {
+    client: Client,
+}
+
+impl StateStore {
+    pub async fn connect(info: &PgConnInfo) -> Result<StateStore, StateError> {
+        let client = pg::connect(info).await?;
+        let store = StateStore { client };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn migrate(&self) -> Result<(), StateError> {
+        self.client.batch_execute(MIGRATIONS).await.map_err(sql("creating the millrace schema"))
+    }
+
+    pub async fn checkpoint(&self, table: &str, strategy: &str) -> Result<Checkpoint, StateError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT watermark, last_delete_scan FROM millrace.legacy_checkpoint WHERE table_name = $1 AND strategy = $2",
+                &[&table, &strategy],
+            )
+            .await
+            .map_err(sql("reading a checkpoint"))?;
+        Ok(row.map(|r| Checkpoint { watermark: r.get(0), last_delete_scan: r.get(1) }).unwrap_or_default())
+    }
+
+    /// Stored fingerprints of the given keys.
+    pub async fn hashes_of(&self, table: &str, strategy: &str, keys: &[String]) -> Result<HashMap<String, i64>, StateError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT row_key, row_hash FROM millrace.legacy_row_hash
+                  WHERE table_name = $1 AND strategy = $2 AND row_key = ANY($3)",
+                &[&table, &strategy, &keys],
+            )
+            .await
+            .map_err(sql("reading row fingerprints"))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Every stored fingerprint of a table (for the timestamp strategy's small re-read window).
+    pub async fn all_hashes(&self, table: &str, strategy: &str) -> Result<HashMap<String, (i64, Option<String>)>, StateError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT row_key, row_hash, version FROM millrace.legacy_row_hash WHERE table_name = $1 AND strategy = $2",
+                &[&table, &strategy],
+            )
+            .await
+            .map_err(sql("reading row fingerprints"))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect())
+    }
+
+    /// Every stored key of a table, in pages, for delete detection.
+    pub async fn stored_keys(&self, table: &str, strategy: &str, mut each: impl FnMut(String)) -> Result<(), StateError> {
+        let mut after = String::new();
+        loop {
+            let rows = self
+                .client
+                .query(
+                    "SELECT row_key FROM millrace.legacy_row_hash
+                      WHERE table_name = $1 AND strategy = $2 AND row_key > $3 ORDER BY row_key LIMIT 50000",
+                    &[&table, &strategy, &after],
+                )
+                .await
+                .map_err(sql("listing stored keys"))?;
+            let Some(last) = rows.last() else { return Ok(()) };
+            after = last.get(0);
+            let done = rows.len() < 50000;
+            for row in rows {
+                each(row.get(0));
+            }
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Saves a poll's outcome in one transaction: the watermark, the fingerprints to store and
+    /// remove, and (for the timestamp strategy) fingerprints older than `prune_before_version`.
+    pub async fn save(&mut self, table: &str, strategy: &str, outcome: &SaveOutcome) -> Result<(), StateError> {
+        let tx = self.client.transaction().await.map_err(sql("starting a state transaction"))?;
+        for chunk in outcome.upserts.chunks(10_000) {
+            let keys: Vec<&str> = chunk.iter().map(|h| h.key.as_str()).collect();
+            let hashes: Vec<i64> = chunk.iter().map(|h| h.hash).collect();
+            let versions: Vec<Option<&str>> = chunk.iter().map(|h| h.version.as_deref()).collect();
+            tx.execute(
+                "INSERT INTO millrace.legacy_row_hash (table_name, strategy, row_key, row_hash, version)
+                 SELECT $1, $2, k, h, v FROM unnest($3::text[], $4::bigint[], $5::text[]) AS u(k, h, v)
+                 ON CONFLICT (table_name, strategy, row_key) DO UPDATE SET row_hash = EXCLUDED.row_hash, version = EXCLUDED.version",
+                &[&table, &strategy, &keys, &hashes, &versions],
+            )
+            .await
+            .map_err(sql("storing row fingerprints"))?;
+        }
+        for chunk in outcome.deletes.chunks(10_000) {
+            tx.execute(
+                "DELETE FROM millrace.legacy_row_hash WHERE table_name = $1 AND strategy = $2 AND row_key = ANY($3)",
+                &[&table, &strategy, &chunk],
+            )
+            .await
+            .map_err(sql("removing row fingerprints"))?;
+        }
+        if let Some(before) = &outcome.prune_before_version {
+            tx.execute(
+                "DELETE FROM millrace.legacy_row_hash WHERE table_name = $1 AND strategy = $2 AND version < $3",
+                &[&table, &strategy, before],
+            )
+            .await
+            .map_err(sql("pruning row fingerprints"))?;
+        }
+        tx.execute(
+            "INSERT INTO millrace.legacy_checkpoint (table_name, strategy, watermark, last_delete_scan)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (table_name, strategy) DO UPDATE
+                SET watermark = COALESCE(EXCLUDED.watermark, millrace.legacy_checkpoint.watermark),
+                    last_delete_scan = COALESCE(EXCLUDED.last_delete_scan, millrace.legacy_checkpoint.last_delete_scan),
+                    updated_at = now()",
+            &[&table, &strategy, &outcome.watermark, &outcome.scanned_at],
+        )
+        .await
+        .map_err(sql("saving a checkpoint"))?;
+        tx.commit().await.map_err(sql("committing state"))
+    }
+}
+
+/// What acknowledging a poll writes.
+#[derive(Debug, Clone, Default)]
+pub struct SaveOutcome {
+    pub watermark: Option<String>,
+    pub upserts: Vec<StoredHash>,
+    pub deletes: Vec<String>,
+    pub prune_before_version: Option<String>,
+    pub scanned_at: Option<chrono::DateTime<chrono::Utc>>,
+}
