@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use std::time::Duration;
+
 use crate::model::TableName;
 use crate::pg::{PgConnInfo, PgConnInfoError};
+use crate::source::legacy::{LegacyTable, Strategy};
 
 /// A configuration problem: the CLI exits with code 2 on these.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +59,59 @@ impl fmt::Display for Secret {
 /// The whole configuration, after environment overrides and validation.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub odoo: OdooConfig,
+    odoo: Option<OdooConfig>,
+    legacy: Option<LegacyConfig>,
+    /// Where the control state lives (`[state] url`); the Odoo database by default.
+    state: Option<PgConnInfo>,
+}
+
+impl Config {
+    /// The `[odoo]` section, or a configuration error saying it is missing.
+    pub fn odoo(&self) -> Result<&OdooConfig, ConfigError> {
+        self.odoo.as_ref().ok_or(ConfigError::Invalid {
+            field: "odoo.url",
+            message: "missing; set it in the [odoo] section or MILLRACE_ODOO_URL".into(),
+        })
+    }
+
+    /// The `[legacy]` section, or a configuration error saying it is missing.
+    pub fn legacy(&self) -> Result<&LegacyConfig, ConfigError> {
+        self.legacy.as_ref().ok_or(ConfigError::Invalid {
+            field: "legacy.connection_string",
+            message: "missing; set it in the [legacy] section or MILLRACE_LEGACY_CONNECTION_STRING".into(),
+        })
+    }
+
+    /// The control-state database: `[state] url`, else the Odoo database.
+    pub fn state(&self) -> Result<&PgConnInfo, ConfigError> {
+        match (&self.state, &self.odoo) {
+            (Some(state), _) => Ok(state),
+            (None, Some(odoo)) => Ok(&odoo.conn),
+            (None, None) => Err(ConfigError::Invalid {
+                field: "state.url",
+                message: "missing: the control state needs a PostgreSQL database ([state] url, MILLRACE_STATE_URL, or [odoo] url)".into(),
+            }),
+        }
+    }
+}
+
+/// Which protocol reaches the legacy database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyKind {
+    Odbc,
+    Mssql,
+}
+
+/// `[legacy]`: the legacy ERP's database and the tables polled in it.
+#[derive(Debug, Clone)]
+pub struct LegacyConfig {
+    pub kind: LegacyKind,
+    /// ODBC connection string, or ADO.NET string for SQL Server. A password in it is accepted
+    /// but better kept in `password`/`password_file`/`MILLRACE_LEGACY_PASSWORD`.
+    pub connection_string: String,
+    pub password: Option<Secret>,
+    pub poll_interval: Duration,
+    pub tables: Vec<LegacyTable>,
 }
 
 /// `[odoo]`: the Odoo PostgreSQL database and its replication slot.
@@ -76,6 +131,39 @@ pub struct OdooConfig {
 struct RawConfig {
     #[serde(default)]
     odoo: RawOdoo,
+    legacy: Option<RawLegacy>,
+    #[serde(default)]
+    state: RawState,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLegacy {
+    kind: Option<String>,
+    connection_string: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    poll_interval: Option<String>,
+    #[serde(default)]
+    tables: Vec<RawLegacyTable>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLegacyTable {
+    table: String,
+    key: Vec<String>,
+    strategy: String,
+    column: Option<String>,
+    safety_window: Option<String>,
+    delete_scan_interval: Option<String>,
+    chunk_size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,7 +200,7 @@ impl Config {
             Ok(text) => toml::from_str::<RawConfig>(&text)
                 .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                if env.var("MILLRACE_ODOO_URL").is_none() {
+                if env.var("MILLRACE_ODOO_URL").is_none() && env.var("MILLRACE_LEGACY_CONNECTION_STRING").is_none() {
                     return Err(ConfigError::Missing { path: path.to_path_buf() });
                 }
                 RawConfig::default()
@@ -130,35 +218,158 @@ impl Config {
     }
 
     fn from_raw(raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigError> {
-        let o = raw.odoo;
-        let url = env.var("MILLRACE_ODOO_URL").or(o.url).ok_or(ConfigError::Invalid {
-            field: "odoo.url",
-            message: "missing; set it in the [odoo] section or MILLRACE_ODOO_URL".into(),
-        })?;
-        let mut conn = PgConnInfo::parse(&url).map_err(|source| ConfigError::Url { field: "odoo.url", source })?;
-        let password = resolve_password(
-            "odoo.password_file",
-            env.var("MILLRACE_ODOO_PASSWORD").or(o.password),
-            env.var("MILLRACE_ODOO_PASSWORD_FILE").map(PathBuf::from).or(o.password_file),
-        )?;
-        if let Some(password) = password {
-            conn.password = Some(password);
+        let odoo = match env.var("MILLRACE_ODOO_URL").or(raw.odoo.url.clone()) {
+            Some(url) => Some(odoo_from_raw(url, raw.odoo, env)?),
+            None => None,
+        };
+        let legacy = legacy_from_raw(raw.legacy.unwrap_or_default(), env)?;
+        let state = match env.var("MILLRACE_STATE_URL").or(raw.state.url) {
+            Some(url) => {
+                Some(PgConnInfo::parse(&url).map_err(|source| ConfigError::Url { field: "state.url", source })?)
+            }
+            None => None,
+        };
+        if odoo.is_none() && legacy.is_none() {
+            return Err(ConfigError::Invalid {
+                field: "odoo.url",
+                message: "missing; set it in the [odoo] section or MILLRACE_ODOO_URL".into(),
+            });
         }
-        let slot = env.var("MILLRACE_ODOO_SLOT").or(o.slot).unwrap_or_else(|| "millrace".into());
-        let publication = env.var("MILLRACE_ODOO_PUBLICATION").or(o.publication).unwrap_or_else(|| "millrace".into());
-        check_identifier("odoo.slot", &slot, true)?;
-        check_identifier("odoo.publication", &publication, false)?;
-        let tables: Vec<String> = match env.var("MILLRACE_ODOO_TABLES") {
-            Some(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
-            None => o.tables.unwrap_or_default(),
-        };
-        let tables = tables.iter().map(|t| TableName::parse(t)).collect();
-        let streaming = match env.var("MILLRACE_ODOO_STREAMING") {
-            Some(v) => parse_bool("MILLRACE_ODOO_STREAMING", &v)?,
-            None => o.streaming.unwrap_or(true),
-        };
-        Ok(Config { odoo: OdooConfig { conn, slot, publication, tables, streaming } })
+        Ok(Config { odoo, legacy, state })
     }
+}
+
+fn odoo_from_raw(url: String, o: RawOdoo, env: &dyn Env) -> Result<OdooConfig, ConfigError> {
+    let mut conn = PgConnInfo::parse(&url).map_err(|source| ConfigError::Url { field: "odoo.url", source })?;
+    let password = resolve_password(
+        "odoo.password_file",
+        env.var("MILLRACE_ODOO_PASSWORD").or(o.password),
+        env.var("MILLRACE_ODOO_PASSWORD_FILE").map(PathBuf::from).or(o.password_file),
+    )?;
+    if let Some(password) = password {
+        conn.password = Some(password);
+    }
+    let slot = env.var("MILLRACE_ODOO_SLOT").or(o.slot).unwrap_or_else(|| "millrace".into());
+    let publication = env.var("MILLRACE_ODOO_PUBLICATION").or(o.publication).unwrap_or_else(|| "millrace".into());
+    check_identifier("odoo.slot", &slot, true)?;
+    check_identifier("odoo.publication", &publication, false)?;
+    let tables: Vec<String> = match env.var("MILLRACE_ODOO_TABLES") {
+        Some(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+        None => o.tables.unwrap_or_default(),
+    };
+    let tables = tables.iter().map(|t| TableName::parse(t)).collect();
+    let streaming = match env.var("MILLRACE_ODOO_STREAMING") {
+        Some(v) => parse_bool("MILLRACE_ODOO_STREAMING", &v)?,
+        None => o.streaming.unwrap_or(true),
+    };
+    Ok(OdooConfig { conn, slot, publication, tables, streaming })
+}
+
+fn legacy_from_raw(l: RawLegacy, env: &dyn Env) -> Result<Option<LegacyConfig>, ConfigError> {
+    let Some(connection_string) = env.var("MILLRACE_LEGACY_CONNECTION_STRING").or(l.connection_string) else {
+        if !l.tables.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "legacy.connection_string",
+                message: "missing, but [[legacy.tables]] are configured".into(),
+            });
+        }
+        return Ok(None);
+    };
+    let kind = match env.var("MILLRACE_LEGACY_KIND").or(l.kind).as_deref().unwrap_or("odbc") {
+        "odbc" => LegacyKind::Odbc,
+        "mssql" => LegacyKind::Mssql,
+        other => {
+            return Err(ConfigError::Invalid {
+                field: "legacy.kind",
+                message: format!("{other:?} is not odbc or mssql"),
+            })
+        }
+    };
+    let password = resolve_password(
+        "legacy.password_file",
+        env.var("MILLRACE_LEGACY_PASSWORD").or(l.password),
+        env.var("MILLRACE_LEGACY_PASSWORD_FILE").map(PathBuf::from).or(l.password_file),
+    )?;
+    let poll_interval = match env.var("MILLRACE_LEGACY_POLL_INTERVAL").or(l.poll_interval) {
+        Some(text) => parse_duration("legacy.poll_interval", &text)?,
+        None => Duration::from_secs(1),
+    };
+    let mut tables = Vec::new();
+    for (i, t) in l.tables.into_iter().enumerate() {
+        tables.push(legacy_table(i, t, kind)?);
+    }
+    Ok(Some(LegacyConfig { kind, connection_string, password, poll_interval, tables }))
+}
+
+fn legacy_table(index: usize, t: RawLegacyTable, kind: LegacyKind) -> Result<LegacyTable, ConfigError> {
+    // Field names in errors point at the entry: legacy.tables[2] (ITEM_MASTER).column.
+    let invalid = |what: &str, message: String| ConfigError::Invalid {
+        field: "legacy.tables",
+        message: format!("[{index}] ({}) {what}: {message}", t.table),
+    };
+    if t.key.is_empty() {
+        return Err(invalid("key", "must name at least one column".into()));
+    }
+    let duration = |what: &'static str, text: &Option<String>| -> Result<Option<Duration>, ConfigError> {
+        text.as_deref().map(|v| parse_duration(what, v)).transpose()
+    };
+    let strategy = match t.strategy.as_str() {
+        "timestamp" => Strategy::Timestamp {
+            column: t
+                .column
+                .clone()
+                .ok_or_else(|| invalid("column", "the timestamp strategy needs the modified-at column".into()))?,
+            safety_window: duration("legacy.tables.safety_window", &t.safety_window)?
+                .unwrap_or(Duration::from_secs(600)),
+        },
+        "hashdiff" => Strategy::Hashdiff { chunk_size: t.chunk_size.unwrap_or(10_000) },
+        "rowversion" | "change_tracking" if kind != LegacyKind::Mssql => {
+            return Err(invalid("strategy", format!("{} needs kind = \"mssql\"", t.strategy)));
+        }
+        "rowversion" => Strategy::Rowversion {
+            column: t
+                .column
+                .clone()
+                .ok_or_else(|| invalid("column", "the rowversion strategy needs the rowversion column".into()))?,
+        },
+        "change_tracking" => Strategy::ChangeTracking,
+        other => {
+            return Err(invalid(
+                "strategy",
+                format!("{other:?} is not timestamp, hashdiff, rowversion or change_tracking"),
+            ))
+        }
+    };
+    let chunk_size = t.chunk_size.unwrap_or(10_000);
+    if chunk_size == 0 {
+        return Err(invalid("chunk_size", "must be at least 1".into()));
+    }
+    Ok(LegacyTable {
+        table: t.table.clone(),
+        key: t.key.clone(),
+        strategy,
+        delete_scan_interval: duration("legacy.tables.delete_scan_interval", &t.delete_scan_interval)?,
+        chunk_size,
+    })
+}
+
+/// `500ms`, `30s`, `10m`, `2h`, `1d`, or a bare number of seconds.
+pub fn parse_duration(field: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad =
+        || ConfigError::Invalid { field, message: format!("{text:?} is not a duration (e.g. 500ms, 30s, 10m, 2h)") };
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 fn parse_bool(field: &'static str, value: &str) -> Result<bool, ConfigError> {
@@ -231,11 +442,11 @@ mod tests {
             &env,
         )
         .unwrap();
-        assert_eq!(cfg.odoo.slot, "other_slot");
-        assert_eq!(cfg.odoo.tables[0], TableName::new("public", "stock_move"));
-        assert_eq!(cfg.odoo.tables[1], TableName::new("mrp", "x"));
-        assert_eq!(cfg.odoo.conn.password.as_ref().map(Secret::expose), Some("s3cr3t-pw"));
-        let printed = format!("{cfg:?} {}", cfg.odoo.conn);
+        assert_eq!(cfg.odoo().unwrap().slot, "other_slot");
+        assert_eq!(cfg.odoo().unwrap().tables[0], TableName::new("public", "stock_move"));
+        assert_eq!(cfg.odoo().unwrap().tables[1], TableName::new("mrp", "x"));
+        assert_eq!(cfg.odoo().unwrap().conn.password.as_ref().map(Secret::expose), Some("s3cr3t-pw"));
+        let printed = format!("{cfg:?} {}", cfg.odoo().unwrap().conn);
         assert!(!printed.contains("s3cr3t-pw"), "{printed}");
     }
 
@@ -247,7 +458,7 @@ mod tests {
         let env = MapEnv(HashMap::new());
         let text = format!("[odoo]\nurl = \"postgres://u@h/db\"\npassword_file = {:?}\n", path);
         let cfg = Config::from_toml(&text, &env).unwrap();
-        assert_eq!(cfg.odoo.conn.password.unwrap().expose(), "from-file");
+        assert_eq!(cfg.odoo().unwrap().conn.password.as_ref().unwrap().expose(), "from-file");
     }
 
     #[test]

@@ -9,3 +9,4 @@ pub mod model;
 pub mod ops;
 pub mod pg;
 pub mod source;
+pub mod state;

@@ -23,7 +23,10 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum SourceArg {
+    /// Odoo's PostgreSQL database, through logical replication.
     Odoo,
+    /// The legacy ERP's tables, by polling.
+    Legacy,
 }
 
 #[derive(Subcommand)]
@@ -59,7 +62,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // One thread drives everything: the work is a pipeline of I/O waits, and a multi-threaded
+    // runtime spent more time handing wake-ups between threads than decoding.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("millrace: cannot start the async runtime: {error}");
@@ -86,9 +91,17 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
     };
     let config = Config::load(&path, explicit, &ProcessEnv)?;
     match cli.command {
-        Command::Setup { print_sql } => cmd::setup::run(&config, print_sql).await?,
-        Command::Tail { json, ack, until_caught_up, source: SourceArg::Odoo } => {
-            cmd::tail::run(&config, cmd::tail::TailOptions { json, ack, until_caught_up }).await?;
+        Command::Setup { print_sql } => cmd::setup::run(config.odoo()?, print_sql).await?,
+        Command::Tail { json, ack, until_caught_up, source } => {
+            let options = cmd::tail::TailOptions { json, ack, until_caught_up };
+            match source {
+                SourceArg::Odoo => {
+                    cmd::tail::run(config.odoo()?, options).await?;
+                }
+                SourceArg::Legacy => {
+                    cmd::tail_legacy::run(config.legacy()?, config.state()?, options).await?;
+                }
+            }
         }
     }
     Ok(())

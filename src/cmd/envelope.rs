@@ -12,13 +12,16 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, 
 
 use crate::model::{Position, Row, RowChange, Value};
 
+/// A column list and its pre-written `"name":` keys.
+type ColumnKeys = (Arc<[String]>, Vec<Vec<u8>>);
+
 /// Writes changes as JSON lines. Keeps what repeats from one change to the next: the escaped
 /// `"column":` keys of each table, and the commit timestamp of the current transaction.
 #[derive(Default)]
 pub struct EnvelopeWriter {
     /// Per column list (shared by every row of a relation): the pre-written `"name":` keys. The
     /// `Arc` is kept so its address, the map key, cannot be reused by another list.
-    keys: HashMap<usize, (Arc<[String]>, Vec<Vec<u8>>)>,
+    keys: HashMap<usize, ColumnKeys>,
     commit_ts: Option<(DateTime<Utc>, Vec<u8>)>,
 }
 
@@ -253,9 +256,9 @@ fn write_time(out: &mut impl Write, t: &NaiveTime) -> io::Result<()> {
     let nanos = t.nanosecond() % 1_000_000_000;
     let (digits, mut value) = if nanos == 0 {
         (0, 0)
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         (3, nanos / 1_000_000)
-    } else if nanos % 1000 == 0 {
+    } else if nanos.is_multiple_of(1000) {
         (6, nanos / 1000)
     } else {
         (9, nanos)

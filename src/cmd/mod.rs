@@ -3,6 +3,7 @@
 pub mod envelope;
 pub mod setup;
 pub mod tail;
+pub mod tail_legacy;
 
 /// How a command failed, which decides the exit code: 2 for usage and configuration, 1 otherwise.
 #[derive(Debug, thiserror::Error)]

@@ -4,20 +4,16 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::config::Config;
+use crate::config::OdooConfig;
 use crate::source::odoo::setup;
 
-pub async fn run(config: &Config, print_sql: bool) -> anyhow::Result<()> {
-    let client = crate::pg::connect(&config.odoo.conn).await?;
-    let steps = setup::plan(&client, &config.odoo).await?;
+pub async fn run(odoo: &OdooConfig, print_sql: bool) -> anyhow::Result<()> {
+    let client = crate::pg::connect(&odoo.conn).await?;
+    let steps = setup::plan(&client, odoo).await?;
     let mut out = std::io::stdout().lock();
     if print_sql {
         if steps.is_empty() {
-            writeln!(
-                out,
-                "-- nothing to do: publication {} and slot {} are in place",
-                config.odoo.publication, config.odoo.slot
-            )?;
+            writeln!(out, "-- nothing to do: publication {} and slot {} are in place", odoo.publication, odoo.slot)?;
         }
         for step in &steps {
             writeln!(out, "{}", step.sql())?;
@@ -26,11 +22,7 @@ pub async fn run(config: &Config, print_sql: bool) -> anyhow::Result<()> {
     }
     setup::apply(&client, &steps).await.context("setup failed part-way; it is safe to run again")?;
     if steps.is_empty() {
-        writeln!(
-            out,
-            "publication {} and slot {} already in place; nothing to do",
-            config.odoo.publication, config.odoo.slot
-        )?;
+        writeln!(out, "publication {} and slot {} already in place; nothing to do", odoo.publication, odoo.slot)?;
     } else {
         for step in &steps {
             writeln!(out, "done: {}", step.sql())?;

@@ -11,7 +11,7 @@ use chrono::Utc;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::envelope;
-use crate::config::Config;
+use crate::config::OdooConfig;
 use crate::source::odoo::{OdooStream, OdooStreamConfig, StreamItem};
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,17 +32,14 @@ pub struct TailSummary {
     pub bad_rows: u64,
 }
 
-pub async fn run(config: &Config, options: TailOptions) -> anyhow::Result<TailSummary> {
-    let mut stream_config =
-        OdooStreamConfig::new(config.odoo.conn.clone(), &config.odoo.slot, &config.odoo.publication);
-    stream_config.streaming = config.odoo.streaming;
+pub async fn run(odoo: &OdooConfig, options: TailOptions) -> anyhow::Result<TailSummary> {
+    let mut stream_config = OdooStreamConfig::new(odoo.conn.clone(), &odoo.slot, &odoo.publication);
+    stream_config.streaming = odoo.streaming;
     let mut stream = match OdooStream::open(stream_config).await {
         Ok(stream) => stream,
         Err(error) => {
             let hint = if error.is_missing_slot() { " (run `millrace setup` first)" } else { "" };
-            return Err(
-                anyhow::Error::new(error).context(format!("cannot stream from slot {}{hint}", config.odoo.slot))
-            );
+            return Err(anyhow::Error::new(error).context(format!("cannot stream from slot {}{hint}", odoo.slot)));
         }
     };
     tracing::info!(target_lsn = %stream.caught_up_target(), until_caught_up = options.until_caught_up, ack = options.ack, "tailing");

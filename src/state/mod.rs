@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS millrace.legacy_row_hash (
 /// A table's saved progress.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checkpoint {
+    /// Whether a poll of this table was ever acknowledged (an empty table leaves no watermark).
+    pub exists: bool,
     pub watermark: Option<String>,
     pub last_delete_scan: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -81,11 +83,18 @@ impl StateStore {
             )
             .await
             .map_err(sql("reading a checkpoint"))?;
-        Ok(row.map(|r| Checkpoint { watermark: r.get(0), last_delete_scan: r.get(1) }).unwrap_or_default())
+        Ok(row
+            .map(|r| Checkpoint { exists: true, watermark: r.get(0), last_delete_scan: r.get(1) })
+            .unwrap_or_default())
     }
 
     /// Stored fingerprints of the given keys.
-    pub async fn hashes_of(&self, table: &str, strategy: &str, keys: &[String]) -> Result<HashMap<String, i64>, StateError> {
+    pub async fn hashes_of(
+        &self,
+        table: &str,
+        strategy: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, i64>, StateError> {
         let rows = self
             .client
             .query(
@@ -99,7 +108,11 @@ impl StateStore {
     }
 
     /// Every stored fingerprint of a table (for the timestamp strategy's small re-read window).
-    pub async fn all_hashes(&self, table: &str, strategy: &str) -> Result<HashMap<String, (i64, Option<String>)>, StateError> {
+    pub async fn all_hashes(
+        &self,
+        table: &str,
+        strategy: &str,
+    ) -> Result<HashMap<String, (i64, Option<String>)>, StateError> {
         let rows = self
             .client
             .query(
@@ -112,7 +125,12 @@ impl StateStore {
     }
 
     /// Every stored key of a table, in pages, for delete detection.
-    pub async fn stored_keys(&self, table: &str, strategy: &str, mut each: impl FnMut(String)) -> Result<(), StateError> {
+    pub async fn stored_keys(
+        &self,
+        table: &str,
+        strategy: &str,
+        mut each: impl FnMut(String),
+    ) -> Result<(), StateError> {
         let mut after = String::new();
         loop {
             let rows = self

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
+pub mod legacy;
+
 /// The superuser URL of the test server (`.dev/env` exports it).
 pub fn admin_url() -> String {
     std::env::var("MILLRACE_TEST_PG_URL").unwrap_or_else(|_| {

@@ -59,9 +59,7 @@ pub fn convert(kind: ColumnKind, raw: &[u8]) -> Result<Value, String> {
     Ok(match kind {
         ColumnKind::Text => Value::Text(text.to_owned()),
         ColumnKind::Int => Value::Int(text.trim().parse().map_err(|_| invalid("not an integer"))?),
-        ColumnKind::Decimal => {
-            Value::Decimal(text.trim().parse::<Decimal>().map_err(|e| invalid(&e.to_string()))?)
-        }
+        ColumnKind::Decimal => Value::Decimal(text.trim().parse::<Decimal>().map_err(|e| invalid(&e.to_string()))?),
         ColumnKind::Float => Value::Float(text.trim().parse().map_err(|_| invalid("not a number"))?),
         ColumnKind::Bool => match text.trim() {
             "1" | "t" | "true" | "T" | "TRUE" | "Y" => Value::Bool(true),
@@ -70,9 +68,9 @@ pub fn convert(kind: ColumnKind, raw: &[u8]) -> Result<Value, String> {
         },
         ColumnKind::Bytes => Value::Bytes(parse_hex(text.trim()).ok_or_else(|| invalid("not hex"))?),
         ColumnKind::Date => Value::Date(parse_date(text.trim()).ok_or_else(|| invalid("not a valid date"))?),
-        ColumnKind::Time => Value::Time(
-            NaiveTime::parse_from_str(text.trim(), "%H:%M:%S%.f").map_err(|_| invalid("not a valid time"))?,
-        ),
+        ColumnKind::Time => {
+            Value::Time(NaiveTime::parse_from_str(text.trim(), "%H:%M:%S%.f").map_err(|_| invalid("not a valid time"))?)
+        }
         ColumnKind::Timestamp => {
             Value::Timestamp(parse_timestamp(text.trim()).ok_or_else(|| invalid("not a valid date and time"))?)
         }
@@ -96,7 +94,7 @@ fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
 
 fn parse_hex(text: &str) -> Option<Vec<u8>> {
     let text = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).unwrap_or(text);
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()

@@ -32,7 +32,7 @@ pub async fn pass(
     let strategy = "hashdiff";
     let started = chrono::Utc::now();
     let version = started.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    let first_pass = store.checkpoint(&table.table, strategy).await?.last_delete_scan.is_none();
+    let first_pass = !store.checkpoint(&table.table, strategy).await?.exists;
     let (mut rx, handle) = reader::spawn(conn, ReadPlan::KeysetScan { table: table.clone() });
     let name = TableName::new("", table.table.clone());
     // Keys seen by this pass, as 64-bit fingerprints: 8 bytes a row however wide the key.
@@ -47,13 +47,11 @@ pub async fn pass(
                 break;
             }
         };
-        let key_at: Vec<usize> = table
-            .key
-            .iter()
-            .filter_map(|k| batch.columns.iter().position(|c| c.eq_ignore_ascii_case(k)))
-            .collect();
+        let key_at: Vec<usize> =
+            table.key.iter().filter_map(|k| batch.columns.iter().position(|c| c.eq_ignore_ascii_case(k))).collect();
         if key_at.len() != table.key.len() {
-            failure = Some(LegacyError::Other(format!("{}: key column(s) {} not found", table.table, table.key.join(", "))));
+            failure =
+                Some(LegacyError::Other(format!("{}: key column(s) {} not found", table.table, table.key.join(", "))));
             break;
         }
         let keys: Vec<String> = batch

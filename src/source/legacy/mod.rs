@@ -12,6 +12,7 @@ pub mod hashdiff;
 pub mod mssql;
 pub mod odbc;
 pub mod poller;
+pub mod reader;
 pub mod row_hash;
 pub mod timestamp;
 
@@ -176,7 +177,12 @@ impl LegacyError {
 pub enum ReadRow {
     Ok(Vec<Value>),
     /// The other cells are still read (`Null` where they failed), so the key can be reported.
-    Bad { values: Vec<Value>, column: usize, raw: String, reason: String },
+    Bad {
+        values: Vec<Value>,
+        column: usize,
+        raw: String,
+        reason: String,
+    },
 }
 
 /// Rows read by one fetch, sharing their column names.
@@ -230,7 +236,9 @@ pub fn key_values(text: &str) -> Vec<Value> {
         Ok(values) => values
             .into_iter()
             .map(|v| match v {
-                serde_json::Value::Number(n) => n.as_i64().map(Value::Int).unwrap_or_else(|| Value::Text(n.to_string())),
+                serde_json::Value::Number(n) => {
+                    n.as_i64().map(Value::Int).unwrap_or_else(|| Value::Text(n.to_string()))
+                }
                 serde_json::Value::String(s) => Value::Text(s),
                 serde_json::Value::Null => Value::Null,
                 other => Value::Text(other.to_string()),
@@ -257,10 +265,7 @@ mod tests {
         let (clause, binds) = Dialect::MsSql.keys_after(&keys);
         assert_eq!(clause, "([A] > ?) OR ([A] = ? AND [B] > ?) OR ([A] = ? AND [B] = ? AND [C] > ?)");
         assert_eq!(binds, vec![0, 0, 1, 0, 1, 2]);
-        assert_eq!(
-            Dialect::MsSql.limit("* FROM [T]", "[A]", 10),
-            "SELECT TOP (10) * FROM [T] ORDER BY [A]"
-        );
+        assert_eq!(Dialect::MsSql.limit("* FROM [T]", "[A]", 10), "SELECT TOP (10) * FROM [T] ORDER BY [A]");
         assert_eq!(Dialect::MySql.limit("* FROM `T`", "`A`", 10), "SELECT * FROM `T` ORDER BY `A` LIMIT 10");
     }
 

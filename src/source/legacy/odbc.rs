@@ -39,6 +39,22 @@ pub struct OdbcConnection {
     shown: String,
 }
 
+/// Bytes to reserve for one cell's text. Drivers under-report some display sizes (MariaDB's
+/// for `DATETIME(6)` leaves out the fraction), so fixed-format types get room for their longest
+/// text; character data gets its declared UTF-8 length up to [`MAX_TEXT_BYTES`].
+fn text_buffer_len(kind: ColumnKind, data_type: &odbc_api::DataType) -> usize {
+    match kind {
+        ColumnKind::Int | ColumnKind::Bool => 24,
+        ColumnKind::Float => 40,
+        ColumnKind::Date => 16,
+        ColumnKind::Time => 24,
+        ColumnKind::Timestamp => 40,
+        ColumnKind::Decimal => data_type.column_size().map_or(80, |p| p.get() + 3).min(MAX_TEXT_BYTES),
+        ColumnKind::Bytes => data_type.column_size().map_or(MAX_TEXT_BYTES, |n| n.get() * 2 + 2).min(MAX_TEXT_BYTES),
+        ColumnKind::Text => data_type.utf8_len().map_or(MAX_TEXT_BYTES, |n| n.get()).min(MAX_TEXT_BYTES),
+    }
+}
+
 /// Hides `PWD=…`/`Password=…` values in a connection string.
 pub fn redact(connection_string: &str) -> String {
     connection_string
@@ -75,14 +91,16 @@ impl OdbcConnection {
             // Braces let the password hold ';' and '='; a '}' inside is doubled.
             full.push_str(&format!(";PWD={{{}}}", password.expose().replace('}', "}}")));
         }
-        let connection = environment()?
-            .connect_with_connection_string(&full, ConnectionOptions::default())
-            .map_err(|e| LegacyError::Connect {
-                target: shown.clone(),
-                transient: transient_state(&e),
-                message: e.to_string().replace(&full, &shown),
+        let connection =
+            environment()?.connect_with_connection_string(&full, ConnectionOptions::default()).map_err(|e| {
+                LegacyError::Connect {
+                    target: shown.clone(),
+                    transient: transient_state(&e),
+                    message: e.to_string().replace(&full, &shown),
+                }
             })?;
-        let dialect = connection.database_management_system_name().map(|n| Dialect::from_dbms_name(&n)).unwrap_or(Dialect::Ansi);
+        let dialect =
+            connection.database_management_system_name().map(|n| Dialect::from_dbms_name(&n)).unwrap_or(Dialect::Ansi);
         Ok(OdbcConnection { connection, dialect, shown })
     }
 
@@ -112,22 +130,24 @@ impl LegacyConnection for OdbcConnection {
         };
         // Bound as text: every driver converts text to the column's type for comparison, and
         // the values never become part of the SQL.
-        let bound: Vec<_> = params
-            .iter()
-            .map(|v| if v.is_null() { None } else { Some(value_text(v)) }.into_parameter())
-            .collect();
+        let bound: Vec<_> =
+            params.iter().map(|v| if v.is_null() { None } else { Some(value_text(v)) }.into_parameter()).collect();
         let Some(mut cursor) = self.connection.execute(sql, &bound[..], None).map_err(query_error)? else {
             return Ok(());
         };
         let count = cursor.num_result_cols().map_err(query_error)?;
         let mut names = Vec::with_capacity(count as usize);
         let mut kinds = Vec::with_capacity(count as usize);
+        let mut lengths = Vec::with_capacity(count as usize);
         for i in 1..=count as u16 {
             names.push(cursor.col_name(i).map_err(query_error)?);
-            kinds.push(ColumnKind::from_odbc(&cursor.col_data_type(i).map_err(query_error)?));
+            let data_type = cursor.col_data_type(i).map_err(query_error)?;
+            let kind = ColumnKind::from_odbc(&data_type);
+            kinds.push(kind);
+            lengths.push(text_buffer_len(kind, &data_type));
         }
         let columns: Arc<[String]> = names.into();
-        let buffer = TextRowSet::for_cursor(BATCH_ROWS, &mut cursor, Some(MAX_TEXT_BYTES)).map_err(query_error)?;
+        let buffer = TextRowSet::from_max_str_lens(BATCH_ROWS, lengths).map_err(query_error)?;
         let mut block = cursor.bind_buffer(buffer).map_err(query_error)?;
         while let Some(batch) = block.fetch_with_truncation_check(true).map_err(query_error)? {
             let mut rows = Vec::with_capacity(batch.num_rows());

@@ -58,7 +58,7 @@ pub async fn poll(
     let (mut rx, handle) = reader::spawn(conn, ReadPlan::Query { sql, params });
 
     let name = TableName::new("", table.table.clone());
-    let first_poll = watermark.is_none();
+    let first_poll = !checkpoint.exists;
     let mut newest = watermark;
     let mut emitted: Vec<StoredHash> = Vec::new();
     let mut failure = None;
@@ -72,12 +72,14 @@ pub async fn poll(
         };
         let find = |name: &str| batch.columns.iter().position(|c| c.eq_ignore_ascii_case(name));
         let Some(ts_at) = find(column) else {
-            failure = Some(LegacyError::Other(format!("{}: column {column} (the timestamp column) not found", table.table)));
+            failure =
+                Some(LegacyError::Other(format!("{}: column {column} (the timestamp column) not found", table.table)));
             break;
         };
         let key_at: Vec<usize> = table.key.iter().filter_map(|k| find(k)).collect();
         if key_at.len() != table.key.len() {
-            failure = Some(LegacyError::Other(format!("{}: key column(s) {} not found", table.table, table.key.join(", "))));
+            failure =
+                Some(LegacyError::Other(format!("{}: key column(s) {} not found", table.table, table.key.join(", "))));
             break;
         }
         for row in batch.rows {
@@ -130,7 +132,9 @@ pub async fn poll(
     // Only fingerprints inside the next poll's re-read window are worth keeping.
     let keep_from = newest.map(|n| format_version(&(n - window)));
     let upserts = match &keep_from {
-        Some(from) => emitted.into_iter().filter(|h| h.version.as_deref().is_some_and(|v| v >= from.as_str())).collect(),
+        Some(from) => {
+            emitted.into_iter().filter(|h| h.version.as_deref().is_some_and(|v| v >= from.as_str())).collect()
+        }
         None => emitted,
     };
     let outcome = SaveOutcome {

@@ -656,7 +656,6 @@ mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
-    use serde_json::json;
 
     use super::*;
     use crate::source::odoo::pgoutput::{Relation, RelationColumn, ReplicaIdentity};

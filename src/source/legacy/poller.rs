@@ -1,0 +1,162 @@
+//! Runs each table's strategy, keeps the legacy connection (reconnecting after transient
+//! faults), and hands back what acknowledging the poll saves. Nothing is saved here: the caller
+//! saves a poll's outcome only once its changes are handled, so a crash re-reads them.
+
+use std::time::Duration;
+
+use super::hashdiff::{self, HashdiffMode};
+use super::odbc::OdbcConnection;
+use super::{BadLegacyRow, LegacyConnection, LegacyError, LegacyTable, Strategy};
+use crate::config::{LegacyConfig, LegacyKind};
+use crate::model::RowChange;
+use crate::pg::PgConnInfo;
+use crate::state::{SaveOutcome, StateError, StateStore};
+
+/// What a poll hands out, one at a time.
+#[derive(Debug)]
+pub enum LegacyItem {
+    Change(RowChange),
+    Bad(BadLegacyRow),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error(transparent)]
+    Legacy(#[from] LegacyError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// One table's outcome, to save on acknowledgement.
+#[derive(Debug, Clone)]
+pub struct PendingSave {
+    pub table: String,
+    pub strategy: &'static str,
+    pub outcome: SaveOutcome,
+}
+
+pub struct LegacyPoller {
+    config: LegacyConfig,
+    conn: Option<Box<dyn LegacyConnection>>,
+    store: StateStore,
+    reconnects: u64,
+}
+
+impl LegacyPoller {
+    pub async fn open(config: &LegacyConfig, state: &PgConnInfo) -> Result<LegacyPoller, PollError> {
+        let store = StateStore::connect(state).await?;
+        Ok(LegacyPoller { config: config.clone(), conn: None, store, reconnects: 0 })
+    }
+
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    async fn connection(&mut self) -> Result<Box<dyn LegacyConnection>, LegacyError> {
+        if let Some(conn) = self.conn.take() {
+            return Ok(conn);
+        }
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || -> Result<Box<dyn LegacyConnection>, LegacyError> {
+            Ok(match config.kind {
+                LegacyKind::Odbc => {
+                    Box::new(OdbcConnection::connect(&config.connection_string, config.password.as_ref())?)
+                }
+                LegacyKind::Mssql => Box::new(super::mssql::MssqlConnection::connect(
+                    &config.connection_string,
+                    config.password.as_ref().map(|p| p.expose()),
+                )?),
+            })
+        })
+        .await
+        .map_err(|e| LegacyError::Other(format!("connect thread: {e}")))?
+    }
+
+    /// Polls every table once. Transient faults (lost connection, deadlock, timeout) are
+    /// retried with backoff; other failures end the poll with the error.
+    pub async fn poll_once(
+        &mut self,
+        emit: &mut (dyn FnMut(LegacyItem) -> std::io::Result<()> + Send),
+    ) -> Result<Vec<PendingSave>, PollError> {
+        let mut saves = Vec::new();
+        for table in self.config.tables.clone() {
+            saves.extend(self.poll_table_with_retry(&table, emit).await?);
+        }
+        Ok(saves)
+    }
+
+    async fn poll_table_with_retry(
+        &mut self,
+        table: &LegacyTable,
+        emit: &mut (dyn FnMut(LegacyItem) -> std::io::Result<()> + Send),
+    ) -> Result<Vec<PendingSave>, PollError> {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.poll_table(table, emit).await {
+                Err(PollError::Legacy(error)) if error.is_transient() => {
+                    self.conn = None;
+                    self.reconnects += 1;
+                    tracing::warn!(table = %table.table, %error, retry_in_ms = delay.as_millis() as u64, "legacy database unavailable; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn poll_table(
+        &mut self,
+        table: &LegacyTable,
+        emit: &mut (dyn FnMut(LegacyItem) -> std::io::Result<()> + Send),
+    ) -> Result<Vec<PendingSave>, PollError> {
+        let mut saves = Vec::new();
+        let conn = self.connection().await?;
+        let conn = match &table.strategy {
+            Strategy::Timestamp { column, safety_window } => {
+                let (outcome, conn) =
+                    super::timestamp::poll(conn, &self.store, table, column, *safety_window, emit).await?;
+                saves.push(PendingSave { table: table.table.clone(), strategy: "timestamp", outcome });
+                conn
+            }
+            Strategy::Hashdiff { .. } => {
+                let (outcome, conn) = hashdiff::pass(conn, &self.store, table, HashdiffMode::All, emit).await?;
+                saves.push(PendingSave { table: table.table.clone(), strategy: "hashdiff", outcome });
+                conn
+            }
+            Strategy::Rowversion { .. } | Strategy::ChangeTracking => {
+                let (save, conn) = super::mssql::poll_with_state(conn, &self.store, table, emit).await?;
+                saves.push(save);
+                conn
+            }
+        };
+        self.conn = Some(conn);
+        if let Some(interval) = table.delete_scan_interval {
+            if !matches!(table.strategy, Strategy::Hashdiff { .. }) && self.delete_scan_due(table, interval).await? {
+                let conn = self.connection().await?;
+                let (outcome, conn) = hashdiff::pass(conn, &self.store, table, HashdiffMode::DeletesOnly, emit).await?;
+                saves.push(PendingSave { table: table.table.clone(), strategy: "hashdiff", outcome });
+                self.conn = Some(conn);
+            }
+        }
+        Ok(saves)
+    }
+
+    async fn delete_scan_due(&self, table: &LegacyTable, interval: Duration) -> Result<bool, PollError> {
+        let checkpoint = self.store.checkpoint(&table.table, "hashdiff").await?;
+        Ok(match checkpoint.last_delete_scan {
+            None => true,
+            Some(at) => (chrono::Utc::now() - at).to_std().map(|elapsed| elapsed >= interval).unwrap_or(true),
+        })
+    }
+
+    /// Saves what a poll found, once its changes are handled.
+    pub async fn save(&mut self, saves: &[PendingSave]) -> Result<(), PollError> {
+        for save in saves {
+            self.store.save(&save.table, save.strategy, &save.outcome).await?;
+        }
+        Ok(())
+    }
+}
