@@ -103,6 +103,21 @@ impl SourceSystem {
 }
 
 impl RowChange {
+    /// A change read from a legacy table: no transaction id, commit time or origin, and a
+    /// position made of the change-detection version and the row key.
+    pub fn legacy(table: &str, op: Op, before: Option<Row>, after: Option<Row>, version: String, key: String) -> Self {
+        RowChange {
+            table: TableName::new("", table),
+            op,
+            before,
+            after,
+            position: Position::Legacy { version, key },
+            commit_ts: None,
+            xid: None,
+            origin: None,
+        }
+    }
+
     /// Which system the change came from.
     pub fn system(&self) -> SourceSystem {
         match self.position {

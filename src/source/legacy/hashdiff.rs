@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use super::reader::{self, ReadPlan};
 use super::row_hash::{row_hash, row_hash_i64};
 use super::{key_text, key_values, BadLegacyRow, LegacyConnection, LegacyError, LegacyTable, ReadRow};
-use crate::model::{Op, Position, Row, RowChange, TableName};
+use crate::model::{Op, Row, RowChange};
 use crate::state::{SaveOutcome, StateStore, StoredHash};
 
 use super::poller::{LegacyItem, PollError};
@@ -34,7 +34,6 @@ pub async fn pass(
     let version = started.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     let first_pass = !store.checkpoint(&table.table, strategy).await?.exists;
     let (mut rx, handle) = reader::spawn(conn, ReadPlan::KeysetScan { table: table.clone() });
-    let name = TableName::new("", table.table.clone());
     // Keys seen by this pass, as 64-bit fingerprints: 8 bytes a row however wide the key.
     let mut seen: HashSet<u64> = HashSet::new();
     let mut upserts = Vec::new();
@@ -90,16 +89,8 @@ pub async fn pass(
             };
             upserts.push(StoredHash { key: key.clone(), hash, version: None });
             if mode == HashdiffMode::All {
-                emit(LegacyItem::Change(RowChange {
-                    table: name.clone(),
-                    op,
-                    before: None,
-                    after: Some(Row { columns: batch.columns.clone(), values }),
-                    position: Position::Legacy { version: version.clone(), key },
-                    commit_ts: None,
-                    xid: None,
-                    origin: None,
-                }))?;
+                let after = Some(Row { columns: batch.columns.clone(), values });
+                emit(LegacyItem::Change(RowChange::legacy(&table.table, op, None, after, version.clone(), key)))?;
             }
         }
     }
@@ -119,16 +110,15 @@ pub async fn pass(
         .await?;
     let key_columns: std::sync::Arc<[String]> = table.key.clone().into();
     for key in &gone {
-        emit(LegacyItem::Change(RowChange {
-            table: name.clone(),
-            op: Op::Delete,
-            before: Some(Row { columns: key_columns.clone(), values: key_values(key) }),
-            after: None,
-            position: Position::Legacy { version: version.clone(), key: key.clone() },
-            commit_ts: None,
-            xid: None,
-            origin: None,
-        }))?;
+        let before = Some(Row { columns: key_columns.clone(), values: key_values(key) });
+        emit(LegacyItem::Change(RowChange::legacy(
+            &table.table,
+            Op::Delete,
+            before,
+            None,
+            version.clone(),
+            key.clone(),
+        )))?;
     }
     let outcome =
         SaveOutcome { watermark: None, upserts, deletes: gone, prune_before_version: None, scanned_at: Some(started) };

@@ -1545,12 +1545,13 @@ async fn on_blocking_thread<T: Send + 'static>(
 /// read of a large table never sits in memory) and emits what `decode` makes of each batch.
 async fn stream_changes(
     conn: Box<dyn LegacyConnection>,
+    table: &str,
     sql: String,
     params: Vec<Value>,
     mut decode: impl FnMut(RowBatch) -> Result<Decoded, LegacyError>,
     emit: Emit<'_>,
 ) -> Result<Box<dyn LegacyConnection>, PollError> {
-    let (mut rx, handle) = reader::spawn(conn, ReadPlan::Query { sql, params });
+    let (mut rx, handle) = reader::spawn(conn, ReadPlan::Query { table: table.to_string(), sql, params });
     let mut failure = None;
     while let Some(batch) = rx.recv().await {
         match batch.and_then(&mut decode) {
@@ -1608,7 +1609,7 @@ pub async fn poll_with_state(
             })
             .await?;
             let (mut decoder, sql, params) = RowversionDecoder::new(table, &columns, last, bound)?;
-            let conn = stream_changes(conn, sql, params, |batch| decoder.decode(batch), emit).await?;
+            let conn = stream_changes(conn, &table.table, sql, params, |batch| decoder.decode(batch), emit).await?;
             (decoder.newest, conn)
         }
         Strategy::ChangeTracking => {
@@ -1627,7 +1628,8 @@ pub async fn poll_with_state(
                     (poll.version, conn)
                 }
                 ChangeTrackingStart::Read { decoder, sql, params, last, current } => {
-                    let conn = stream_changes(conn, sql, params, |batch| decoder.decode(batch), emit).await?;
+                    let conn =
+                        stream_changes(conn, &table.table, sql, params, |batch| decoder.decode(batch), emit).await?;
                     let name = table.table.clone();
                     let (check, conn) = on_blocking_thread(conn, move |c| check_version(c, &name, last)).await?;
                     if check != ChangeTrackingCheck::Ok {

@@ -10,8 +10,8 @@ use crate::model::Value;
 /// What to read.
 #[derive(Debug, Clone)]
 pub enum ReadPlan {
-    /// One query.
-    Query { sql: String, params: Vec<Value> },
+    /// One query; `table` names the table in errors.
+    Query { table: String, sql: String, params: Vec<Value> },
     /// The whole table in key order, `chunk_size` rows per query (keyset paging: each query
     /// starts after the last key of the previous one, so no query holds the table for long).
     KeysetScan { table: LegacyTable },
@@ -24,10 +24,7 @@ pub fn spawn(mut conn: Box<dyn LegacyConnection>, plan: ReadPlan) -> Reader {
     let (tx, rx) = mpsc::channel(4);
     let handle = tokio::task::spawn_blocking(move || {
         let result = match &plan {
-            ReadPlan::Query { sql, params } => {
-                let table = table_of(sql);
-                conn.select(&table, sql, params, &mut |batch| send(&tx, batch))
-            }
+            ReadPlan::Query { table, sql, params } => conn.select(table, sql, params, &mut |batch| send(&tx, batch)),
             ReadPlan::KeysetScan { table } => keyset_scan(conn.as_mut(), table, &tx),
         };
         if let Err(error) = result {
@@ -40,11 +37,6 @@ pub fn spawn(mut conn: Box<dyn LegacyConnection>, plan: ReadPlan) -> Reader {
 
 fn send(tx: &mpsc::Sender<Result<RowBatch, LegacyError>>, batch: RowBatch) -> Result<(), LegacyError> {
     tx.blocking_send(Ok(batch)).map_err(|_| LegacyError::Other("reader stopped: the poll was abandoned".into()))
-}
-
-fn table_of(sql: &str) -> String {
-    let upper = sql.to_ascii_uppercase();
-    upper.find(" FROM ").and_then(|i| sql[i + 6..].split_whitespace().next()).unwrap_or("?").to_string()
 }
 
 fn keyset_scan(

@@ -14,7 +14,7 @@ use super::convert::value_text;
 use super::reader::{self, ReadPlan};
 use super::row_hash::row_hash_i64;
 use super::{key_text, BadLegacyRow, LegacyConnection, LegacyError, LegacyTable, ReadRow};
-use crate::model::{Op, Position, Row, RowChange, TableName, Value};
+use crate::model::{Op, Row, RowChange, Value};
 use crate::state::{SaveOutcome, StateStore, StoredHash};
 
 use super::poller::{LegacyItem, PollError};
@@ -55,9 +55,8 @@ pub async fn poll(
     let since = watermark.map(|w| w - window);
     let sql = poll_sql(conn.as_ref(), table, column, since.is_some());
     let params = since.map(|s| vec![Value::Timestamp(s)]).unwrap_or_default();
-    let (mut rx, handle) = reader::spawn(conn, ReadPlan::Query { sql, params });
+    let (mut rx, handle) = reader::spawn(conn, ReadPlan::Query { table: table.table.clone(), sql, params });
 
-    let name = TableName::new("", table.table.clone());
     let first_poll = !checkpoint.exists;
     let mut newest = watermark;
     let mut emitted: Vec<StoredHash> = Vec::new();
@@ -112,16 +111,14 @@ pub async fn poll(
             }
             let version = stamp.map(|ts| format_version(&ts)).unwrap_or_else(|| value_text(&values[ts_at]));
             emitted.push(StoredHash { key: key.clone(), hash, version: Some(version.clone()) });
-            emit(LegacyItem::Change(RowChange {
-                table: name.clone(),
-                op: if first_poll { Op::Snapshot } else { Op::Update },
-                before: None,
-                after: Some(Row { columns: batch.columns.clone(), values }),
-                position: Position::Legacy { version, key },
-                commit_ts: None,
-                xid: None,
-                origin: None,
-            }))?;
+            emit(LegacyItem::Change(RowChange::legacy(
+                &table.table,
+                if first_poll { Op::Snapshot } else { Op::Update },
+                None,
+                Some(Row { columns: batch.columns.clone(), values }),
+                version,
+                key,
+            )))?;
         }
     }
     drop(rx);
