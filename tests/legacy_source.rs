@@ -200,3 +200,26 @@ async fn undecodable_values_are_reported_with_table_key_column_and_value_and_the
     let (records, _) = poll(&config, true);
     assert!(records.iter().all(|r| r["op"] != "d"), "{records:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_that_is_not_utf8_is_reported_not_garbled() {
+    // A Latin-1 legacy database read with a Latin-1 client character set: the driver hands over
+    // the raw bytes, and 'é' (0xE9) is not UTF-8.
+    let maria = MariaDb::create("latin1");
+    let state = TestDb::create("latin1_state").await;
+    maria.exec("CREATE TABLE CUSTOMER (CUST_NO CHAR(8) NOT NULL PRIMARY KEY, NAME VARCHAR(40)) CHARACTER SET latin1");
+    maria.exec("INSERT INTO CUSTOMER VALUES ('C1', 'Plain'), ('C2', 'Café Müller')");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &maria,
+        &state,
+        "[[legacy.tables]]\ntable = \"CUSTOMER\"\nkey = [\"CUST_NO\"]\nstrategy = \"hashdiff\"\n",
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace("Database=", "CHARSET=latin1;Database=");
+    std::fs::write(&config, text).unwrap();
+    let (records, stderr) = poll(&config, true);
+    assert_eq!(ops(&records), vec![("r".to_string(), r#"["C1"]"#.to_string())]);
+    assert!(stderr.contains("CUSTOMER") && stderr.contains(r#"["C2"]"#) && stderr.contains("NAME"), "{stderr}");
+    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
+}
