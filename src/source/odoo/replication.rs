@@ -480,11 +480,13 @@ impl ReplicationConnection {
                     }
                 }
             }
-            b'c' => {
+            // CopyDone; or, from a walsender of a server shutting down, CommandComplete without
+            // CopyDone: either way the stream is over.
+            b'c' | b'C' => {
                 self.in_copy = false;
                 Ok(Some(ReplicationEvent::End))
             }
-            b'N' => Ok(None),
+            b'N' | b'Z' => Ok(None),
             b'E' => Err(self.server_error(&body)),
             other => Err(self.unexpected(other, "replication stream")),
         }

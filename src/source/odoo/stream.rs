@@ -121,6 +121,8 @@ pub struct OdooStream {
     txn: Option<Txn>,
     /// Commit LSN of the last transaction handed out completely.
     last_delivered: Lsn,
+    /// Its end LSN: once acknowledged, nothing handed out is waiting.
+    last_delivered_end: Lsn,
     /// A transaction cut short by a lost connection: its commit LSN and how many changes went out.
     partial: Option<(Lsn, u64)>,
     acked: Lsn,
@@ -148,6 +150,7 @@ impl OdooStream {
             replay: None,
             txn: None,
             last_delivered: Lsn::ZERO,
+            last_delivered_end: Lsn::ZERO,
             partial: None,
             acked: Lsn::ZERO,
             received: Lsn::ZERO,
@@ -302,14 +305,33 @@ impl OdooStream {
         }
     }
 
-    /// Tells the server what has been acknowledged. Write and flush are both the acknowledged
-    /// position: reporting less than the server has sent makes it send a keepalive as soon as it
-    /// is idle, which is how [`StreamItem::CaughtUp`] is detected without waiting.
+    /// Tells the server where we are.
+    ///
+    /// - flush (what the slot may advance to): nothing (an invalid position) until something is
+    ///   acknowledged; then the acknowledged position, or — when every transaction handed out is
+    ///   acknowledged and none is in progress — everything received, since no change lies in
+    ///   between (PostgreSQL's own apply worker does the same).
+    /// - write: the flush position until the stream has caught up, so that the server, seeing us
+    ///   behind, sends a keepalive with its position as soon as it is idle (that is how
+    ///   [`StreamItem::CaughtUp`] is detected without waiting); afterwards everything received,
+    ///   so a server shutting down sees us caught up and need not wait for us.
     async fn send_status(&mut self, reply_requested: bool) -> Result<(), ReplicationError> {
         self.next_status = Instant::now() + self.config.status_interval;
-        let acked = self.acked;
+        let idle = self.txn.is_none()
+            && self.spills.is_empty()
+            && self.replay.is_none()
+            && self.pending.is_empty()
+            && self.streaming_xid.is_none();
+        let flush = if self.acked == Lsn::ZERO {
+            Lsn::ZERO
+        } else if idle && self.acked >= self.last_delivered_end {
+            self.acked.max(self.received)
+        } else {
+            self.acked
+        };
+        let write = if self.caught_up_sent && idle { self.received.max(flush) } else { flush };
         match self.conn.as_mut() {
-            Some(conn) => conn.send_status(acked, acked, acked, reply_requested).await,
+            Some(conn) => conn.send_status(write, flush, flush, reply_requested).await,
             None => Ok(()),
         }
     }
@@ -450,6 +472,7 @@ impl OdooStream {
             return None;
         }
         self.last_delivered = commit_lsn;
+        self.last_delivered_end = end_lsn;
         Some(StreamItem::Commit { xid: txn.and_then(|t| t.xid), commit_lsn, end_lsn, commit_ts })
     }
 
