@@ -5,7 +5,7 @@
 //! So every poll re-reads `safety_window` behind the watermark, and rows seen before are
 //! recognised by their fingerprint (kept for rows inside the window) and not emitted twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -59,7 +59,10 @@ pub async fn poll(
 
     let first_poll = !checkpoint.exists;
     let mut newest = watermark;
-    let mut emitted: Vec<StoredHash> = Vec::new();
+    // Fingerprints of emitted rows still inside the re-read window. Rows arrive oldest first, so
+    // those that fall out of the window leave from the front: a first read of a large table does
+    // not hold a fingerprint per row.
+    let mut emitted: VecDeque<(NaiveDateTime, StoredHash)> = VecDeque::new();
     let mut failure = None;
     while let Some(batch) = rx.recv().await {
         let batch = match batch {
@@ -110,7 +113,12 @@ pub async fn poll(
                 newest = Some(newest.map_or(ts, |n| n.max(ts)));
             }
             let version = stamp.map(|ts| format_version(&ts)).unwrap_or_else(|| value_text(&values[ts_at]));
-            emitted.push(StoredHash { key: key.clone(), hash, version: Some(version.clone()) });
+            if let (Some(ts), Some(newest)) = (stamp, newest) {
+                emitted.push_back((ts, StoredHash { key: key.clone(), hash, version: Some(version.clone()) }));
+                while emitted.front().is_some_and(|(at, _)| *at < newest - window) {
+                    emitted.pop_front();
+                }
+            }
             emit(LegacyItem::Change(RowChange::legacy(
                 &table.table,
                 if first_poll { Op::Snapshot } else { Op::Update },
@@ -128,12 +136,7 @@ pub async fn poll(
     }
     // Only fingerprints inside the next poll's re-read window are worth keeping.
     let keep_from = newest.map(|n| format_version(&(n - window)));
-    let upserts = match &keep_from {
-        Some(from) => {
-            emitted.into_iter().filter(|h| h.version.as_deref().is_some_and(|v| v >= from.as_str())).collect()
-        }
-        None => emitted,
-    };
+    let upserts = emitted.into_iter().map(|(_, stored)| stored).collect();
     let outcome = SaveOutcome {
         watermark: newest.map(|n| format_version(&n)),
         upserts,
