@@ -63,6 +63,24 @@ pub struct Config {
     legacy: Option<LegacyConfig>,
     /// Where the control state lives (`[state] url`); the Odoo database by default.
     state: Option<PgConnInfo>,
+    pub sync: SyncConfig,
+}
+
+/// `[sync]`: the engine's settings.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// The mapping directory (`mappings`, relative to the config file's directory).
+    pub mappings: PathBuf,
+    /// The replication origin millrace's writes into Odoo run under.
+    pub origin: String,
+    /// How often parked changes and dead letters marked for retry are looked at.
+    pub retry_interval: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig { mappings: PathBuf::from("mappings"), origin: "millrace".into(), retry_interval: Duration::from_secs(2) }
+    }
 }
 
 impl Config {
@@ -134,6 +152,16 @@ struct RawConfig {
     legacy: Option<RawLegacy>,
     #[serde(default)]
     state: RawState,
+    #[serde(default)]
+    sync: RawSync,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    mappings: Option<PathBuf>,
+    origin: Option<String>,
+    retry_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -207,7 +235,13 @@ impl Config {
             }
             Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
         };
-        Config::from_raw(raw, env)
+        let mut config = Config::from_raw(raw, env)?;
+        if config.sync.mappings.is_relative() && env.var("MILLRACE_MAPPINGS").is_none() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                config.sync.mappings = dir.join(&config.sync.mappings);
+            }
+        }
+        Ok(config)
     }
 
     /// Parses TOML text (for tests and `check`).
@@ -235,7 +269,18 @@ impl Config {
                 message: "missing; set it in the [odoo] section or MILLRACE_ODOO_URL".into(),
             });
         }
-        Ok(Config { odoo, legacy, state })
+        let mut sync = SyncConfig::default();
+        if let Some(dir) = env.var("MILLRACE_MAPPINGS").map(PathBuf::from).or(raw.sync.mappings) {
+            sync.mappings = dir;
+        }
+        if let Some(origin) = raw.sync.origin {
+            check_identifier("sync.origin", &origin, false)?;
+            sync.origin = origin;
+        }
+        if let Some(interval) = raw.sync.retry_interval {
+            sync.retry_interval = parse_duration("sync.retry_interval", &interval)?;
+        }
+        Ok(Config { odoo, legacy, state, sync })
     }
 }
 

@@ -5,8 +5,11 @@
 
 pub mod cmd;
 pub mod config;
+pub mod mapping;
 pub mod model;
 pub mod ops;
 pub mod pg;
+pub mod sink;
 pub mod source;
 pub mod state;
+pub mod sync;

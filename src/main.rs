@@ -57,6 +57,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SourceArg::Odoo)]
         source: SourceArg,
     },
+    /// Run the sync service: both directions, until SIGTERM or SIGINT (then drain and exit 0).
+    ///
+    /// Example: millrace --config millrace.toml run
+    Run,
+    /// Validate the config and mappings against both live databases; exit 1 listing each problem.
+    Check,
+    /// Show, retry or discard dead-lettered changes.
+    Dlq {
+        #[command(subcommand)]
+        action: cmd::dlq::DlqAction,
+    },
+    /// Lag, positions, decisions, parked changes and dead letters.
+    Status {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -91,7 +108,11 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
     };
     let config = Config::load(&path, explicit, &ProcessEnv)?;
     match cli.command {
-        Command::Setup { print_sql } => cmd::setup::run(config.odoo()?, print_sql).await?,
+        Command::Setup { print_sql } => cmd::setup::run(&config, print_sql).await?,
+        Command::Run => cmd::run::run(&config).await?,
+        Command::Check => cmd::check::run(&config).await?,
+        Command::Dlq { action } => cmd::dlq::run(&config, action).await?,
+        Command::Status { json } => cmd::status::run(&config, json).await?,
         Command::Tail { json, ack, until_caught_up, source } => {
             let options = cmd::tail::TailOptions { json, ack, until_caught_up };
             match source {

@@ -1,7 +1,11 @@
 //! The commands behind the CLI, one file each. `main.rs` only parses arguments and calls these.
 
+pub mod check;
+pub mod dlq;
 pub mod envelope;
+pub mod run;
 pub mod setup;
+pub mod status;
 pub mod tail;
 pub mod tail_legacy;
 

@@ -1,16 +1,37 @@
-//! `millrace setup`: create the publication and the slot, or print what would be run.
+//! `millrace setup`: create the publication and the slot, the control schema and the replication
+//! origin millrace writes into Odoo under; or print what would be run.
 
 use std::io::Write;
 
 use anyhow::Context;
 
-use crate::config::OdooConfig;
+use crate::config::{Config, OdooConfig};
+use crate::mapping::Mappings;
+use crate::model::TableName;
 use crate::source::odoo::setup;
 
-pub async fn run(odoo: &OdooConfig, print_sql: bool) -> anyhow::Result<()> {
+/// The Odoo section with the tables the mappings read added to `odoo.tables`.
+pub fn odoo_with_mapped_tables(config: &Config) -> anyhow::Result<OdooConfig> {
+    let mut odoo = config.odoo()?.clone();
+    if config.sync.mappings.is_dir() {
+        let mappings = Mappings::load_dir(&config.sync.mappings)?;
+        for table in mappings.odoo_tables() {
+            let table = TableName::parse(&table);
+            if !odoo.tables.contains(&table) {
+                odoo.tables.push(table);
+            }
+        }
+    }
+    Ok(odoo)
+}
+
+pub async fn run(config: &Config, print_sql: bool) -> anyhow::Result<()> {
+    let odoo = odoo_with_mapped_tables(config)?;
+    let odoo = &odoo;
     let client = crate::pg::connect(&odoo.conn).await?;
     let steps = setup::plan(&client, odoo).await?;
     let mut out = std::io::stdout().lock();
+    let origin = &config.sync.origin;
     if print_sql {
         if steps.is_empty() {
             writeln!(out, "-- nothing to do: publication {} and slot {} are in place", odoo.publication, odoo.slot)?;
@@ -18,6 +39,8 @@ pub async fn run(odoo: &OdooConfig, print_sql: bool) -> anyhow::Result<()> {
         for step in &steps {
             writeln!(out, "{}", step.sql())?;
         }
+        writeln!(out, "-- and, idempotently: the control schema \"millrace\" (CREATE SCHEMA/TABLE IF NOT EXISTS …)")?;
+        writeln!(out, "SELECT pg_replication_origin_create('{origin}'); -- unless it exists")?;
         return Ok(());
     }
     setup::apply(&client, &steps).await.context("setup failed part-way; it is safe to run again")?;
@@ -28,5 +51,11 @@ pub async fn run(odoo: &OdooConfig, print_sql: bool) -> anyhow::Result<()> {
             writeln!(out, "done: {}", step.sql())?;
         }
     }
+    crate::state::StateStore::connect(config.state()?).await.context("creating the control schema")?;
+    client
+        .execute(crate::sink::postgres::CREATE_ORIGIN_SQL, &[origin])
+        .await
+        .with_context(|| format!("creating replication origin {origin} (needs superuser)"))?;
+    writeln!(out, "control schema millrace and replication origin {origin} in place")?;
     Ok(())
 }

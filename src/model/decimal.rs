@@ -40,6 +40,28 @@ impl Decimal {
         self.scale
     }
 
+    /// The same number without trailing fractional zeros (`1.5000` → `1.5`, `2.00` → `2`), so that
+    /// values from systems with different declared scales compare equal.
+    pub fn normalized(&self) -> Decimal {
+        let (mut mantissa, mut scale) = (self.mantissa, self.scale);
+        while scale > 0 && mantissa % 10 == 0 {
+            mantissa /= 10;
+            scale -= 1;
+        }
+        Decimal { mantissa, scale }
+    }
+
+    /// Rounds half away from zero to at most `places` fractional digits.
+    pub fn round_to(&self, places: u8) -> Decimal {
+        if self.scale <= places {
+            return *self;
+        }
+        let divisor = 10i128.pow(u32::from(self.scale - places));
+        let (q, r) = (self.mantissa / divisor, self.mantissa % divisor);
+        let q = if r.abs() * 2 >= divisor { q + self.mantissa.signum() } else { q };
+        Decimal { mantissa: q, scale: places }
+    }
+
     /// Approximate value, for metrics and comparisons that need no exactness.
     pub fn to_f64(&self) -> f64 {
         self.mantissa as f64 / 10f64.powi(i32::from(self.scale))

@@ -10,5 +10,5 @@ mod value;
 
 pub use decimal::{Decimal, DecimalError};
 pub use position::{Lsn, Position};
-pub use row_change::{Op, Row, RowChange, SourceSystem, TableName};
+pub use row_change::{quote_ident, Op, Row, RowChange, SourceSystem, TableName};
 pub use value::Value;

@@ -39,6 +39,88 @@ CREATE TABLE IF NOT EXISTS millrace.legacy_row_hash (
     version    text,
     PRIMARY KEY (table_name, strategy, row_key)
 );
+-- Sync engine (DESIGN §7). `system` is 'odoo' or 'legacy'; `key` is the canonical natural key
+-- as JSON text, e.g. [A100] written with double quotes.
+CREATE TABLE IF NOT EXISTS millrace.xref (
+    entity     text NOT NULL,
+    key        text NOT NULL,
+    system     text NOT NULL,
+    id         text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (entity, key, system)
+);
+CREATE INDEX IF NOT EXISTS xref_by_id ON millrace.xref (entity, system, id);
+-- What millrace believes each side holds for each key: the canonical record, its fingerprint,
+-- the position it was last seen or written at, whether millrace wrote it, and the fingerprint
+-- of a write in flight (recorded before the target commits, so its echo is recognised even if
+-- millrace dies before recording the write itself).
+CREATE TABLE IF NOT EXISTS millrace.known (
+    entity              text NOT NULL,
+    key                 text NOT NULL,
+    system              text NOT NULL,
+    record              jsonb,
+    fingerprint         bigint,
+    position            text,
+    written             boolean NOT NULL DEFAULT false,
+    pending_fingerprint bigint,
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (entity, key, system)
+);
+CREATE TABLE IF NOT EXISTS millrace.parked (
+    entity      text NOT NULL,
+    key         text NOT NULL,
+    source      text NOT NULL,
+    op          text NOT NULL,
+    record      jsonb,
+    position    text NOT NULL,
+    reason      text NOT NULL,
+    parked_at   timestamptz NOT NULL DEFAULT now(),
+    attempts    integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (entity, key, source)
+);
+CREATE TABLE IF NOT EXISTS millrace.dlq (
+    id          bigserial PRIMARY KEY,
+    entity      text NOT NULL,
+    key         text NOT NULL,
+    source      text NOT NULL,
+    op          text NOT NULL,
+    record      jsonb,
+    position    text NOT NULL,
+    field       text,
+    reason      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    status      text NOT NULL DEFAULT 'open',
+    resolved_at timestamptz,
+    resolution  text
+);
+CREATE INDEX IF NOT EXISTS dlq_open ON millrace.dlq (entity, key) WHERE status IN ('open', 'retry');
+CREATE TABLE IF NOT EXISTS millrace.conflict (
+    id         bigserial PRIMARY KEY,
+    entity     text NOT NULL,
+    key        text NOT NULL,
+    source     text NOT NULL,
+    fields     text[] NOT NULL,
+    policy     text NOT NULL,
+    record     jsonb,
+    position   text NOT NULL,
+    at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS millrace.decision_count (
+    entity    text NOT NULL,
+    source    text NOT NULL,
+    decision  text NOT NULL,
+    n         bigint NOT NULL DEFAULT 0,
+    last_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (entity, source, decision)
+);
+CREATE TABLE IF NOT EXISTS millrace.source_status (
+    source      text PRIMARY KEY,
+    position    text,
+    last_batch  timestamptz,
+    last_error  text,
+    error_at    timestamptz,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
 ";
 
 /// A table's saved progress.
@@ -58,6 +140,8 @@ pub struct StoredHash {
     pub version: Option<String>,
 }
 
+pub mod sync;
+
 pub struct StateStore {
     client: Client,
 }
@@ -68,6 +152,14 @@ impl StateStore {
         let store = StateStore { client };
         store.migrate().await?;
         Ok(store)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
     }
 
     pub async fn migrate(&self) -> Result<(), StateError> {

@@ -108,6 +108,55 @@ impl OdbcConnection {
     pub fn target(&self) -> &str {
         &self.shown
     }
+
+    /// Runs a statement that returns no rows, with text parameters; the number of rows it
+    /// changed when the driver tells.
+    pub fn execute_write(&mut self, sql: &str, params: &[Option<String>]) -> Result<Option<usize>, WriteError> {
+        let bound: Vec<_> = params.iter().map(|p| p.as_deref().into_parameter()).collect();
+        let mut statement = self.connection.preallocate().map_err(WriteError::from_odbc)?;
+        statement.execute(sql, &bound[..]).map_err(WriteError::from_odbc)?;
+        statement.row_count().map_err(WriteError::from_odbc)
+    }
+
+    /// Starts (false) or ends (true) manual transaction mode.
+    pub fn set_autocommit(&mut self, enabled: bool) -> Result<(), WriteError> {
+        self.connection.set_autocommit(enabled).map_err(WriteError::from_odbc)
+    }
+
+    pub fn commit(&mut self) -> Result<(), WriteError> {
+        self.connection.commit().map_err(WriteError::from_odbc)
+    }
+
+    pub fn rollback(&mut self) -> Result<(), WriteError> {
+        self.connection.rollback().map_err(WriteError::from_odbc)
+    }
+}
+
+/// A failed write, with the driver's SQLSTATE so the caller can tell bad data from an outage.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct WriteError {
+    /// Five-character SQLSTATE, or empty when the driver gave none.
+    pub state: String,
+    pub message: String,
+    pub transient: bool,
+}
+
+impl WriteError {
+    fn from_odbc(error: odbc_api::Error) -> WriteError {
+        let transient = transient_state(&error);
+        let state = match &error {
+            odbc_api::Error::Diagnostics { record, .. } => record.state.as_str().to_string(),
+            _ => String::new(),
+        };
+        WriteError { state, message: error.to_string(), transient }
+    }
+
+    /// The data itself is at fault (SQLSTATE class 22 data exception, 23 integrity constraint,
+    /// or MariaDB's HY000 for values it refuses): retrying cannot help, the change is dead-lettered.
+    pub fn is_data_error(&self) -> bool {
+        !self.transient && (self.state.starts_with("22") || self.state.starts_with("23") || self.state == "HY000")
+    }
 }
 
 impl LegacyConnection for OdbcConnection {

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -125,7 +127,9 @@ pub struct OdooStream {
     last_delivered_end: Lsn,
     /// A transaction cut short by a lost connection: its commit LSN and how many changes went out.
     partial: Option<(Lsn, u64)>,
-    acked: Lsn,
+    /// What the caller has acknowledged; shared so that another task can acknowledge while this
+    /// one waits for the server (see [`OdooStream::ack_handle`]).
+    acked: Arc<AtomicU64>,
     received: Lsn,
     target: Lsn,
     caught_up_sent: bool,
@@ -152,7 +156,7 @@ impl OdooStream {
             last_delivered: Lsn::ZERO,
             last_delivered_end: Lsn::ZERO,
             partial: None,
-            acked: Lsn::ZERO,
+            acked: Arc::new(AtomicU64::new(0)),
             received: Lsn::ZERO,
             target: Lsn::ZERO,
             caught_up_sent: false,
@@ -178,9 +182,17 @@ impl OdooStream {
 
     /// Marks everything up to `end_lsn` as handled: the slot may advance to it.
     pub fn ack(&mut self, end_lsn: Lsn) {
-        if end_lsn > self.acked {
-            self.acked = end_lsn;
-        }
+        self.acked.fetch_max(end_lsn.0, Ordering::SeqCst);
+    }
+
+    /// A handle through which another task acknowledges positions: the stream reads it each time
+    /// it reports to the server.
+    pub fn ack_handle(&self) -> Arc<AtomicU64> {
+        self.acked.clone()
+    }
+
+    fn acked(&self) -> Lsn {
+        Lsn(self.acked.load(Ordering::SeqCst))
     }
 
     async fn start(&mut self) -> Result<(ReplicationConnection, Lsn), ReplicationError> {
@@ -197,11 +209,11 @@ impl OdooStream {
         if streaming {
             options.push(("streaming", "on".to_string()));
         }
-        conn.start_logical_replication(&self.config.slot, self.acked, &options).await?;
+        conn.start_logical_replication(&self.config.slot, self.acked(), &options).await?;
         tracing::info!(
             slot = %self.config.slot,
             publication = %self.config.publication,
-            from = %self.acked,
+            from = %self.acked(),
             server_wal = %current,
             streaming,
             "replication started"
@@ -322,12 +334,13 @@ impl OdooStream {
             && self.replay.is_none()
             && self.pending.is_empty()
             && self.streaming_xid.is_none();
-        let flush = if self.acked == Lsn::ZERO {
+        let acked = self.acked();
+        let flush = if acked == Lsn::ZERO {
             Lsn::ZERO
-        } else if idle && self.acked >= self.last_delivered_end {
-            self.acked.max(self.received)
+        } else if idle && acked >= self.last_delivered_end {
+            acked.max(self.received)
         } else {
-            self.acked
+            acked
         };
         let write = if self.caught_up_sent && idle { self.received.max(flush) } else { flush };
         match self.conn.as_mut() {

@@ -1,0 +1,359 @@
+//! `millrace run`: the always-on service, both directions at once.
+//!
+//! Two reader tasks feed one engine loop: the Odoo stream (one batch per committed
+//! transaction) and the legacy poller (one batch per poll). The loop decides and applies one
+//! batch at a time, so a key's changes from the two sides never race, and acknowledges a batch
+//! (slot flush position, legacy watermarks) only after its outcome is saved. A side that is
+//! down makes the loop retry that batch with backoff; SIGTERM or SIGINT stops it between
+//! batches (or during a backoff) and it exits 0, having acknowledged only what was done.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{Config, LegacyConfig};
+use crate::mapping::{Mappings, System};
+use crate::model::{Lsn, RowChange};
+use crate::pg::PgConnInfo;
+use crate::sink::postgres::OdooSink;
+use crate::source::legacy::poller::{LegacyItem, LegacyPoller, PendingSave};
+use crate::source::odoo::{OdooStream, OdooStreamConfig, StreamItem};
+use crate::state::StateStore;
+use crate::sync::legacy_db::LegacyDb;
+use crate::sync::{map, BadInput, Engine, Input, SyncError};
+
+enum OdooMessage {
+    Item(StreamItem),
+    Failed(String),
+}
+
+struct LegacyPoll {
+    items: Vec<LegacyItem>,
+    done: oneshot::Sender<bool>,
+}
+
+/// Evaluates an async expression until it succeeds, backing off between attempts; `None` when
+/// a shutdown was requested meanwhile.
+macro_rules! retrying {
+    ($what:expr, $shutdown:expr, $attempt:expr) => {{
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let result: anyhow::Result<_> = $attempt;
+            match result {
+                Ok(v) => break Some(v),
+                Err(error) => {
+                    if $shutdown.load(Ordering::SeqCst) {
+                        break None;
+                    }
+                    tracing::warn!(what = $what, error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "unavailable; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }};
+}
+
+async fn with_backoff<T, F, Fut>(what: &str, shutdown: &AtomicBool, mut f: F) -> anyhow::Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(Some(v)),
+            Err(error) => {
+                if shutdown.load(Ordering::SeqCst) {
+                    return Ok(None);
+                }
+                tracing::warn!(%what, error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn connect_engine(config: &Config, mappings: Arc<Mappings>, shutdown: &AtomicBool) -> anyhow::Result<Option<Engine>> {
+    let odoo = config.odoo()?.conn.clone();
+    let state_info = config.state()?.clone();
+    let legacy = LegacyDb::new(&legacy_config(config, &mappings)?).map_err(anyhow::Error::msg)?;
+    let origin = config.sync.origin.clone();
+    let parts = with_backoff("control state and Odoo", shutdown, || {
+        let (odoo, state_info, origin) = (odoo.clone(), state_info.clone(), origin.clone());
+        async move {
+            let state = StateStore::connect(&state_info).await?;
+            let odoo_read = crate::pg::connect(&odoo).await?;
+            let sink = OdooSink::connect(&odoo, &origin).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            Ok((state, odoo_read, sink))
+        }
+    })
+    .await?;
+    Ok(parts.map(|(state, odoo_read, odoo)| Engine { mappings, state, odoo_read, odoo, legacy }))
+}
+
+fn legacy_config(config: &Config, mappings: &Mappings) -> anyhow::Result<LegacyConfig> {
+    let mut legacy = config.legacy()?.clone();
+    for table in mappings.legacy_tables() {
+        if !legacy.tables.iter().any(|t| t.table == table.table) {
+            legacy.tables.push(table);
+        }
+    }
+    Ok(legacy)
+}
+
+fn spawn_odoo_reader(mut stream: OdooStream, tx: mpsc::Sender<OdooMessage>) {
+    tokio::spawn(async move {
+        loop {
+            match stream.next().await {
+                Ok(item) => {
+                    if tx.send(OdooMessage::Item(item)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    let _ = tx.send(OdooMessage::Failed(format!("{error}"))).await;
+                    break;
+                }
+            }
+        }
+        let _ = stream.close().await;
+    });
+}
+
+fn spawn_legacy_poller(legacy: LegacyConfig, state: PgConnInfo, tx: mpsc::Sender<LegacyPoll>) {
+    // The poller's connection may not be shared between threads: it runs on this thread.
+    tokio::task::spawn_local(async move {
+        let mut delay = Duration::from_millis(250);
+        let mut poller = loop {
+            match LegacyPoller::open(&legacy, &state).await {
+                Ok(p) => break p,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot open the legacy poller's state; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        };
+        loop {
+            let mut items = Vec::new();
+            let mut collect = |item: LegacyItem| -> std::io::Result<()> {
+                items.push(item);
+                Ok(())
+            };
+            match poller.poll_once(&mut collect).await {
+                Ok(saves) => {
+                    let (done, handled) = oneshot::channel();
+                    if tx.send(LegacyPoll { items, done }).await.is_err() {
+                        return;
+                    }
+                    if handled.await == Ok(true) {
+                        save_with_retry(&mut poller, &saves).await;
+                    } else {
+                        return;
+                    }
+                }
+                Err(error) => tracing::error!(%error, "legacy poll failed; polling again"),
+            }
+            tokio::time::sleep(legacy.poll_interval).await;
+        }
+    });
+}
+
+async fn save_with_retry(poller: &mut LegacyPoller, saves: &[PendingSave]) {
+    let mut delay = Duration::from_millis(250);
+    while let Err(error) = poller.save(saves).await {
+        tracing::warn!(%error, "saving legacy watermarks failed; retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+pub async fn run(config: &Config) -> anyhow::Result<()> {
+    tokio::task::LocalSet::new().run_until(serve(config)).await
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let mappings = Arc::new(
+        Mappings::load_dir(&config.sync.mappings)
+            .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?,
+    );
+    let odoo = super::setup::odoo_with_mapped_tables(config)?;
+    let legacy = legacy_config(config, &mappings)?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    {
+        let shutdown = shutdown.clone();
+        let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            tracing::info!("stopping: finishing the current batch");
+            shutdown.store(true, Ordering::SeqCst);
+        });
+    }
+    let Some(mut engine) = connect_engine(config, mappings.clone(), &shutdown).await? else { return Ok(()) };
+    let mut stream_config = OdooStreamConfig::new(odoo.conn.clone(), &odoo.slot, &odoo.publication);
+    stream_config.streaming = odoo.streaming;
+    stream_config.status_interval = Duration::from_secs(1);
+    let stream = match with_backoff("Odoo replication", &shutdown, || {
+        let c = stream_config.clone();
+        async move {
+            OdooStream::open(c).await.map_err(|e| {
+                let hint = if e.is_missing_slot() { " (run `millrace setup` first)" } else { "" };
+                anyhow::anyhow!("{e}{hint}")
+            })
+        }
+    })
+    .await?
+    {
+        Some(s) => s,
+        None => return Ok(()),
+    };
+    let acked: Arc<AtomicU64> = stream.ack_handle();
+    let (odoo_tx, mut odoo_rx) = mpsc::channel(1024);
+    spawn_odoo_reader(stream, odoo_tx);
+    let (legacy_tx, mut legacy_rx) = mpsc::channel(1);
+    spawn_legacy_poller(legacy, config.state()?.clone(), legacy_tx);
+    tracing::info!(entities = mappings.entities.len(), slot = %odoo.slot, "running");
+
+    let mut txn: Vec<RowChange> = Vec::new();
+    let mut bad: Vec<BadInput> = Vec::new();
+    let mut retry_tick = tokio::time::interval(config.sync.retry_interval);
+    let mut applied_since_retry = true;
+    let conns = Conns { odoo: odoo.conn.clone(), state: config.state()?.clone(), origin: config.sync.origin.clone() };
+    while !shutdown.load(Ordering::SeqCst) {
+        tokio::select! {
+            message = odoo_rx.recv() => match message {
+                Some(OdooMessage::Item(StreamItem::Change(change))) => txn.push(change),
+                Some(OdooMessage::Item(StreamItem::BadRow(row))) => bad.push(BadInput {
+                    entity: row.table.to_string(),
+                    source: System::Odoo,
+                    key: format!("{} at {}", row.table, row.lsn),
+                    position: row.lsn.to_string(),
+                    field: None,
+                    reason: format!("undecodable row of {}: {}", row.table, row.reason),
+                }),
+                Some(OdooMessage::Item(StreamItem::Commit { commit_lsn, end_lsn, .. })) => {
+                    let changes = std::mem::take(&mut txn);
+                    let bad_rows = std::mem::take(&mut bad);
+                    let done = retrying!("applying an Odoo transaction", shutdown, odoo_batch(&mut engine, &changes, &bad_rows, commit_lsn, &conns).await);
+                    match done {
+                        Some(applied) => {
+                            applied_since_retry |= applied > 0;
+                            acked.fetch_max(end_lsn.0, Ordering::SeqCst);
+                        }
+                        None => break,
+                    }
+                }
+                Some(OdooMessage::Item(StreamItem::CaughtUp)) => {}
+                Some(OdooMessage::Failed(error)) => anyhow::bail!("the Odoo stream failed: {error}"),
+                None => anyhow::bail!("the Odoo stream ended"),
+            },
+            poll = legacy_rx.recv() => {
+                let Some(LegacyPoll { items, done }) = poll else { anyhow::bail!("the legacy poller stopped") };
+                let items = Arc::new(std::sync::Mutex::new(Some(items)));
+                let outcome = retrying!("applying a legacy poll", shutdown, legacy_batch(&mut engine, items.clone(), &conns).await);
+                match outcome {
+                    Some(applied) => {
+                        applied_since_retry |= applied > 0;
+                        let _ = done.send(true);
+                    }
+                    None => break,
+                }
+            },
+            _ = retry_tick.tick() => {
+                let parked = if applied_since_retry {
+                    applied_since_retry = false;
+                    retrying!("retrying parked changes", shutdown, async {
+                        ensure_connected(&mut engine, &conns).await?;
+                        Ok(engine.retry_parked().await?)
+                    }.await)
+                } else { None };
+                if let Some(s) = parked {
+                    applied_since_retry |= s.applied > 0;
+                }
+                if let Some(s) = retrying!("retrying dead letters", shutdown, async {
+                    ensure_connected(&mut engine, &conns).await?;
+                    Ok(engine.retry_dead_letters().await?)
+                }.await) {
+                    applied_since_retry |= s.applied > 0;
+                }
+            },
+        }
+    }
+    tracing::info!(acknowledged = %Lsn(acked.load(Ordering::SeqCst)), "stopped");
+    // Give the stream task a moment to report the final acknowledgement.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    Ok(())
+}
+
+fn reconnect_hint(error: SyncError) -> anyhow::Error {
+    anyhow::Error::new(error)
+}
+
+async fn odoo_batch(
+    engine: &mut Engine,
+    changes: &[RowChange],
+    bad: &[BadInput],
+    commit_lsn: Lsn,
+    conns: &Conns,
+) -> anyhow::Result<u64> {
+    ensure_connected(engine, conns).await?;
+    let origin = conns.origin.as_str();
+    let position = commit_lsn.to_string();
+    let mut inputs = map::odoo_inputs(engine, changes, &position, origin).await.map_err(reconnect_hint)?;
+    inputs.extend(bad.iter().cloned().map(Input::Bad));
+    if inputs.is_empty() {
+        return Ok(0);
+    }
+    let summary = engine.process(System::Odoo, inputs, Some(position)).await.map_err(reconnect_hint)?;
+    Ok(summary.applied)
+}
+
+async fn legacy_batch(
+    engine: &mut Engine,
+    items: Arc<std::sync::Mutex<Option<Vec<LegacyItem>>>>,
+    conns: &Conns,
+) -> anyhow::Result<u64> {
+    ensure_connected(engine, conns).await?;
+    engine.legacy.refresh_lookups(&engine.mappings.clone()).await?;
+    // The items are taken only once mapping can start, so a retry after an outage still has them.
+    let taken = items.lock().map_err(|_| anyhow::anyhow!("poll lock poisoned"))?.clone();
+    let Some(items) = taken else { return Ok(0) };
+    let inputs = map::legacy_inputs(engine, items);
+    if inputs.is_empty() {
+        return Ok(0);
+    }
+    let summary = engine.process(System::Legacy, inputs, None).await?;
+    Ok(summary.applied)
+}
+
+/// Where the engine's PostgreSQL connections go, to reopen them after an outage.
+#[derive(Clone)]
+struct Conns {
+    odoo: PgConnInfo,
+    state: PgConnInfo,
+    origin: String,
+}
+
+/// Reopens connections that an outage closed.
+async fn ensure_connected(engine: &mut Engine, conns: &Conns) -> anyhow::Result<()> {
+    if engine.state.client().is_closed() {
+        engine.state = StateStore::connect(&conns.state).await?;
+    }
+    if engine.odoo_read.is_closed() {
+        engine.odoo_read = crate::pg::connect(&conns.odoo).await?;
+    }
+    if engine.odoo.is_closed() {
+        engine.odoo = OdooSink::connect(&conns.odoo, &conns.origin).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,514 @@
+//! Mappings: how a canonical entity (item, BOM, production order, …) is stored on each side.
+//!
+//! A mapping file ([`spec::MappingFile`]) is compiled into a [`Mapping`]: fields in a fixed order,
+//! each side's columns with their transforms, ownership and hand-over rules. [`transform`]
+//! converts stored values to canonical ones and back; [`odoo`] and [`legacy`] read and write
+//! whole records on each side.
+
+pub mod legacy;
+pub mod odoo;
+pub mod record;
+pub mod spec;
+pub mod transform;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use record::Record;
+pub use spec::{ConflictPolicy, FieldType, System};
+
+use crate::model::Value;
+use crate::source::legacy::{LegacyTable, Strategy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("cannot read mapping directory {path}: {source}")]
+    ReadDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot read mapping file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("mapping file {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("mapping file {path} (entity {entity}): {message}")]
+    Invalid { path: PathBuf, entity: String, message: String },
+    #[error("mapping files {first} and {second} both define entity {entity}")]
+    Duplicate { entity: String, first: PathBuf, second: PathBuf },
+}
+
+/// A field of the canonical record.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub ty: FieldType,
+    pub owner: Option<System>,
+}
+
+/// A field handed to another owner while a field of the record holds one of some values.
+#[derive(Debug, Clone)]
+pub struct Handover {
+    pub field: usize,
+    pub to: System,
+    pub when_field: usize,
+    pub when_values: Vec<Value>,
+}
+
+/// Which table of a side a column lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnTable {
+    Main,
+    Parent,
+}
+
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub table: String,
+    pub key: String,
+    pub value: String,
+    pub translate: Option<String>,
+    pub trim: bool,
+    pub filter: Vec<(String, Value)>,
+    /// Park (true) or dead-letter (false) a write whose value has no referenced row.
+    pub park_when_missing: bool,
+}
+
+/// How one field is stored in one column.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub field: usize,
+    pub table: ColumnTable,
+    pub column: String,
+    pub trim: bool,
+    /// Stored value (as text) → canonical value.
+    pub map: Vec<(String, Value)>,
+    pub lookup: Option<Lookup>,
+    pub translate: Option<String>,
+    pub reciprocal: bool,
+    pub pad: Option<usize>,
+    pub prefix: Option<String>,
+    pub round: Option<u8>,
+    pub also: Vec<String>,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Parent {
+    pub table: String,
+    pub link: String,
+    pub create: bool,
+    pub defaults: Vec<(String, Value)>,
+}
+
+/// What a delete from the other side does on this side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    Delete,
+    Ignore,
+}
+
+/// How one side stores the entity.
+#[derive(Debug, Clone)]
+pub struct Side {
+    pub system: System,
+    pub table: String,
+    pub id_column: String,
+    pub parent: Option<Parent>,
+    pub columns: Vec<Column>,
+    pub defaults: Vec<(String, Value)>,
+    pub only: Vec<(usize, Vec<Value>)>,
+    /// Legacy: how the table is polled.
+    pub poll: Option<LegacyTable>,
+    pub timezone: Option<chrono_tz::Tz>,
+    pub on_delete: OnDelete,
+}
+
+impl Side {
+    pub fn column_of(&self, field: usize) -> Option<&Column> {
+        self.columns.iter().find(|c| c.field == field)
+    }
+
+    /// The key columns (legacy: the table's primary key as the mapping names it).
+    pub fn key_columns<'a>(&'a self, key: &'a [usize]) -> impl Iterator<Item = Option<&'a Column>> + 'a {
+        key.iter().map(|f| self.column_of(*f))
+    }
+}
+
+/// A compiled mapping.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub entity: String,
+    pub file: PathBuf,
+    pub key: Vec<usize>,
+    pub owner: System,
+    pub conflict: ConflictPolicy,
+    pub park_deadline: Duration,
+    pub fields: Vec<Field>,
+    pub handovers: Vec<Handover>,
+    pub odoo: Side,
+    pub legacy: Side,
+}
+
+impl Mapping {
+    pub fn side(&self, system: System) -> &Side {
+        match system {
+            System::Odoo => &self.odoo,
+            System::Legacy => &self.legacy,
+        }
+    }
+
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// Who owns `field` given the record it is in (hand-over rules look at other fields).
+    pub fn owner_of(&self, field: usize, record: &Record) -> System {
+        for handover in &self.handovers {
+            if handover.field == field && handover.when_values.contains(&record.values[handover.when_field]) {
+                return handover.to;
+            }
+        }
+        self.fields[field].owner.unwrap_or(self.owner)
+    }
+
+    /// The canonical key of a record, as text (`["A100"]`, `["FURN_8855","01",10]`).
+    pub fn key_text(&self, record: &Record) -> String {
+        let values: Vec<&Value> = self.key.iter().map(|i| &record.values[*i]).collect();
+        crate::source::legacy::key_text(&values)
+    }
+
+    /// Whether a side replicates this record (`only` filters).
+    pub fn passes_filter(&self, system: System, record: &Record) -> bool {
+        self.side(system).only.iter().all(|(field, values)| values.contains(&record.values[*field]))
+    }
+
+    pub fn describe_field(&self, field: usize) -> String {
+        format!("{}.{}", self.entity, self.fields[field].name)
+    }
+
+    /// Compiles one parsed file.
+    pub fn compile(path: &Path, file: spec::MappingFile) -> Result<Mapping, MappingError> {
+        let invalid = |message: String| MappingError::Invalid {
+            path: path.to_path_buf(),
+            entity: file.entity.clone(),
+            message,
+        };
+        if file.entity.is_empty() || !file.entity.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(invalid("entity must be a name of letters, digits and _".into()));
+        }
+        let fields: Vec<Field> = file
+            .fields
+            .iter()
+            .map(|(name, spec)| Field { name: name.clone(), ty: spec.ty, owner: spec.owner })
+            .collect();
+        let index = |name: &str, what: &str| {
+            fields
+                .iter()
+                .position(|f| f.name == name)
+                .ok_or_else(|| invalid(format!("{what} names field {name:?}, which is not in [fields]")))
+        };
+        if file.key.is_empty() {
+            return Err(invalid("key must name at least one field".into()));
+        }
+        let key = file.key.iter().map(|k| index(k, "key")).collect::<Result<Vec<_>, _>>()?;
+        let mut handovers = Vec::new();
+        for h in &file.handover {
+            let field = index(&h.field, "handover")?;
+            if h.when.len() != 1 {
+                return Err(invalid(format!("handover of {}: `when` must name exactly one field", h.field)));
+            }
+            let (when_name, values) = h.when.iter().next().expect("checked: one entry");
+            let when_field = index(when_name, "handover.when")?;
+            let when_values = values
+                .iter()
+                .map(|v| transform::toml_to_value(v, fields[when_field].ty))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(format!("handover of {}: {e}", h.field)))?;
+            handovers.push(Handover { field, to: h.to, when_field, when_values });
+        }
+        let park_deadline = match &file.park_deadline {
+            Some(text) => crate::config::parse_duration("park_deadline", text).map_err(|e| invalid(e.to_string()))?,
+            None => Duration::from_secs(3600),
+        };
+        let odoo = compile_side(System::Odoo, &file.odoo, &fields, &key, &invalid)?;
+        let legacy = compile_side(System::Legacy, &file.legacy, &fields, &key, &invalid)?;
+        Ok(Mapping {
+            entity: file.entity.clone(),
+            file: path.to_path_buf(),
+            key,
+            owner: file.owner,
+            conflict: file.conflict,
+            park_deadline,
+            fields,
+            handovers,
+            odoo,
+            legacy,
+        })
+    }
+}
+
+fn compile_side(
+    system: System,
+    spec: &spec::SideSpec,
+    fields: &[Field],
+    key: &[usize],
+    invalid: &dyn Fn(String) -> MappingError,
+) -> Result<Side, MappingError> {
+    let section = system.as_str();
+    let parent = match &spec.parent {
+        Some(p) => {
+            if system == System::Legacy {
+                return Err(invalid("[legacy.parent] is not supported: legacy rows are read whole".into()));
+            }
+            Some(Parent {
+                table: p.table.clone(),
+                link: p.link.clone(),
+                create: p.create,
+                defaults: defaults(&p.defaults, invalid, &format!("[{section}.parent.defaults]"))?,
+            })
+        }
+        None => None,
+    };
+    let mut columns = Vec::new();
+    for (name, raw) in &spec.columns {
+        let field = fields
+            .iter()
+            .position(|f| &f.name == name)
+            .ok_or_else(|| invalid(format!("[{section}.columns] maps {name:?}, which is not in [fields]")))?;
+        let c = raw.clone().into_spec();
+        let (table, column) = match (c.column.split_once('.'), &parent) {
+            (Some((link, column)), Some(p)) if link == p.link => (ColumnTable::Parent, column.to_string()),
+            (Some(_), _) => {
+                return Err(invalid(format!(
+                    "[{section}.columns] {name}: {:?} reads through a link that is not the parent's",
+                    c.column
+                )))
+            }
+            (None, _) => (ColumnTable::Main, c.column.clone()),
+        };
+        let ty = fields[field].ty;
+        let mut map = Vec::new();
+        for (stored, canonical) in &c.map {
+            let value = transform::toml_to_value(canonical, ty)
+                .map_err(|e| invalid(format!("[{section}.columns] {name}: map entry {stored:?}: {e}")))?;
+            map.push((stored.clone(), value));
+        }
+        let lookup = match c.lookup {
+            Some(l) => {
+                let park_when_missing = match l.missing.as_deref() {
+                    None | Some("park") => true,
+                    Some("dead_letter") => false,
+                    Some(other) => {
+                        return Err(invalid(format!(
+                            "[{section}.columns] {name}: lookup.missing is {other:?}; use \"park\" or \"dead_letter\""
+                        )))
+                    }
+                };
+                let mut filter = Vec::new();
+                for (column, value) in &l.filter {
+                    filter.push((column.clone(), transform::toml_to_value(value, FieldType::Text).map_err(invalid)?));
+                }
+                Some(Lookup {
+                    table: l.table,
+                    key: l.key.unwrap_or_else(|| "id".into()),
+                    value: l.value,
+                    translate: l.translate,
+                    trim: l.trim,
+                    filter,
+                    park_when_missing,
+                })
+            }
+            None => None,
+        };
+        columns.push(Column {
+            field,
+            table,
+            column,
+            trim: c.trim,
+            map,
+            lookup,
+            translate: c.translate,
+            reciprocal: c.reciprocal,
+            pad: c.pad,
+            prefix: c.prefix,
+            round: c.round,
+            also: c.also,
+            read_only: c.read_only,
+        });
+    }
+    let mut only = Vec::new();
+    for (name, values) in &spec.only {
+        let field = fields
+            .iter()
+            .position(|f| &f.name == name)
+            .ok_or_else(|| invalid(format!("[{section}.only] names {name:?}, which is not in [fields]")))?;
+        let values = values
+            .iter()
+            .map(|v| transform::toml_to_value(v, fields[field].ty))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(format!("[{section}.only] {name}: {e}")))?;
+        only.push((field, values));
+    }
+    let timezone = match &spec.timezone {
+        Some(name) => Some(
+            name.parse::<chrono_tz::Tz>()
+                .map_err(|_| invalid(format!("[{section}] timezone {name:?} is not an IANA zone name")))?,
+        ),
+        None => None,
+    };
+    let on_delete = match spec.on_delete.as_deref() {
+        None | Some("delete") => OnDelete::Delete,
+        Some("ignore") => OnDelete::Ignore,
+        Some(other) => return Err(invalid(format!("[{section}] on_delete {other:?}: use \"delete\" or \"ignore\""))),
+    };
+    let poll = if system == System::Legacy {
+        let strategy = match spec.strategy.as_deref().unwrap_or("timestamp") {
+            "timestamp" => Strategy::Timestamp {
+                column: spec.column.clone().unwrap_or_else(|| "LAST_UPD".into()),
+                safety_window: match &spec.safety_window {
+                    Some(t) => crate::config::parse_duration("safety_window", t).map_err(|e| invalid(e.to_string()))?,
+                    None => Duration::from_secs(120),
+                },
+            },
+            "hashdiff" => Strategy::Hashdiff { chunk_size: spec.chunk_size.unwrap_or(10_000) },
+            "rowversion" => Strategy::Rowversion { column: spec.column.clone().unwrap_or_else(|| "RV".into()) },
+            "change_tracking" => Strategy::ChangeTracking,
+            other => {
+                return Err(invalid(format!(
+                    "[legacy] strategy {other:?}: use timestamp, hashdiff, rowversion or change_tracking"
+                )))
+            }
+        };
+        let mut key_columns = Vec::new();
+        for k in key {
+            let column = columns
+                .iter()
+                .find(|c| c.field == *k)
+                .ok_or_else(|| invalid(format!("[legacy.columns] must map key field {}", fields[*k].name)))?;
+            key_columns.push(column.column.clone());
+        }
+        Some(LegacyTable {
+            table: spec.table.clone(),
+            key: key_columns,
+            strategy,
+            delete_scan_interval: match &spec.delete_scan_interval {
+                Some(t) => {
+                    Some(crate::config::parse_duration("delete_scan_interval", t).map_err(|e| invalid(e.to_string()))?)
+                }
+                None => None,
+            },
+            chunk_size: spec.chunk_size.unwrap_or(10_000),
+        })
+    } else {
+        None
+    };
+    Ok(Side {
+        system,
+        table: spec.table.clone(),
+        id_column: spec.id_column.clone().unwrap_or_else(|| "id".into()),
+        parent,
+        columns,
+        defaults: defaults(&spec.defaults, invalid, &format!("[{section}.defaults]"))?,
+        only,
+        poll,
+        timezone,
+        on_delete,
+    })
+}
+
+fn defaults(
+    raw: &BTreeMap<String, toml::Value>,
+    invalid: &dyn Fn(String) -> MappingError,
+    section: &str,
+) -> Result<Vec<(String, Value)>, MappingError> {
+    raw.iter()
+        .map(|(column, value)| {
+            let value = match value {
+                toml::Value::Integer(n) => Value::Int(*n),
+                toml::Value::Boolean(b) => Value::Bool(*b),
+                toml::Value::Float(f) => Value::Float(*f),
+                toml::Value::String(s) => Value::Text(s.clone()),
+                other => return Err(invalid(format!("{section} {column}: unsupported value {other}"))),
+            };
+            Ok((column.clone(), value))
+        })
+        .collect()
+}
+
+/// Every mapping of a directory, by entity name.
+#[derive(Debug, Clone, Default)]
+pub struct Mappings {
+    pub entities: Vec<Mapping>,
+}
+
+impl Mappings {
+    pub fn load_dir(dir: &Path) -> Result<Mappings, MappingError> {
+        let entries =
+            std::fs::read_dir(dir).map_err(|source| MappingError::ReadDir { path: dir.to_path_buf(), source })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        paths.sort();
+        let mut entities: Vec<Mapping> = Vec::new();
+        for path in paths {
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| MappingError::Read { path: path.clone(), source })?;
+            let mapping = Mapping::parse(&path, &text)?;
+            if let Some(first) = entities.iter().find(|m| m.entity == mapping.entity) {
+                return Err(MappingError::Duplicate {
+                    entity: mapping.entity.clone(),
+                    first: first.file.clone(),
+                    second: path,
+                });
+            }
+            entities.push(mapping);
+        }
+        Ok(Mappings { entities })
+    }
+
+    pub fn get(&self, entity: &str) -> Option<&Mapping> {
+        self.entities.iter().find(|m| m.entity == entity)
+    }
+
+    /// Every legacy table polled, each once, in mapping order.
+    pub fn legacy_tables(&self) -> Vec<LegacyTable> {
+        let mut tables: Vec<LegacyTable> = Vec::new();
+        for m in &self.entities {
+            if let Some(poll) = &m.legacy.poll {
+                if !tables.iter().any(|t| t.table == poll.table) {
+                    tables.push(poll.clone());
+                }
+            }
+        }
+        tables
+    }
+
+    /// Every Odoo table a mapping reads: main tables, parents and lookup tables.
+    pub fn odoo_tables(&self) -> Vec<String> {
+        let mut tables: Vec<String> = Vec::new();
+        let mut add = |t: &str| {
+            if !tables.iter().any(|x| x == t) {
+                tables.push(t.to_string());
+            }
+        };
+        for m in &self.entities {
+            add(&m.odoo.table);
+            if let Some(p) = &m.odoo.parent {
+                add(&p.table);
+            }
+            for c in &m.odoo.columns {
+                if let Some(l) = &c.lookup {
+                    add(&l.table);
+                }
+            }
+        }
+        tables
+    }
+}
+
+impl Mapping {
+    pub fn parse(path: &Path, text: &str) -> Result<Mapping, MappingError> {
+        let file: spec::MappingFile = toml::from_str(text)
+            .map_err(|source| MappingError::Parse { path: path.to_path_buf(), source: Box::new(source) })?;
+        Mapping::compile(path, file)
+    }
+}

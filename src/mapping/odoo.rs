@@ -1,0 +1,241 @@
+//! Reading entities from Odoo's database: a changed row of any table a mapping draws on (main
+//! table, parent, lookup tables) names the main rows it affects, and those are read whole, with
+//! their parent row and looked-up values, as canonical records.
+//!
+//! Reading the current row rather than decoding the change alone is what lets a template rename
+//! re-emit each of its variants, and it never yields a partial record (an unchanged TOASTed
+//! value is simply read). The change's position still orders it.
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::GenericClient;
+
+use super::transform::to_canonical;
+use super::{ColumnTable, Mapping, Record};
+use crate::model::{quote_ident, Row, TableName, Value};
+use crate::source::legacy::convert::value_text;
+
+/// A field whose stored value could not be turned into a canonical one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "field {} (column {}, value {:?}): {}", self.field, self.column, self.value, self.reason)
+    }
+}
+
+fn table_sql(name: &str) -> String {
+    TableName::parse(name).quoted()
+}
+
+fn alias(table: ColumnTable) -> &'static str {
+    match table {
+        ColumnTable::Main => "m",
+        ColumnTable::Parent => "p",
+    }
+}
+
+/// `FROM main m [JOIN parent p ON p.id = m.link]`.
+pub fn from_clause(m: &Mapping) -> String {
+    let side = &m.odoo;
+    let mut sql = format!("FROM {} m", table_sql(&side.table));
+    if let Some(parent) = &side.parent {
+        sql.push_str(&format!(" JOIN {} p ON p.\"id\" = m.{}", table_sql(&parent.table), quote_ident(&parent.link)));
+    }
+    sql
+}
+
+/// The SELECT list reading every mapped column as text, and the parameters its lookup filters
+/// bind (numbered from `first_param`). Per column: the value, then for lookups the raw
+/// reference (to tell a dangling reference from NULL).
+pub fn select_list(m: &Mapping, first_param: usize) -> (String, Vec<String>) {
+    let mut parts = vec![format!("m.{}::text", quote_ident(&m.odoo.id_column))];
+    let mut params = Vec::new();
+    for c in &m.odoo.columns {
+        let base = format!("{}.{}", alias(c.table), quote_ident(&c.column));
+        match &c.lookup {
+            Some(l) => {
+                let mut value = format!("l.{}", quote_ident(&l.value));
+                if let Some(lang) = &l.translate {
+                    params.push(lang.clone());
+                    value = format!("({value} ->> ${})", first_param + params.len() - 1);
+                }
+                let mut conditions = vec![format!("l.{} = {base}", quote_ident(&l.key))];
+                for (column, v) in &l.filter {
+                    params.push(value_text(v));
+                    conditions.push(format!("l.{}::text = ${}", quote_ident(column), first_param + params.len() - 1));
+                }
+                parts.push(format!(
+                    "(SELECT {value}::text FROM {} l WHERE {} ORDER BY 1 LIMIT 1)",
+                    table_sql(&l.table),
+                    conditions.join(" AND ")
+                ));
+                parts.push(format!("{base}::text"));
+            }
+            None => match &c.translate {
+                Some(lang) => {
+                    params.push(lang.clone());
+                    parts.push(format!("({base} ->> ${})::text", first_param + params.len() - 1));
+                }
+                None => parts.push(format!("{base}::text")),
+            },
+        }
+    }
+    (parts.join(", "), params)
+}
+
+/// Reads the records of the given main-table ids: `(id, record or the field that failed)`.
+/// Ids whose row no longer exists are absent.
+pub async fn read_by_ids(
+    client: &impl GenericClient,
+    m: &Mapping,
+    ids: &[i64],
+) -> Result<Vec<(i64, Result<Record, FieldError>)>, tokio_postgres::Error> {
+    let (list, filter_params) = select_list(m, 2);
+    let sql = format!(
+        "SELECT {list} {} WHERE m.{}::bigint = ANY($1::bigint[]) ORDER BY 1",
+        from_clause(m),
+        quote_ident(&m.odoo.id_column)
+    );
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids];
+    for p in &filter_params {
+        params.push(p);
+    }
+    let rows = client.query(&sql, &params).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: Option<String> = row.get(0);
+        let Some(id) = id.and_then(|s| s.parse::<i64>().ok()) else { continue };
+        out.push((id, record_from_text_row(m, &row)));
+    }
+    Ok(out)
+}
+
+fn record_from_text_row(m: &Mapping, row: &tokio_postgres::Row) -> Result<Record, FieldError> {
+    let mut values = vec![Value::Null; m.fields.len()];
+    let mut i = 1;
+    for c in &m.odoo.columns {
+        let field = &m.fields[c.field];
+        let text: Option<String> = row.get(i);
+        i += 1;
+        if c.lookup.is_some() {
+            let reference: Option<String> = row.get(i);
+            i += 1;
+            if text.is_none() {
+                if let Some(reference) = reference {
+                    let l = c.lookup.as_ref().expect("checked: lookup");
+                    return Err(FieldError {
+                        field: field.name.clone(),
+                        column: c.column.clone(),
+                        value: reference,
+                        reason: format!("no {}.{} for this reference", l.table, l.value),
+                    });
+                }
+            }
+        }
+        let stored = text.map(Value::Text).unwrap_or(Value::Null);
+        let shown = value_text(&stored);
+        values[c.field] = to_canonical(c, field.ty, None, stored).map_err(|reason| FieldError {
+            field: field.name.clone(),
+            column: c.column.clone(),
+            value: shown,
+            reason,
+        })?;
+    }
+    Ok(Record { values })
+}
+
+/// How a changed row of `table` leads to the main rows of this mapping it affects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Affects {
+    /// The row is a main row: its id.
+    Main,
+    /// Main rows found by `sql`, which takes one text parameter: the changed row's `column`.
+    Query { sql: String, column: String },
+}
+
+/// Every way a change to `table` affects this mapping's entities.
+pub fn affects(m: &Mapping, table: &TableName) -> Vec<Affects> {
+    let same = |name: &str| TableName::parse(name) == *table;
+    let mut out = Vec::new();
+    let id = quote_ident(&m.odoo.id_column);
+    if same(&m.odoo.table) {
+        out.push(Affects::Main);
+    }
+    if let Some(parent) = &m.odoo.parent {
+        if same(&parent.table) {
+            out.push(Affects::Query {
+                sql: format!(
+                    "SELECT m.{id}::bigint FROM {} m WHERE m.{}::text = $1",
+                    table_sql(&m.odoo.table),
+                    quote_ident(&parent.link)
+                ),
+                column: "id".into(),
+            });
+        }
+    }
+    for c in &m.odoo.columns {
+        if let Some(l) = &c.lookup {
+            if same(&l.table) {
+                let q = Affects::Query {
+                    sql: format!(
+                        "SELECT m.{id}::bigint {} WHERE {}.{}::text = $1",
+                        from_clause(m),
+                        alias(c.table),
+                        quote_ident(&c.column)
+                    ),
+                    column: l.key.clone(),
+                };
+                if !out.contains(&q) {
+                    out.push(q);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The main-row ids a changed row affects.
+pub async fn affected_ids(
+    client: &impl GenericClient,
+    m: &Mapping,
+    table: &TableName,
+    row: &Row,
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    let mut ids = Vec::new();
+    for how in affects(m, table) {
+        match how {
+            Affects::Main => {
+                if let Some(id) = row.get(&m.odoo.id_column).and_then(int_of) {
+                    ids.push(id);
+                }
+            }
+            Affects::Query { sql, column } => {
+                let Some(value) = row.get(&column) else { continue };
+                if value.is_null() || matches!(value, Value::Unchanged) {
+                    continue;
+                }
+                let text = value_text(value);
+                for r in client.query(&sql, &[&text]).await? {
+                    ids.push(r.get(0));
+                }
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+pub fn int_of(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        Value::Text(s) => s.parse().ok(),
+        _ => None,
+    }
+}

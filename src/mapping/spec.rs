@@ -1,0 +1,214 @@
+//! The mapping file format: one canonical entity per TOML file in `mappings/`, as written by
+//! the user. [`super::Mapping::compile`] checks it and turns it into what the pipeline runs.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Which system holds the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    Odoo,
+    Legacy,
+}
+
+impl System {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            System::Odoo => "odoo",
+            System::Legacy => "legacy",
+        }
+    }
+
+    pub fn other(self) -> System {
+        match self {
+            System::Odoo => System::Legacy,
+            System::Legacy => System::Odoo,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<System> {
+        match text {
+            "odoo" => Some(System::Odoo),
+            "legacy" => Some(System::Legacy),
+            _ => None,
+        }
+    }
+}
+
+/// What happens to a change of a field by the side that does not own it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictPolicy {
+    /// Recorded as a conflict and not applied.
+    #[default]
+    Reject,
+    /// Recorded as a conflict and applied anyway.
+    Accept,
+}
+
+/// The canonical type of a field. Values from either side are converted to it, so that the
+/// same business value compares equal whatever column type each side stores it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    Text,
+    Int,
+    Decimal,
+    Bool,
+    Date,
+    Timestamp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingFile {
+    pub entity: String,
+    /// The natural key: field names, in order.
+    pub key: Vec<String>,
+    /// System of record: creates and deletes, and every field without its own owner.
+    pub owner: System,
+    #[serde(default)]
+    pub conflict: ConflictPolicy,
+    /// How long a change may wait for a dependency before it is dead-lettered (`30m`).
+    pub park_deadline: Option<String>,
+    pub fields: BTreeMap<String, FieldSpec>,
+    #[serde(default)]
+    pub handover: Vec<HandoverSpec>,
+    pub odoo: SideSpec,
+    pub legacy: SideSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    /// The field's own owner, when it is not the entity's.
+    pub owner: Option<System>,
+}
+
+/// Hands a field to `to` while the record's `when` field holds one of the listed values
+/// (`when = { status = ["released", "closed"] }`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoverSpec {
+    pub field: String,
+    pub to: System,
+    pub when: BTreeMap<String, Vec<toml::Value>>,
+}
+
+/// How one side stores the entity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SideSpec {
+    pub table: String,
+    /// Odoo: the surrogate id column (default `id`). Not used on the legacy side.
+    pub id_column: Option<String>,
+    /// Odoo: a table each row hangs off (product_template for product_product).
+    pub parent: Option<ParentSpec>,
+    /// Column per field; a field missing here is not stored on this side.
+    pub columns: BTreeMap<String, ColumnSpecRaw>,
+    /// Columns written on insert when no field provides them (NOT NULL columns the other side
+    /// knows nothing of). `"$now"` is the current UTC time.
+    #[serde(default)]
+    pub defaults: BTreeMap<String, toml::Value>,
+    /// Only rows whose canonical fields hold one of the listed values are replicated from this
+    /// side (`only = { status = ["released", "closed"] }`).
+    #[serde(default)]
+    pub only: BTreeMap<String, Vec<toml::Value>>,
+    /// Legacy: change-detection strategy and its options, as in `[[legacy.tables]]`.
+    pub strategy: Option<String>,
+    pub column: Option<String>,
+    pub safety_window: Option<String>,
+    pub delete_scan_interval: Option<String>,
+    pub chunk_size: Option<usize>,
+    /// Legacy: the zone its local DATETIMEs are in (`Europe/Brussels`); Odoo stores UTC.
+    pub timezone: Option<String>,
+    /// What a delete from the other side does here: `delete` (default) or `ignore`.
+    pub on_delete: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentSpec {
+    pub table: String,
+    /// The column of the main table that holds the parent's id.
+    pub link: String,
+    /// Whether a new main row gets a new parent row (product_template for a new
+    /// product_product), or must find an existing one (mrp_bom for a new mrp_bom_line).
+    #[serde(default)]
+    pub create: bool,
+    #[serde(default)]
+    pub defaults: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ColumnSpecRaw {
+    Name(String),
+    Full(ColumnSpec),
+}
+
+impl ColumnSpecRaw {
+    pub fn into_spec(self) -> ColumnSpec {
+        match self {
+            ColumnSpecRaw::Name(column) => ColumnSpec { column, ..ColumnSpec::default() },
+            ColumnSpecRaw::Full(spec) => spec,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    /// The column; `link.column` reads the parent table's column (Odoo).
+    pub column: String,
+    /// Drop trailing spaces (space-padded CHAR columns).
+    #[serde(default)]
+    pub trim: bool,
+    /// Stored value → canonical value (status codes: `{ A = true, I = false }`).
+    #[serde(default)]
+    pub map: BTreeMap<String, toml::Value>,
+    /// The column holds a reference; the canonical value is a column of the referenced row.
+    pub lookup: Option<LookupSpec>,
+    /// The column is a translated `jsonb`; the canonical value is this language's text.
+    pub translate: Option<String>,
+    /// The canonical value is 1 / the stored value (uom factors: Odoo's is the inverse).
+    #[serde(default)]
+    pub reciprocal: bool,
+    /// Integers shown as zero-padded text of this width (`pad = 2`: 1 → "01").
+    pub pad: Option<usize>,
+    /// Text put in front of the stored value (`prefix = "C"` with `pad = 5`: 12 → "C00012").
+    pub prefix: Option<String>,
+    /// Decimal places the stored column keeps: canonical values are rounded to it on the way in
+    /// so both sides compare equal.
+    pub round: Option<u8>,
+    /// Other columns that receive the same stored value on write (product_template.uom_po_id).
+    #[serde(default)]
+    pub also: Vec<String>,
+    /// Read but never written (computed or owned elsewhere).
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupSpec {
+    pub table: String,
+    /// The referenced table's column the reference points at (default `id`).
+    pub key: Option<String>,
+    /// The referenced table's column that is the canonical value.
+    pub value: String,
+    pub translate: Option<String>,
+    /// Drop trailing spaces of the looked-up value.
+    #[serde(default)]
+    pub trim: bool,
+    /// Extra conditions on the referenced row (`where = { uom_type = "reference" }`).
+    #[serde(default, rename = "where")]
+    pub filter: BTreeMap<String, toml::Value>,
+    /// When writing and no referenced row has the value: `park` (wait for it to be replicated)
+    /// or `dead_letter` (a code that will never exist).
+    pub missing: Option<String>,
+}

@@ -1,0 +1,298 @@
+//! Writing to the legacy database through ODBC: the right upsert per dialect (MariaDB/MySQL
+//! `ON DUPLICATE KEY UPDATE`, SQL Server `MERGE`, PostgreSQL `ON CONFLICT`, and a portable
+//! update-then-insert), one transaction per batch, a savepoint per change so that one bad
+//! change is dead-lettered without undoing the others.
+
+use crate::source::legacy::odbc::{OdbcConnection, WriteError};
+use crate::source::legacy::Dialect;
+
+/// One row write. Values are text parameters (drivers convert them to the column types); names
+/// are quoted for the dialect, never spliced values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LegacyWrite {
+    /// Insert the row, or update `update` columns if a row with the key exists. With
+    /// `update_only`, never insert: a missing row is reported.
+    Upsert {
+        table: String,
+        key: Vec<(String, Option<String>)>,
+        insert: Vec<(String, Option<String>)>,
+        update: Vec<(String, Option<String>)>,
+        update_only: bool,
+    },
+    Delete {
+        table: String,
+        key: Vec<(String, Option<String>)>,
+    },
+}
+
+/// A statement and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Vec<Option<String>>,
+}
+
+fn where_key(dialect: Dialect, key: &[(String, Option<String>)], params: &mut Vec<Option<String>>) -> String {
+    key.iter()
+        .map(|(column, value)| {
+            params.push(value.clone());
+            format!("{} = ?", dialect.quote(column))
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+pub fn update_statement(
+    dialect: Dialect,
+    table: &str,
+    key: &[(String, Option<String>)],
+    update: &[(String, Option<String>)],
+) -> Statement {
+    let mut params = Vec::new();
+    let set: Vec<String> = update
+        .iter()
+        .map(|(c, v)| {
+            params.push(v.clone());
+            format!("{} = ?", dialect.quote(c))
+        })
+        .collect();
+    let clause = where_key(dialect, key, &mut params);
+    Statement { sql: format!("UPDATE {} SET {} WHERE {clause}", dialect.quote_table(table), set.join(", ")), params }
+}
+
+pub fn insert_statement(dialect: Dialect, table: &str, insert: &[(String, Option<String>)]) -> Statement {
+    let columns: Vec<String> = insert.iter().map(|(c, _)| dialect.quote(c)).collect();
+    let marks = vec!["?"; insert.len()].join(", ");
+    Statement {
+        sql: format!("INSERT INTO {} ({}) VALUES ({marks})", dialect.quote_table(table), columns.join(", ")),
+        params: insert.iter().map(|(_, v)| v.clone()).collect(),
+    }
+}
+
+/// The single-statement upsert of a dialect, or `None` where the dialect has none (the portable
+/// fallback then runs an UPDATE and, when it changed no row, an INSERT).
+pub fn upsert_statement(
+    dialect: Dialect,
+    table: &str,
+    key: &[(String, Option<String>)],
+    insert: &[(String, Option<String>)],
+    update: &[(String, Option<String>)],
+) -> Option<Statement> {
+    let q = |c: &str| dialect.quote(c);
+    match dialect {
+        Dialect::MySql => {
+            let mut s = insert_statement(dialect, table, insert);
+            let set: Vec<String> = if update.is_empty() {
+                // A no-op assignment keeps an existing row as it is.
+                vec![format!("{0} = {0}", q(&key[0].0))]
+            } else {
+                update.iter().map(|(c, _)| format!("{0} = VALUES({0})", q(c))).collect()
+            };
+            s.sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {}", set.join(", ")));
+            Some(s)
+        }
+        Dialect::Postgres => {
+            let mut s = insert_statement(dialect, table, insert);
+            let keys: Vec<String> = key.iter().map(|(c, _)| q(c)).collect();
+            if update.is_empty() {
+                s.sql.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")));
+            } else {
+                let set: Vec<String> = update.iter().map(|(c, _)| format!("{0} = EXCLUDED.{0}", q(c))).collect();
+                s.sql.push_str(&format!(" ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), set.join(", ")));
+            }
+            Some(s)
+        }
+        Dialect::MsSql => {
+            let columns: Vec<String> = insert.iter().map(|(c, _)| q(c)).collect();
+            let marks = vec!["?"; insert.len()].join(", ");
+            let on: Vec<String> = key.iter().map(|(c, _)| format!("tgt.{0} = src.{0}", q(c))).collect();
+            let mut sql = format!(
+                "MERGE INTO {} WITH (HOLDLOCK) AS tgt USING (VALUES ({marks})) AS src ({}) ON {}",
+                dialect.quote_table(table),
+                columns.join(", "),
+                on.join(" AND ")
+            );
+            if !update.is_empty() {
+                let set: Vec<String> = update.iter().map(|(c, _)| format!("tgt.{0} = src.{0}", q(c))).collect();
+                sql.push_str(&format!(" WHEN MATCHED THEN UPDATE SET {}", set.join(", ")));
+            }
+            let values: Vec<String> = insert.iter().map(|(c, _)| format!("src.{}", q(c))).collect();
+            sql.push_str(&format!(" WHEN NOT MATCHED THEN INSERT ({}) VALUES ({});", columns.join(", "), values.join(", ")));
+            Some(Statement { sql, params: insert.iter().map(|(_, v)| v.clone()).collect() })
+        }
+        Dialect::Ansi => None,
+    }
+}
+
+/// Why one change's writes failed.
+#[derive(Debug, Clone)]
+pub enum ChangeFailure {
+    /// Bad data: dead-letter the change with this reason.
+    Data(String),
+    /// An update-only write found no row.
+    Missing(String),
+}
+
+fn savepoint_sql(dialect: Dialect) -> (&'static str, &'static str, Option<&'static str>) {
+    match dialect {
+        Dialect::MsSql => ("SAVE TRANSACTION millrace_change", "ROLLBACK TRANSACTION millrace_change", None),
+        _ => ("SAVEPOINT millrace_change", "ROLLBACK TO SAVEPOINT millrace_change", Some("RELEASE SAVEPOINT millrace_change")),
+    }
+}
+
+fn run_write(conn: &mut OdbcConnection, dialect: Dialect, write: &LegacyWrite) -> Result<Option<ChangeFailure>, WriteError> {
+    match write {
+        LegacyWrite::Upsert { table, key, insert, update, update_only } => {
+            if *update_only {
+                if update.is_empty() {
+                    return Ok(None);
+                }
+                let s = update_statement(dialect, table, key, update);
+                let n = conn.execute_write(&s.sql, &s.params)?;
+                if n == Some(0) {
+                    return Ok(Some(ChangeFailure::Missing(format!("{table}: no row with this key to update"))));
+                }
+                return Ok(None);
+            }
+            match upsert_statement(dialect, table, key, insert, update) {
+                Some(s) => {
+                    conn.execute_write(&s.sql, &s.params)?;
+                }
+                None => {
+                    let changed = if update.is_empty() {
+                        None
+                    } else {
+                        let s = update_statement(dialect, table, key, update);
+                        conn.execute_write(&s.sql, &s.params)?
+                    };
+                    if changed.unwrap_or(0) == 0 {
+                        let exists = {
+                            let mut params = Vec::new();
+                            let clause = where_key(dialect, key, &mut params);
+                            let s = format!("UPDATE {} SET {} = {} WHERE {clause}", dialect.quote_table(table), dialect.quote(&key[0].0), dialect.quote(&key[0].0));
+                            conn.execute_write(&s, &params)?.unwrap_or(0) > 0
+                        };
+                        if !exists {
+                            let s = insert_statement(dialect, table, insert);
+                            conn.execute_write(&s.sql, &s.params)?;
+                        }
+                    }
+                }
+            }
+            Ok(None)
+        }
+        LegacyWrite::Delete { table, key } => {
+            let mut params = Vec::new();
+            let clause = where_key(dialect, key, &mut params);
+            conn.execute_write(&format!("DELETE FROM {} WHERE {clause}", dialect.quote_table(table)), &params)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Applies a batch in one transaction: per change, its writes under a savepoint. A change whose
+/// data the database refuses is rolled back to its savepoint and reported; an outage rolls the
+/// whole batch back and is returned as the error (the caller retries the batch).
+pub fn apply_batch(
+    conn: &mut OdbcConnection,
+    dialect: Dialect,
+    changes: &[Vec<LegacyWrite>],
+) -> Result<Vec<Option<ChangeFailure>>, WriteError> {
+    conn.set_autocommit(false)?;
+    let result = apply_in_transaction(conn, dialect, changes);
+    match result {
+        Ok(outcomes) => {
+            let committed = conn.commit();
+            let restored = conn.set_autocommit(true);
+            committed?;
+            restored?;
+            Ok(outcomes)
+        }
+        Err(error) => {
+            let _ = conn.rollback();
+            let _ = conn.set_autocommit(true);
+            Err(error)
+        }
+    }
+}
+
+fn apply_in_transaction(
+    conn: &mut OdbcConnection,
+    dialect: Dialect,
+    changes: &[Vec<LegacyWrite>],
+) -> Result<Vec<Option<ChangeFailure>>, WriteError> {
+    let (save, rollback, release) = savepoint_sql(dialect);
+    let mut outcomes = Vec::with_capacity(changes.len());
+    for writes in changes {
+        if writes.is_empty() {
+            outcomes.push(None);
+            continue;
+        }
+        conn.execute_write(save, &[])?;
+        let mut failure = None;
+        for write in writes {
+            match run_write(conn, dialect, write) {
+                Ok(None) => {}
+                Ok(Some(f)) => {
+                    failure = Some(f);
+                    break;
+                }
+                // Anything but an outage is this change's own fault (bad data, or a mapping the
+                // table refuses): it is dead-lettered and the others go on.
+                Err(e) if !e.transient => {
+                    failure = Some(ChangeFailure::Data(e.message.clone()));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if failure.is_some() {
+            conn.execute_write(rollback, &[])?;
+        } else if let Some(release) = release {
+            conn.execute_write(release, &[])?;
+        }
+        outcomes.push(failure);
+    }
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, Option<String>)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))).collect()
+    }
+
+    #[test]
+    fn upsert_per_dialect() {
+        let key = kv(&[("ITEM_NO", "A1")]);
+        let insert = kv(&[("ITEM_NO", "A1"), ("DESCRIPTION", "Bolt")]);
+        let update = kv(&[("DESCRIPTION", "Bolt")]);
+        let my = upsert_statement(Dialect::MySql, "ITEM_MASTER", &key, &insert, &update).unwrap();
+        assert_eq!(
+            my.sql,
+            "INSERT INTO `ITEM_MASTER` (`ITEM_NO`, `DESCRIPTION`) VALUES (?, ?) ON DUPLICATE KEY UPDATE `DESCRIPTION` = VALUES(`DESCRIPTION`)"
+        );
+        assert_eq!(my.params, vec![Some("A1".into()), Some("Bolt".into())]);
+        let ms = upsert_statement(Dialect::MsSql, "dbo.ITEM_MASTER", &key, &insert, &update).unwrap();
+        assert_eq!(
+            ms.sql,
+            "MERGE INTO [dbo].[ITEM_MASTER] WITH (HOLDLOCK) AS tgt USING (VALUES (?, ?)) AS src ([ITEM_NO], [DESCRIPTION]) ON tgt.[ITEM_NO] = src.[ITEM_NO] WHEN MATCHED THEN UPDATE SET tgt.[DESCRIPTION] = src.[DESCRIPTION] WHEN NOT MATCHED THEN INSERT ([ITEM_NO], [DESCRIPTION]) VALUES (src.[ITEM_NO], src.[DESCRIPTION]);"
+        );
+        let pg = upsert_statement(Dialect::Postgres, "item", &key, &insert, &[]).unwrap();
+        assert_eq!(pg.sql, "INSERT INTO \"item\" (\"ITEM_NO\", \"DESCRIPTION\") VALUES (?, ?) ON CONFLICT (\"ITEM_NO\") DO NOTHING");
+        assert!(upsert_statement(Dialect::Ansi, "T", &key, &insert, &update).is_none());
+        let up = update_statement(Dialect::Ansi, "T", &key, &update);
+        assert_eq!(up.sql, "UPDATE \"T\" SET \"DESCRIPTION\" = ? WHERE \"ITEM_NO\" = ?");
+        assert_eq!(up.params, vec![Some("Bolt".into()), Some("A1".into())]);
+    }
+
+    #[test]
+    fn hostile_names_stay_identifiers() {
+        let key = kv(&[("K`; DROP TABLE X; --", "1")]);
+        let s = upsert_statement(Dialect::MySql, "T", &key, &key, &[]).unwrap();
+        assert!(s.sql.contains("`K``; DROP TABLE X; --`"), "{}", s.sql);
+        assert!(!s.sql.contains('1'), "values are parameters: {}", s.sql);
+    }
+}

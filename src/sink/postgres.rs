@@ -1,0 +1,535 @@
+//! Writing entities into Odoo's PostgreSQL database.
+//!
+//! The session runs under a replication origin, so every transaction it commits carries that
+//! origin in the WAL and comes back on the stream marked as millrace's own (echo suppression).
+//! A batch is one transaction; each change runs under a savepoint so that a change the database
+//! refuses is dead-lettered without undoing the others.
+//!
+//! Values are bound as text and cast to the column's own type (read from the catalog once), so
+//! one code path writes every type exactly; names are always quoted identifiers.
+
+use std::collections::HashMap;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient};
+
+use crate::mapping::transform::to_stored;
+use crate::mapping::{Column, ColumnTable, Mapping, Record};
+use crate::model::{quote_ident, TableName, Value};
+use crate::pg::{self, PgConnInfo};
+use crate::source::legacy::convert::value_text;
+
+/// Why a change could not be written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApplyError {
+    /// A referenced row is not there yet: park the change.
+    Park(String),
+    /// The change can never be written as it is: dead-letter it.
+    Dead { field: Option<String>, reason: String },
+    /// The database is unreachable or busy: retry the batch.
+    Transient(String),
+}
+
+impl ApplyError {
+    fn from_pg(what: &str, error: &tokio_postgres::Error) -> ApplyError {
+        match error.as_db_error() {
+            Some(db) => {
+                let code = db.code().code();
+                if ["08", "40", "53", "57", "58"].iter().any(|c| code.starts_with(c)) {
+                    ApplyError::Transient(format!("{what}: {}", db.message()))
+                } else {
+                    let mut reason = format!("{what}: {} (SQLSTATE {code})", db.message());
+                    if let Some(detail) = db.detail() {
+                        reason.push_str(&format!("; {detail}"));
+                    }
+                    ApplyError::Dead { field: db.column().map(str::to_string), reason }
+                }
+            }
+            None => ApplyError::Transient(format!("{what}: {error}")),
+        }
+    }
+}
+
+/// Column name → SQL type, per table.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    tables: HashMap<String, HashMap<String, String>>,
+}
+
+impl Catalog {
+    pub fn column_type(&self, table: &str, column: &str) -> Option<&str> {
+        self.tables.get(table).and_then(|t| t.get(column)).map(String::as_str)
+    }
+}
+
+pub struct OdooSink {
+    client: Client,
+    catalog: Catalog,
+    pub origin: String,
+}
+
+/// Creates the replication origin if it does not exist (needs superuser or, on PostgreSQL 15,
+/// EXECUTE on `pg_replication_origin_create`).
+pub const CREATE_ORIGIN_SQL: &str = "SELECT pg_replication_origin_create($1::text)
+    WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1::text)";
+
+impl OdooSink {
+    pub async fn connect(info: &PgConnInfo, origin: &str) -> Result<OdooSink, ApplyError> {
+        let client = pg::connect(info).await.map_err(|e| ApplyError::Transient(e.to_string()))?;
+        client
+            .execute(CREATE_ORIGIN_SQL, &[&origin])
+            .await
+            .map_err(|e| ApplyError::from_pg("creating the replication origin", &e))?;
+        client
+            .execute("SELECT pg_replication_origin_session_setup($1)", &[&origin])
+            .await
+            .map_err(|e| ApplyError::from_pg(&format!("using replication origin {origin}"), &e))?;
+        Ok(OdooSink { client, catalog: Catalog::default(), origin: origin.to_string() })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    async fn load_types(&mut self, table: &str) -> Result<(), ApplyError> {
+        if self.catalog.tables.contains_key(table) {
+            return Ok(());
+        }
+        let rows = self
+            .client
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
+                   FROM pg_attribute a
+                  WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&TableName::parse(table).quoted()],
+            )
+            .await
+            .map_err(|e| ApplyError::from_pg(&format!("reading the columns of {table}"), &e))?;
+        let columns = rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect();
+        self.catalog.tables.insert(table.to_string(), columns);
+        Ok(())
+    }
+
+    /// Loads the column types of every table a mapping writes.
+    pub async fn prepare(&mut self, m: &Mapping) -> Result<(), ApplyError> {
+        self.load_types(&m.odoo.table).await?;
+        if let Some(p) = &m.odoo.parent {
+            self.load_types(&p.table).await?;
+        }
+        Ok(())
+    }
+
+    /// The client (to start a transaction) and the column types (for the writer), borrowed
+    /// apart so both can be used while the transaction is open.
+    pub fn parts(&mut self) -> (&mut Client, &Catalog) {
+        (&mut self.client, &self.catalog)
+    }
+}
+
+/// SQL parameters, all text.
+#[derive(Default)]
+struct Params(Vec<Option<String>>);
+
+impl Params {
+    fn push(&mut self, v: Option<String>) -> String {
+        self.0.push(v);
+        format!("${}", self.0.len())
+    }
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.0.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+    }
+}
+
+/// One column assignment: the column, the stored value, and the translation language if the
+/// column is a translated jsonb.
+#[derive(Debug, Clone)]
+struct Assignment {
+    table: ColumnTable,
+    column: String,
+    value: Option<String>,
+    translate: Option<String>,
+}
+
+fn default_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::Bool(b) => Some(b.to_string()),
+        other => Some(value_text(other)),
+    }
+}
+
+/// The SQL expression that sets a value of `sql_type` (a parameter cast to it).
+fn value_expr(params: &mut Params, sql_type: &str, value: Option<String>) -> String {
+    if value.as_deref() == Some("$now") {
+        return "(now() AT TIME ZONE 'UTC')".into();
+    }
+    let p = params.push(value);
+    format!("CAST({p}::text AS {sql_type})")
+}
+
+/// Writes entities of one mapping inside a transaction.
+pub struct OdooWriter<'a, C: GenericClient + Sync> {
+    pub catalog: &'a Catalog,
+    pub tx: &'a C,
+}
+
+impl<C: GenericClient + Sync> OdooWriter<'_, C> {
+    fn ty(&self, table: &str, column: &str) -> Result<String, ApplyError> {
+        self.catalog.column_type(table, column).map(str::to_string).ok_or_else(|| ApplyError::Dead {
+            field: Some(column.to_string()),
+            reason: format!("table {table} has no column {column} (check the mapping)"),
+        })
+    }
+
+    async fn reverse_lookup(&self, m: &Mapping, key: &str, c: &Column, value: &str) -> Result<String, ApplyError> {
+        let l = c.lookup.as_ref().expect("called for lookup columns");
+        let mut params = Params::default();
+        let v = params.push(Some(value.to_string()));
+        let mut value_col = format!("l.{}", quote_ident(&l.value));
+        if let Some(lang) = &l.translate {
+            let p = params.push(Some(lang.clone()));
+            value_col = format!("({value_col} ->> {p})");
+        }
+        let mut conditions = vec![format!("{value_col}::text = {v}")];
+        for (column, fv) in &l.filter {
+            let p = params.push(Some(value_text(fv)));
+            conditions.push(format!("l.{}::text = {p}", quote_ident(column)));
+        }
+        let sql = format!(
+            "SELECT l.{}::text FROM {} l WHERE {} ORDER BY 1 LIMIT 1",
+            quote_ident(&l.key),
+            TableName::parse(&l.table).quoted(),
+            conditions.join(" AND ")
+        );
+        let row = self
+            .tx
+            .query_opt(&sql, &params.refs())
+            .await
+            .map_err(|e| ApplyError::from_pg(&format!("looking up {} in {}", value, l.table), &e))?;
+        match row {
+            Some(r) => Ok(r.get(0)),
+            None => {
+                let field = &m.fields[c.field].name;
+                let reason = format!(
+                    "{} {key}: field {field} = {value:?}: no row of {} has {} = this value",
+                    m.entity, l.table, l.value
+                );
+                if l.park_when_missing {
+                    Err(ApplyError::Park(reason))
+                } else {
+                    Err(ApplyError::Dead { field: Some(field.clone()), reason })
+                }
+            }
+        }
+    }
+
+    async fn assignments(
+        &self,
+        m: &Mapping,
+        key: &str,
+        record: &Record,
+        fields: &[usize],
+    ) -> Result<Vec<Assignment>, ApplyError> {
+        let mut out = Vec::new();
+        for c in &m.odoo.columns {
+            if c.read_only || !fields.contains(&c.field) {
+                continue;
+            }
+            let stored = to_stored(c, None, &record.values[c.field]).map_err(|reason| ApplyError::Dead {
+                field: Some(m.fields[c.field].name.clone()),
+                reason: format!("{} {key}: field {}: {reason}", m.entity, m.fields[c.field].name),
+            })?;
+            let value = match (&c.lookup, stored.is_null()) {
+                (_, true) => None,
+                (Some(_), false) => Some(self.reverse_lookup(m, key, c, &value_text(&stored)).await?),
+                (None, false) => default_text(&stored),
+            };
+            for column in std::iter::once(&c.column).chain(c.also.iter()) {
+                out.push(Assignment {
+                    table: c.table,
+                    column: column.clone(),
+                    value: value.clone(),
+                    translate: c.translate.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds the main row by the record's key columns (for rows millrace has no cross-reference
+    /// of yet: created before millrace ran, or written just before a crash).
+    pub async fn find_by_key(&self, m: &Mapping, key: &str, record: &Record) -> Result<Option<i64>, ApplyError> {
+        let assignments = self.assignments(m, key, record, &m.key).await.or_else(|e| match e {
+            // A key value that has no referenced row cannot match an existing row.
+            ApplyError::Park(_) => Ok(Vec::new()),
+            other => Err(other),
+        })?;
+        if assignments.is_empty() || m.key.iter().any(|k| m.odoo.column_of(*k).is_none()) {
+            return Ok(None);
+        }
+        let mut params = Params::default();
+        let mut conditions = Vec::new();
+        for a in &assignments {
+            let alias = if a.table == ColumnTable::Main { "m" } else { "p" };
+            let column = format!("{alias}.{}", quote_ident(&a.column));
+            let column = match &a.translate {
+                Some(lang) => format!("({column} ->> {})", params.push(Some(lang.clone()))),
+                None => format!("{column}::text"),
+            };
+            match &a.value {
+                Some(v) => conditions.push(format!("{column} = {}", params.push(Some(v.clone())))),
+                None => conditions.push(format!("{column} IS NULL")),
+            }
+        }
+        let sql = format!(
+            "SELECT m.{}::bigint {} WHERE {} ORDER BY 1 LIMIT 1",
+            quote_ident(&m.odoo.id_column),
+            crate::mapping::odoo::from_clause(m),
+            conditions.join(" AND ")
+        );
+        let row = self
+            .tx
+            .query_opt(&sql, &params.refs())
+            .await
+            .map_err(|e| ApplyError::from_pg(&format!("finding {} {key} in {}", m.entity, m.odoo.table), &e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn exists(&self, m: &Mapping, id: i64) -> Result<bool, ApplyError> {
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE {}::bigint = $1",
+            TableName::parse(&m.odoo.table).quoted(),
+            quote_ident(&m.odoo.id_column)
+        );
+        let row = self.tx.query_opt(&sql, &[&id]).await.map_err(|e| ApplyError::from_pg("reading a row", &e))?;
+        Ok(row.is_some())
+    }
+
+    async fn update_table(
+        &self,
+        table: &str,
+        where_column: &str,
+        id: i64,
+        assignments: &[&Assignment],
+    ) -> Result<(), ApplyError> {
+        if assignments.is_empty() {
+            return Ok(());
+        }
+        let mut params = Params::default();
+        let mut set = Vec::new();
+        for a in assignments {
+            let column = quote_ident(&a.column);
+            match &a.translate {
+                Some(lang) => {
+                    let l = params.push(Some(lang.clone()));
+                    let v = params.push(a.value.clone());
+                    set.push(format!("{column} = COALESCE({column}, '{{}}'::jsonb) || jsonb_build_object({l}::text, {v}::text)"));
+                }
+                None => {
+                    let ty = self.ty(table, &a.column)?;
+                    set.push(format!("{column} = {}", value_expr(&mut params, &ty, a.value.clone())));
+                }
+            }
+        }
+        if self.catalog.column_type(table, "write_date").is_some() && !assignments.iter().any(|a| a.column == "write_date") {
+            set.push("\"write_date\" = (now() AT TIME ZONE 'UTC')".into());
+        }
+        let p = params.push(Some(id.to_string()));
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {}::bigint = {p}::bigint",
+            TableName::parse(table).quoted(),
+            set.join(", "),
+            quote_ident(where_column)
+        );
+        self.tx.execute(&sql, &params.refs()).await.map_err(|e| ApplyError::from_pg(&format!("updating {table}"), &e))?;
+        Ok(())
+    }
+
+    async fn insert_table(
+        &self,
+        table: &str,
+        defaults: &[(String, Value)],
+        assignments: &[&Assignment],
+        extra: &[(String, String)],
+    ) -> Result<i64, ApplyError> {
+        let mut params = Params::default();
+        let mut columns = Vec::new();
+        let mut values = Vec::new();
+        for a in assignments {
+            columns.push(a.column.clone());
+            match &a.translate {
+                Some(lang) => {
+                    let l = params.push(Some(lang.clone()));
+                    let v = params.push(a.value.clone());
+                    values.push(format!("jsonb_build_object({l}::text, {v}::text)"));
+                }
+                None => {
+                    let ty = self.ty(table, &a.column)?;
+                    values.push(value_expr(&mut params, &ty, a.value.clone()));
+                }
+            }
+        }
+        for (column, value) in extra {
+            if !columns.contains(column) {
+                let ty = self.ty(table, column)?;
+                columns.push(column.clone());
+                values.push(value_expr(&mut params, &ty, Some(value.clone())));
+            }
+        }
+        for (column, value) in defaults {
+            if !columns.contains(column) {
+                let ty = self.ty(table, column)?;
+                columns.push(column.clone());
+                values.push(value_expr(&mut params, &ty, default_text(value)));
+            }
+        }
+        for magic in ["create_date", "write_date"] {
+            if self.catalog.column_type(table, magic).is_some() && !columns.iter().any(|c| c == magic) {
+                columns.push(magic.to_string());
+                values.push("(now() AT TIME ZONE 'UTC')".into());
+            }
+        }
+        let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}) RETURNING \"id\"::bigint",
+            TableName::parse(table).quoted(),
+            quoted.join(", "),
+            values.join(", ")
+        );
+        let row = self
+            .tx
+            .query_one(&sql, &params.refs())
+            .await
+            .map_err(|e| ApplyError::from_pg(&format!("inserting into {table}"), &e))?;
+        Ok(row.get(0))
+    }
+
+    /// Writes `fields` of `record`. Updates the row `id` (or the one found by key); inserts one
+    /// (with its parent row) when there is none and `create` is allowed. Returns the row id, or
+    /// `None` when there was no row and creating was not allowed.
+    pub async fn upsert(
+        &self,
+        m: &Mapping,
+        key: &str,
+        record: &Record,
+        fields: &[usize],
+        id: Option<i64>,
+        create: bool,
+    ) -> Result<Option<i64>, ApplyError> {
+        let id = match id {
+            Some(id) if self.exists(m, id).await? => Some(id),
+            _ => self.find_by_key(m, key, record).await?,
+        };
+        match id {
+            Some(id) => {
+                let assignments = self.assignments(m, key, record, fields).await?;
+                let main: Vec<&Assignment> = assignments.iter().filter(|a| a.table == ColumnTable::Main).collect();
+                self.update_table(&m.odoo.table, &m.odoo.id_column, id, &main).await?;
+                if let Some(parent) = &m.odoo.parent {
+                    let parent_assignments: Vec<&Assignment> =
+                        assignments.iter().filter(|a| a.table == ColumnTable::Parent).collect();
+                    if !parent_assignments.is_empty() {
+                        let link: i64 = self
+                            .tx
+                            .query_one(
+                                &format!(
+                                    "SELECT {}::bigint FROM {} WHERE {}::bigint = $1",
+                                    quote_ident(&parent.link),
+                                    TableName::parse(&m.odoo.table).quoted(),
+                                    quote_ident(&m.odoo.id_column)
+                                ),
+                                &[&id],
+                            )
+                            .await
+                            .map_err(|e| ApplyError::from_pg("reading the parent link", &e))?
+                            .get(0);
+                        self.update_table(&parent.table, "id", link, &parent_assignments).await?;
+                    }
+                }
+                Ok(Some(id))
+            }
+            None if !create => Ok(None),
+            None => {
+                let all: Vec<usize> = (0..m.fields.len()).collect();
+                let assignments = self.assignments(m, key, record, &all).await?;
+                let mut extra = Vec::new();
+                if let Some(parent) = &m.odoo.parent {
+                    let parent_assignments: Vec<&Assignment> =
+                        assignments.iter().filter(|a| a.table == ColumnTable::Parent).collect();
+                    let parent_id = if parent.create {
+                        self.insert_table(&parent.table, &parent.defaults, &parent_assignments, &[]).await?
+                    } else {
+                        self.find_parent(m, key, &parent_assignments).await?
+                    };
+                    extra.push((parent.link.clone(), parent_id.to_string()));
+                }
+                let main: Vec<&Assignment> = assignments.iter().filter(|a| a.table == ColumnTable::Main).collect();
+                let id = self.insert_table(&m.odoo.table, &m.odoo.defaults, &main, &extra).await?;
+                Ok(Some(id))
+            }
+        }
+    }
+
+    async fn find_parent(&self, m: &Mapping, key: &str, assignments: &[&Assignment]) -> Result<i64, ApplyError> {
+        let parent = m.odoo.parent.as_ref().expect("called with a parent");
+        let key_columns: Vec<&&Assignment> = assignments
+            .iter()
+            .filter(|a| m.key.iter().any(|k| m.odoo.column_of(*k).is_some_and(|c| c.column == a.column && c.table == ColumnTable::Parent)))
+            .collect();
+        if key_columns.is_empty() {
+            return Err(ApplyError::Dead {
+                field: None,
+                reason: format!("{} {key}: no key field is stored in {} to find the parent row by", m.entity, parent.table),
+            });
+        }
+        let mut params = Params::default();
+        let conditions: Vec<String> = key_columns
+            .iter()
+            .map(|a| match &a.value {
+                Some(v) => format!("{}::text = {}", quote_ident(&a.column), params.push(Some(v.clone()))),
+                None => format!("{} IS NULL", quote_ident(&a.column)),
+            })
+            .collect();
+        let sql = format!(
+            "SELECT \"id\"::bigint FROM {} WHERE {} ORDER BY 1 LIMIT 1",
+            TableName::parse(&parent.table).quoted(),
+            conditions.join(" AND ")
+        );
+        let row = self
+            .tx
+            .query_opt(&sql, &params.refs())
+            .await
+            .map_err(|e| ApplyError::from_pg(&format!("finding the {} row", parent.table), &e))?;
+        row.map(|r| r.get(0))
+            .ok_or_else(|| ApplyError::Park(format!("{} {key}: its {} row does not exist yet", m.entity, parent.table)))
+    }
+
+    pub async fn delete(&self, m: &Mapping, id: i64) -> Result<(), ApplyError> {
+        let sql = format!(
+            "DELETE FROM {} WHERE {}::bigint = $1",
+            TableName::parse(&m.odoo.table).quoted(),
+            quote_ident(&m.odoo.id_column)
+        );
+        self.tx.execute(&sql, &[&id]).await.map_err(|e| ApplyError::from_pg(&format!("deleting from {}", m.odoo.table), &e))?;
+        Ok(())
+    }
+
+    pub async fn savepoint(&self) -> Result<(), ApplyError> {
+        self.tx.batch_execute("SAVEPOINT millrace_change").await.map_err(|e| ApplyError::from_pg("savepoint", &e))
+    }
+
+    pub async fn release(&self) -> Result<(), ApplyError> {
+        self.tx.batch_execute("RELEASE SAVEPOINT millrace_change").await.map_err(|e| ApplyError::from_pg("savepoint", &e))
+    }
+
+    pub async fn rollback_to_savepoint(&self) -> Result<(), ApplyError> {
+        self.tx
+            .batch_execute("ROLLBACK TO SAVEPOINT millrace_change")
+            .await
+            .map_err(|e| ApplyError::from_pg("rolling back to a savepoint", &e))
+    }
+}

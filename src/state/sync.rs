@@ -1,0 +1,458 @@
+//! The sync engine's control state: cross-references, what each side is known to hold, parked
+//! changes, dead letters, conflicts and decision counts. A batch's outcome is written in one
+//! transaction ([`StateStore::commit_writes`]), after the target committed and before the
+//! source position is acknowledged.
+
+use std::collections::BTreeMap;
+
+use super::{sql, StateError, StateStore};
+
+/// What millrace believes one side holds for one key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Known {
+    pub record: Option<serde_json::Value>,
+    pub fingerprint: Option<i64>,
+    pub position: Option<String>,
+    pub written: bool,
+    pub pending_fingerprint: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KnownWrite {
+    pub entity: String,
+    pub key: String,
+    pub system: &'static str,
+    /// `None` forgets the key (deleted on that side).
+    pub record: Option<(serde_json::Value, i64)>,
+    pub position: String,
+    pub written: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct XrefWrite {
+    pub entity: String,
+    pub key: String,
+    pub system: &'static str,
+    /// `None` removes the cross-reference.
+    pub id: Option<String>,
+}
+
+/// A change waiting for a dependency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parked {
+    pub entity: String,
+    pub key: String,
+    pub source: String,
+    pub op: String,
+    pub record: Option<serde_json::Value>,
+    pub position: String,
+    pub reason: String,
+    pub parked_at: chrono::DateTime<chrono::Utc>,
+    pub attempts: i32,
+}
+
+/// A change that could not be applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub entity: String,
+    pub key: String,
+    pub source: String,
+    pub op: String,
+    pub record: Option<serde_json::Value>,
+    pub position: String,
+    pub field: Option<String>,
+    pub reason: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub status: String,
+    pub resolution: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewConflict {
+    pub entity: String,
+    pub key: String,
+    pub source: &'static str,
+    pub fields: Vec<String>,
+    pub policy: &'static str,
+    pub record: Option<serde_json::Value>,
+    pub position: String,
+}
+
+/// Everything a batch changes in the control state.
+#[derive(Debug, Default)]
+pub struct StateWrites {
+    pub known: Vec<KnownWrite>,
+    pub xref: Vec<XrefWrite>,
+    pub park: Vec<Parked>,
+    /// (entity, key, source) of parked changes that are settled.
+    pub unpark: Vec<(String, String, String)>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Dead letters settled: id and how.
+    pub resolved: Vec<(i64, String)>,
+    /// Keys a change was applied for: their open dead letters are settled by it (entity, key,
+    /// and the dead letter the change re-ran, if any).
+    pub settle: Vec<(String, String, Option<i64>)>,
+    /// Retried dead letters that failed again, with the new reason.
+    pub reopen: Vec<(i64, String)>,
+    pub conflicts: Vec<NewConflict>,
+    pub counts: BTreeMap<(String, &'static str, &'static str), i64>,
+    pub source_position: Option<(&'static str, String)>,
+}
+
+impl StateWrites {
+    pub fn count(&mut self, entity: &str, source: &'static str, decision: &'static str) {
+        *self.counts.entry((entity.to_string(), source, decision)).or_default() += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+            && self.xref.is_empty()
+            && self.park.is_empty()
+            && self.unpark.is_empty()
+            && self.dead_letters.is_empty()
+            && self.resolved.is_empty()
+            && self.settle.is_empty()
+            && self.reopen.is_empty()
+            && self.conflicts.is_empty()
+            && self.counts.is_empty()
+            && self.source_position.is_none()
+    }
+}
+
+fn dead_letter_from_row(r: &tokio_postgres::Row) -> DeadLetter {
+    DeadLetter {
+        id: r.get("id"),
+        entity: r.get("entity"),
+        key: r.get("key"),
+        source: r.get("source"),
+        op: r.get("op"),
+        record: r.get("record"),
+        position: r.get("position"),
+        field: r.get("field"),
+        reason: r.get("reason"),
+        created_at: r.get("created_at"),
+        status: r.get("status"),
+        resolution: r.get("resolution"),
+    }
+}
+
+const DLQ_COLUMNS: &str =
+    "id, entity, key, source, op, record, position, field, reason, created_at, status, resolution";
+
+impl StateStore {
+    pub async fn known(&self, entity: &str, key: &str, system: &str) -> Result<Option<Known>, StateError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT record, fingerprint, position, written, pending_fingerprint FROM millrace.known
+                  WHERE entity = $1 AND key = $2 AND system = $3",
+                &[&entity, &key, &system],
+            )
+            .await
+            .map_err(sql("reading known records"))?;
+        Ok(row.map(|r| Known {
+            record: r.get(0),
+            fingerprint: r.get(1),
+            position: r.get(2),
+            written: r.get(3),
+            pending_fingerprint: r.get(4),
+        }))
+    }
+
+    pub async fn xref_id(&self, entity: &str, key: &str, system: &str) -> Result<Option<String>, StateError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT id FROM millrace.xref WHERE entity = $1 AND key = $2 AND system = $3",
+                &[&entity, &key, &system],
+            )
+            .await
+            .map_err(sql("reading a cross-reference"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn xref_key(&self, entity: &str, system: &str, id: &str) -> Result<Option<String>, StateError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT key FROM millrace.xref WHERE entity = $1 AND system = $2 AND id = $3 LIMIT 1",
+                &[&entity, &system, &id],
+            )
+            .await
+            .map_err(sql("reading a cross-reference"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Records the fingerprints of writes about to be committed on a target, so that their echo
+    /// is recognised even if millrace stops before [`StateStore::commit_writes`].
+    pub async fn set_pending(&self, pending: &[(String, String, &'static str, i64)]) -> Result<(), StateError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let entities: Vec<&str> = pending.iter().map(|p| p.0.as_str()).collect();
+        let keys: Vec<&str> = pending.iter().map(|p| p.1.as_str()).collect();
+        let systems: Vec<&str> = pending.iter().map(|p| p.2).collect();
+        let fingerprints: Vec<i64> = pending.iter().map(|p| p.3).collect();
+        self.client
+            .execute(
+                "INSERT INTO millrace.known (entity, key, system, pending_fingerprint)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+                 ON CONFLICT (entity, key, system) DO UPDATE SET pending_fingerprint = EXCLUDED.pending_fingerprint",
+                &[&entities, &keys, &systems, &fingerprints],
+            )
+            .await
+            .map_err(sql("recording writes in flight"))?;
+        Ok(())
+    }
+
+    /// Writes a batch's outcome in one transaction.
+    pub async fn commit_writes(&mut self, w: &StateWrites) -> Result<(), StateError> {
+        if w.is_empty() {
+            return Ok(());
+        }
+        let tx = self.client.transaction().await.map_err(sql("starting a state transaction"))?;
+        for k in &w.known {
+            match &k.record {
+                Some((record, fingerprint)) => {
+                    tx.execute(
+                        "INSERT INTO millrace.known (entity, key, system, record, fingerprint, position, written, pending_fingerprint, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, now())
+                         ON CONFLICT (entity, key, system) DO UPDATE SET record = EXCLUDED.record,
+                            fingerprint = EXCLUDED.fingerprint, position = EXCLUDED.position,
+                            written = EXCLUDED.written, pending_fingerprint = NULL, updated_at = now()",
+                        &[&k.entity, &k.key, &k.system, record, fingerprint, &k.position, &k.written],
+                    )
+                    .await
+                    .map_err(sql("saving known records"))?;
+                }
+                None => {
+                    tx.execute(
+                        "DELETE FROM millrace.known WHERE entity = $1 AND key = $2 AND system = $3",
+                        &[&k.entity, &k.key, &k.system],
+                    )
+                    .await
+                    .map_err(sql("forgetting known records"))?;
+                }
+            }
+        }
+        for x in &w.xref {
+            match &x.id {
+                Some(id) => tx
+                    .execute(
+                        "INSERT INTO millrace.xref (entity, key, system, id) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (entity, key, system) DO UPDATE SET id = EXCLUDED.id, updated_at = now()",
+                        &[&x.entity, &x.key, &x.system, id],
+                    )
+                    .await
+                    .map_err(sql("saving cross-references"))?,
+                None => tx
+                    .execute(
+                        "DELETE FROM millrace.xref WHERE entity = $1 AND key = $2 AND system = $3",
+                        &[&x.entity, &x.key, &x.system],
+                    )
+                    .await
+                    .map_err(sql("removing cross-references"))?,
+            };
+        }
+        for (entity, key, source) in &w.unpark {
+            tx.execute(
+                "DELETE FROM millrace.parked WHERE entity = $1 AND key = $2 AND source = $3",
+                &[entity, key, source],
+            )
+            .await
+            .map_err(sql("unparking"))?;
+        }
+        for p in &w.park {
+            tx.execute(
+                "INSERT INTO millrace.parked (entity, key, source, op, record, position, reason, parked_at, attempts)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (entity, key, source) DO UPDATE SET op = EXCLUDED.op, record = EXCLUDED.record,
+                    position = EXCLUDED.position, reason = EXCLUDED.reason, attempts = millrace.parked.attempts + 1",
+                &[&p.entity, &p.key, &p.source, &p.op, &p.record, &p.position, &p.reason, &p.parked_at, &p.attempts],
+            )
+            .await
+            .map_err(sql("parking"))?;
+        }
+        for d in &w.dead_letters {
+            tx.execute(
+                "INSERT INTO millrace.dlq (entity, key, source, op, record, position, field, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&d.entity, &d.key, &d.source, &d.op, &d.record, &d.position, &d.field, &d.reason],
+            )
+            .await
+            .map_err(sql("dead-lettering"))?;
+        }
+        for (id, resolution) in &w.resolved {
+            tx.execute(
+                "UPDATE millrace.dlq SET status = 'resolved', resolved_at = now(), resolution = $2
+                  WHERE id = $1 AND status IN ('open', 'retry')",
+                &[id, resolution],
+            )
+            .await
+            .map_err(sql("resolving dead letters"))?;
+        }
+        for (entity, key, retried) in &w.settle {
+            let resolution = match retried {
+                Some(_) => "applied on retry",
+                None => "superseded: a later change of this key was applied",
+            };
+            tx.execute(
+                "UPDATE millrace.dlq SET status = 'resolved', resolved_at = now(),
+                        resolution = CASE WHEN id = $3 THEN 'applied on retry' ELSE $4 END
+                  WHERE entity = $1 AND key = $2 AND status IN ('open', 'retry')",
+                &[entity, key, &retried.unwrap_or(-1), &resolution],
+            )
+            .await
+            .map_err(sql("settling dead letters"))?;
+        }
+        for (id, reason) in &w.reopen {
+            tx.execute("UPDATE millrace.dlq SET status = 'open', reason = $2 WHERE id = $1", &[id, reason])
+                .await
+                .map_err(sql("reopening dead letters"))?;
+        }
+        for c in &w.conflicts {
+            tx.execute(
+                "INSERT INTO millrace.conflict (entity, key, source, fields, policy, record, position)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&c.entity, &c.key, &c.source, &c.fields, &c.policy, &c.record, &c.position],
+            )
+            .await
+            .map_err(sql("recording conflicts"))?;
+        }
+        for ((entity, source, decision), n) in &w.counts {
+            tx.execute(
+                "INSERT INTO millrace.decision_count (entity, source, decision, n) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (entity, source, decision) DO UPDATE SET n = millrace.decision_count.n + EXCLUDED.n, last_at = now()",
+                &[entity, source, decision, n],
+            )
+            .await
+            .map_err(sql("counting decisions"))?;
+        }
+        if let Some((source, position)) = &w.source_position {
+            tx.execute(
+                "INSERT INTO millrace.source_status (source, position, last_batch) VALUES ($1, $2, now())
+                 ON CONFLICT (source) DO UPDATE SET position = EXCLUDED.position, last_batch = now(), updated_at = now()",
+                &[source, position],
+            )
+            .await
+            .map_err(sql("saving source status"))?;
+        }
+        tx.commit().await.map_err(sql("committing state"))
+    }
+
+    pub async fn parked(&self) -> Result<Vec<Parked>, StateError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT entity, key, source, op, record, position, reason, parked_at, attempts
+                   FROM millrace.parked ORDER BY parked_at, entity, key",
+                &[],
+            )
+            .await
+            .map_err(sql("reading parked changes"))?;
+        Ok(rows
+            .iter()
+            .map(|r| Parked {
+                entity: r.get(0),
+                key: r.get(1),
+                source: r.get(2),
+                op: r.get(3),
+                record: r.get(4),
+                position: r.get(5),
+                reason: r.get(6),
+                parked_at: r.get(7),
+                attempts: r.get(8),
+            })
+            .collect())
+    }
+
+    pub async fn dead_letters(&self, all: bool) -> Result<Vec<DeadLetter>, StateError> {
+        let filter = if all { "" } else { "WHERE status IN ('open', 'retry')" };
+        let rows = self
+            .client
+            .query(&format!("SELECT {DLQ_COLUMNS} FROM millrace.dlq {filter} ORDER BY id"), &[])
+            .await
+            .map_err(sql("listing dead letters"))?;
+        Ok(rows.iter().map(dead_letter_from_row).collect())
+    }
+
+    pub async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, StateError> {
+        let row = self
+            .client
+            .query_opt(&format!("SELECT {DLQ_COLUMNS} FROM millrace.dlq WHERE id = $1"), &[&id])
+            .await
+            .map_err(sql("reading a dead letter"))?;
+        Ok(row.as_ref().map(dead_letter_from_row))
+    }
+
+    /// Open dead letters of a key, oldest first.
+    pub async fn open_dead_letters_of(&self, entity: &str, key: &str) -> Result<Vec<i64>, StateError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id FROM millrace.dlq WHERE entity = $1 AND key = $2 AND status IN ('open', 'retry') ORDER BY id",
+                &[&entity, &key],
+            )
+            .await
+            .map_err(sql("reading dead letters"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Marks dead letters for the running service to retry, or discards them. Returns how many
+    /// changed.
+    pub async fn set_dead_letter_status(&self, ids: Option<&[i64]>, status: &str) -> Result<u64, StateError> {
+        let resolution = if status == "discarded" { Some("discarded by an operator") } else { None };
+        let n = match ids {
+            Some(ids) => self
+                .client
+                .execute(
+                    "UPDATE millrace.dlq SET status = $2, resolution = $3,
+                            resolved_at = CASE WHEN $2 = 'discarded' THEN now() END
+                      WHERE id = ANY($1) AND status IN ('open', 'retry')",
+                    &[&ids, &status, &resolution],
+                )
+                .await,
+            None => self
+                .client
+                .execute(
+                    "UPDATE millrace.dlq SET status = $1, resolution = $2,
+                            resolved_at = CASE WHEN $1 = 'discarded' THEN now() END
+                      WHERE status IN ('open', 'retry')",
+                    &[&status, &resolution],
+                )
+                .await,
+        };
+        n.map_err(sql("updating dead letters"))
+    }
+
+    pub async fn dead_letters_to_retry(&self) -> Result<Vec<DeadLetter>, StateError> {
+        let rows = self
+            .client
+            .query(&format!("SELECT {DLQ_COLUMNS} FROM millrace.dlq WHERE status = 'retry' ORDER BY id"), &[])
+            .await
+            .map_err(sql("reading dead letters to retry"))?;
+        Ok(rows.iter().map(dead_letter_from_row).collect())
+    }
+
+    /// Puts a retried dead letter back to `open` with the reason it failed again.
+    pub async fn reopen_dead_letter(&self, id: i64, reason: &str) -> Result<(), StateError> {
+        self.client
+            .execute("UPDATE millrace.dlq SET status = 'open', reason = $2 WHERE id = $1", &[&id, &reason])
+            .await
+            .map_err(sql("reopening a dead letter"))?;
+        Ok(())
+    }
+
+    pub async fn record_source_error(&self, source: &str, error: Option<&str>) -> Result<(), StateError> {
+        self.client
+            .execute(
+                "INSERT INTO millrace.source_status (source, last_error, error_at) VALUES ($1, $2, CASE WHEN $2::text IS NULL THEN NULL ELSE now() END)
+                 ON CONFLICT (source) DO UPDATE SET last_error = EXCLUDED.last_error, error_at = EXCLUDED.error_at, updated_at = now()",
+                &[&source, &error],
+            )
+            .await
+            .map_err(sql("recording a source error"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! Deciding one change (DESIGN §6): echo, stale, filtered, ownership conflict, or apply (which
+//! the sink may still turn into parked or dead-lettered).
+//!
+//! The change is compared with what millrace last knew the source to hold for the key (or,
+//! the first time a key is seen, with what the target holds now): only fields that differ are
+//! candidates, only fields the source owns are written, and a create is only accepted from the
+//! entity's system of record.
+
+use super::{Change, ChangeOp, Engine, Planned, SyncError};
+use crate::mapping::{ConflictPolicy, Mapping, Record, System};
+use crate::model::Value;
+use crate::sink::postgres::OdooWriter;
+use crate::state::sync::Known;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Apply,
+    /// millrace's own write coming back.
+    Echo,
+    /// Nothing new: the content is what is already known or already on the other side.
+    Stale,
+    /// A change the source does not own: recorded, not applied.
+    Conflict,
+    /// The source side's `only` filter excludes it, or the target ignores deletes.
+    Filtered,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Apply => "apply",
+            Decision::Echo => "echo",
+            Decision::Stale => "stale",
+            Decision::Conflict => "conflict",
+            Decision::Filtered => "filtered",
+        }
+    }
+}
+
+/// A record holding only the key fields of a key text (for deletes).
+pub fn key_record(m: &Mapping, key: &str) -> Record {
+    let mut values = vec![Value::Null; m.fields.len()];
+    for (field, value) in m.key.iter().zip(crate::source::legacy::key_values(key)) {
+        values[*field] = crate::mapping::transform::coerce(value.clone(), m.fields[*field].ty).unwrap_or(value);
+    }
+    Record { values }
+}
+
+fn known_record(m: &Mapping, known: &Option<Known>) -> Option<Record> {
+    known.as_ref().and_then(|k| k.record.as_ref()).and_then(|json| Record::from_json(m, json).ok())
+}
+
+/// Fields stored on both sides (the only ones that can flow).
+fn shared_fields(m: &Mapping) -> Vec<usize> {
+    (0..m.fields.len())
+        .filter(|f| m.odoo.column_of(*f).is_some() && m.legacy.column_of(*f).is_some())
+        .collect()
+}
+
+fn plan(change: Change, decision: Decision) -> Planned {
+    Planned {
+        change,
+        decision,
+        fields: Vec::new(),
+        create: false,
+        target_id: None,
+        expected: None,
+        conflict_fields: Vec::new(),
+    }
+}
+
+/// What Odoo holds now for the key: its record and row id, read from the database.
+async fn read_target(engine: &mut Engine, m: &Mapping, key: &str, record: &Record, xref: Option<&str>) -> Result<Option<(Record, Option<String>)>, SyncError> {
+    let unavailable = |e: String| SyncError::Unavailable { system: "odoo", message: e };
+    let id = match xref.and_then(|x| x.parse::<i64>().ok()) {
+        Some(id) => Some(id),
+        None => {
+            let catalog = crate::sink::postgres::Catalog::default();
+            let writer = OdooWriter { catalog: &catalog, tx: &engine.odoo_read };
+            match writer.find_by_key(m, key, record).await {
+                Ok(id) => id,
+                Err(crate::sink::postgres::ApplyError::Transient(e)) => return Err(unavailable(e)),
+                Err(_) => None,
+            }
+        }
+    };
+    let Some(id) = id else { return Ok(None) };
+    let rows = crate::mapping::odoo::read_by_ids(&engine.odoo_read, m, &[id]).await.map_err(|e| unavailable(e.to_string()))?;
+    Ok(rows.into_iter().next().and_then(|(id, r)| r.ok().map(|r| (r, Some(id.to_string())))))
+}
+
+pub(crate) async fn decide(engine: &mut Engine, change: Change) -> Result<Planned, SyncError> {
+    let mappings = engine.mappings.clone();
+    let m = &mappings.entities[change.entity];
+    let source = change.source;
+    let target = source.other();
+    if change.ours {
+        return Ok(plan(change, Decision::Echo));
+    }
+    let known_s = engine.state.known(&m.entity, &change.key, source.as_str()).await?;
+    let known_t = engine.state.known(&m.entity, &change.key, target.as_str()).await?;
+    let xref_t = engine.state.xref_id(&m.entity, &change.key, target.as_str()).await?;
+
+    if change.op == ChangeOp::Delete {
+        let known_anywhere = known_s.as_ref().is_some_and(|k| k.record.is_some())
+            || known_t.as_ref().is_some_and(|k| k.record.is_some())
+            || xref_t.is_some();
+        if !known_anywhere && target == System::Odoo {
+            return Ok(plan(change, Decision::Stale));
+        }
+        if m.side(target).on_delete == crate::mapping::OnDelete::Ignore {
+            return Ok(plan(change, Decision::Filtered));
+        }
+        if source != m.owner && m.conflict == ConflictPolicy::Reject {
+            let mut p = plan(change, Decision::Conflict);
+            p.conflict_fields = m.key.clone();
+            return Ok(p);
+        }
+        let mut p = plan(change, Decision::Apply);
+        p.target_id = xref_t;
+        return Ok(p);
+    }
+
+    let record = change.record.clone().expect("upserts carry a record");
+    if !m.passes_filter(source, &record) {
+        return Ok(plan(change, Decision::Filtered));
+    }
+    let fingerprint = record.fingerprint();
+    if let Some(k) = &known_s {
+        if k.pending_fingerprint == Some(fingerprint) {
+            return Ok(plan(change, Decision::Echo));
+        }
+        if k.fingerprint == Some(fingerprint) {
+            let decision = if k.written { Decision::Echo } else { Decision::Stale };
+            return Ok(plan(change, decision));
+        }
+    }
+    let base_s = known_record(m, &known_s);
+    let mut target_id = xref_t.clone();
+    let mut base_t = known_record(m, &known_t);
+    if base_t.is_none() {
+        base_t = match target {
+            System::Odoo => {
+                let found = read_target(engine, m, &change.key, &record, xref_t.as_deref()).await?;
+                found.map(|(r, id)| {
+                    if target_id.is_none() {
+                        target_id = id;
+                    }
+                    r
+                })
+            }
+            System::Legacy => engine.legacy.read_by_key(m, &change.key).await?.and_then(Result::ok),
+        };
+    }
+    let shared = shared_fields(m);
+    let target_exists = base_t.is_some();
+    let mut p = plan(change, Decision::Apply);
+    p.target_id = target_id;
+    let base = base_s.as_ref().or(base_t.as_ref());
+    match base {
+        Some(base) if target_exists => {
+            let changed: Vec<usize> = shared.iter().copied().filter(|f| record.values[*f] != base.values[*f]).collect();
+            // Compared with the source's last known state, a field may have changed back to what
+            // the target holds: nothing to write for it.
+            let changed: Vec<usize> = match &base_t {
+                Some(t) => changed.into_iter().filter(|f| record.values[*f] != t.values[*f]).collect(),
+                None => changed,
+            };
+            if changed.is_empty() {
+                p.decision = Decision::Stale;
+                return Ok(p);
+            }
+            let (owned, foreign): (Vec<usize>, Vec<usize>) =
+                changed.into_iter().partition(|f| m.owner_of(*f, &record) == source);
+            p.conflict_fields = foreign.clone();
+            p.fields = match m.conflict {
+                ConflictPolicy::Reject => owned,
+                ConflictPolicy::Accept => owned.into_iter().chain(foreign).collect(),
+            };
+            if p.fields.is_empty() {
+                p.decision = Decision::Conflict;
+                return Ok(p);
+            }
+        }
+        _ => {
+            // No row on the target: only the system of record creates.
+            if source != m.owner && m.conflict == ConflictPolicy::Reject {
+                p.decision = Decision::Conflict;
+                p.conflict_fields = shared.clone();
+                return Ok(p);
+            }
+            p.create = true;
+            p.fields = shared.clone();
+        }
+    }
+    // What the target will hold: its current values, with the written fields replaced.
+    let target_side = m.side(target);
+    let mut expected = vec![Value::Null; m.fields.len()];
+    for (f, slot) in expected.iter_mut().enumerate() {
+        if target_side.column_of(f).is_none() {
+            continue;
+        }
+        *slot = if p.fields.contains(&f) || p.create {
+            record.values[f].clone()
+        } else {
+            base_t.as_ref().map(|t| t.values[f].clone()).unwrap_or(Value::Null)
+        };
+    }
+    p.expected = Some(Record { values: expected });
+    Ok(p)
+}

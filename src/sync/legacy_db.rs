@@ -1,0 +1,171 @@
+//! The engine's own connection to the legacy database (separate from the poller's): lookups,
+//! reads of the current row of a key, and the sink's writes. ODBC calls block, so each runs on
+//! the blocking pool with the connection moved there and back.
+
+use std::sync::Arc;
+
+use super::SyncError;
+use crate::config::{LegacyConfig, LegacyKind};
+use crate::mapping::legacy::{lookup_id, lookup_sql, record_from_row, LookupCache, LookupTable};
+use crate::mapping::odoo::FieldError;
+use crate::mapping::transform::to_stored;
+use crate::mapping::{Mapping, Mappings, Record};
+use crate::model::{Row, Value};
+use crate::sink::odbc::{apply_batch, ChangeFailure, LegacyWrite};
+use crate::source::legacy::convert::value_text;
+use crate::source::legacy::odbc::OdbcConnection;
+use crate::source::legacy::{Dialect, LegacyConnection, LegacyError, ReadRow};
+
+pub struct LegacyDb {
+    config: LegacyConfig,
+    conn: Option<OdbcConnection>,
+    dialect: Dialect,
+    cache: LookupCache,
+}
+
+fn unavailable(message: String) -> SyncError {
+    SyncError::Unavailable { system: "legacy", message }
+}
+
+impl LegacyDb {
+    /// Checks that the sink can serve this kind of database.
+    pub fn new(config: &LegacyConfig) -> Result<LegacyDb, String> {
+        if config.kind == LegacyKind::Mssql {
+            return Err("writing to SQL Server through its native protocol is not built yet: \
+                        use kind = \"odbc\" with Microsoft's ODBC driver for `run`; `tail` reads either"
+                .into());
+        }
+        Ok(LegacyDb { config: config.clone(), conn: None, dialect: Dialect::Ansi, cache: LookupCache::default() })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn cache(&self) -> &LookupCache {
+        &self.cache
+    }
+
+    /// Runs `f` with the connection on the blocking pool, connecting first if needed. A
+    /// transient failure reported by `f` should be followed by [`LegacyDb::reset`].
+    async fn run<R: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut OdbcConnection) -> R + Send + 'static,
+    ) -> Result<R, SyncError> {
+        let existing = self.conn.take();
+        let config = self.config.clone();
+        let (conn, result) = tokio::task::spawn_blocking(move || -> Result<(OdbcConnection, R), LegacyError> {
+            let mut conn = match existing {
+                Some(c) => c,
+                None => OdbcConnection::connect(&config.connection_string, config.password.as_ref())?,
+            };
+            let r = f(&mut conn);
+            Ok((conn, r))
+        })
+        .await
+        .map_err(|e| unavailable(format!("legacy connection thread: {e}")))?
+        .map_err(|e| unavailable(e.to_string()))?;
+        self.dialect = conn.dialect();
+        self.conn = Some(conn);
+        Ok(result)
+    }
+
+    pub fn reset(&mut self) {
+        self.conn = None;
+    }
+
+    async fn select_rows(&mut self, table: String, sql: String, params: Vec<Value>) -> Result<Vec<Row>, SyncError> {
+        let result = self
+            .run(move |conn| {
+                let mut rows = Vec::new();
+                conn.select(&table, &sql, &params, &mut |batch| {
+                    for r in batch.rows {
+                        let values = match r {
+                            ReadRow::Ok(v) => v,
+                            ReadRow::Bad { values, .. } => values,
+                        };
+                        rows.push(Row { columns: batch.columns.clone(), values });
+                    }
+                    Ok(())
+                })
+                .map(|_| rows)
+            })
+            .await?;
+        result.map_err(|e| {
+            if e.is_transient() {
+                self.reset();
+            }
+            unavailable(e.to_string())
+        })
+    }
+
+    /// Re-reads every lookup table the mappings use (small code tables).
+    pub async fn refresh_lookups(&mut self, mappings: &Arc<Mappings>) -> Result<(), SyncError> {
+        if self.conn.is_none() {
+            // Learn the dialect before building SQL.
+            self.run(|_| ()).await?;
+        }
+        let mut cache = LookupCache::default();
+        for m in &mappings.entities {
+            for l in crate::mapping::legacy::lookups(m) {
+                let id = lookup_id(l);
+                if cache.tables.contains_key(&id) {
+                    continue;
+                }
+                let (sql, params) = lookup_sql(self.dialect, l);
+                let rows = self.select_rows(l.table.clone(), sql, params).await?;
+                let mut table = LookupTable::default();
+                for row in rows {
+                    let key = value_text(&row.values[0]).trim_end_matches(' ').to_string();
+                    let value = value_text(&row.values[1]).trim_end_matches(' ').to_string();
+                    table.by_key.insert(key, value);
+                }
+                cache.tables.insert(id, table);
+            }
+        }
+        self.cache = cache;
+        Ok(())
+    }
+
+    /// The row a key names, as a record (`None` when there is no such row).
+    pub async fn read_by_key(&mut self, m: &Mapping, key: &str) -> Result<Option<Result<Record, FieldError>>, SyncError> {
+        if self.conn.is_none() {
+            self.run(|_| ()).await?;
+        }
+        let key_record = super::decide::key_record(m, key);
+        let mut conditions = Vec::new();
+        let mut params = Vec::new();
+        for k in &m.key {
+            let Some(c) = m.legacy.column_of(*k) else { return Ok(None) };
+            let stored = to_stored(c, m.legacy.timezone, &key_record.values[*k]).map_err(unavailable)?;
+            conditions.push(format!("{} = ?", self.dialect.quote(&c.column)));
+            params.push(stored);
+        }
+        let sql = format!("SELECT * FROM {} WHERE {}", self.dialect.quote_table(&m.legacy.table), conditions.join(" AND "));
+        let rows = self.select_rows(m.legacy.table.clone(), sql, params).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        if crate::mapping::legacy::lookups(m).any(|l| self.cache.get(l).is_none()) {
+            let all = Arc::new(Mappings { entities: vec![m.clone()] });
+            let mut extra = std::mem::take(&mut self.cache);
+            self.refresh_lookups(&all).await?;
+            extra.tables.extend(std::mem::take(&mut self.cache).tables);
+            self.cache = extra;
+        }
+        Ok(Some(record_from_row(m, &rows[0], &self.cache)))
+    }
+
+    /// Applies one batch of writes in one transaction.
+    pub async fn apply(&mut self, batch: Vec<Vec<LegacyWrite>>) -> Result<Vec<Option<ChangeFailure>>, SyncError> {
+        if batch.iter().all(Vec::is_empty) {
+            return Ok(batch.iter().map(|_| None).collect());
+        }
+        let dialect = self.dialect;
+        let result = self.run(move |conn| apply_batch(conn, dialect, &batch)).await?;
+        result.map_err(|e| {
+            self.reset();
+            unavailable(format!("writing to the legacy database: {e}"))
+        })
+    }
+}

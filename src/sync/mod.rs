@@ -1,0 +1,507 @@
+//! The sync engine: turns source row changes into entity changes ([`map`]), decides what to do
+//! with each (DESIGN §6), applies the accepted ones to the other side, and records every
+//! decision in the control state.
+//!
+//! A batch is one Odoo transaction or one legacy poll. It is decided, written to its target in
+//! one transaction (a savepoint per change), and its outcome saved in one state transaction;
+//! only then may the caller acknowledge the source position. Before the target commits, the
+//! fingerprints of the writes are recorded as pending, so that their echo is recognised even if
+//! millrace dies between the target's commit and the state's.
+
+pub mod decide;
+pub mod legacy_db;
+pub mod map;
+pub mod retry;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::mapping::{Mapping, Mappings, Record, System};
+use crate::sink::postgres::{ApplyError, OdooSink, OdooWriter};
+use crate::state::sync::{DeadLetter, KnownWrite, NewConflict, Parked, StateWrites, XrefWrite};
+use crate::state::{StateError, StateStore};
+pub use decide::Decision;
+use legacy_db::LegacyDb;
+
+/// What a change does to the entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    Upsert,
+    Delete,
+}
+
+impl ChangeOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Upsert => "upsert",
+            ChangeOp::Delete => "delete",
+        }
+    }
+}
+
+/// A change to one entity, from one side.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Index into [`Mappings::entities`].
+    pub entity: usize,
+    pub source: System,
+    pub op: ChangeOp,
+    pub key: String,
+    /// The entity as the source now holds it; `None` for deletes.
+    pub record: Option<Record>,
+    pub position: String,
+    /// Written by millrace itself (Odoo: the transaction carries millrace's replication origin).
+    pub ours: bool,
+    /// The source row's id (Odoo), for the cross-reference.
+    pub source_id: Option<String>,
+    /// Set when the change re-runs a dead letter.
+    pub dead_letter: Option<i64>,
+}
+
+/// A source row that could not be turned into a change: dead-lettered as it is.
+#[derive(Debug, Clone)]
+pub struct BadInput {
+    pub entity: String,
+    pub source: System,
+    pub key: String,
+    pub position: String,
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Input {
+    Change(Change),
+    Bad(BadInput),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A side is unreachable: the batch is retried as a whole later.
+    #[error("{system} is unavailable: {message}")]
+    Unavailable { system: &'static str, message: String },
+}
+
+/// Counts of one batch's decisions, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct BatchSummary {
+    pub applied: u64,
+    pub echoes: u64,
+    pub stale: u64,
+    pub conflicts: u64,
+    pub parked: u64,
+    pub dead_lettered: u64,
+    pub filtered: u64,
+}
+
+impl BatchSummary {
+    pub fn writes(&self) -> u64 {
+        self.applied
+    }
+}
+
+pub struct Engine {
+    pub mappings: Arc<Mappings>,
+    pub state: StateStore,
+    /// Reads Odoo rows (read-through of changes, target reads); outside the sink's transaction.
+    pub odoo_read: tokio_postgres::Client,
+    pub odoo: OdooSink,
+    pub legacy: LegacyDb,
+}
+
+/// The planned effect of one decided change on its target.
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    change: Change,
+    decision: Decision,
+    /// Fields to write (upsert) on the target.
+    fields: Vec<usize>,
+    /// Whether a missing target row may be created.
+    create: bool,
+    /// The target row id when known (Odoo).
+    target_id: Option<String>,
+    /// What the target will hold after the write, for echo recognition.
+    expected: Option<Record>,
+    conflict_fields: Vec<usize>,
+}
+
+impl Engine {
+    pub fn mapping(&self, change: &Change) -> &Mapping {
+        &self.mappings.entities[change.entity]
+    }
+
+    /// Decides, applies and records one batch of inputs from one source.
+    pub async fn process(&mut self, source: System, inputs: Vec<Input>, position: Option<String>) -> Result<BatchSummary, SyncError> {
+        let mut writes = StateWrites::default();
+        let mut summary = BatchSummary::default();
+        let mut planned = Vec::new();
+        for input in inputs {
+            match input {
+                Input::Bad(bad) => {
+                    summary.dead_lettered += 1;
+                    tracing::error!(entity = %bad.entity, key = %bad.key, source = bad.source.as_str(), position = %bad.position, field = ?bad.field, reason = %bad.reason, "dead-lettered: the source row cannot be read");
+                    writes.count(&bad.entity, bad.source.as_str(), "dead_letter");
+                    writes.dead_letters.push(DeadLetter {
+                        id: 0,
+                        entity: bad.entity,
+                        key: bad.key,
+                        source: bad.source.as_str().into(),
+                        op: "upsert".into(),
+                        record: None,
+                        position: bad.position,
+                        field: bad.field,
+                        reason: bad.reason,
+                        created_at: Utc::now(),
+                        status: "open".into(),
+                        resolution: None,
+                    });
+                }
+                Input::Change(change) => {
+                    let plan = decide::decide(self, change).await?;
+                    planned.push(plan);
+                }
+            }
+        }
+        self.apply(source, planned, &mut writes, &mut summary).await?;
+        if let Some(position) = position {
+            writes.source_position = Some((source.as_str(), position));
+        }
+        self.state.commit_writes(&writes).await?;
+        Ok(summary)
+    }
+
+    async fn apply(
+        &mut self,
+        source: System,
+        planned: Vec<Planned>,
+        writes: &mut StateWrites,
+        summary: &mut BatchSummary,
+    ) -> Result<(), SyncError> {
+        let target = source.other();
+        // Echo recognition must survive a crash between the target's commit and the state's.
+        let pending: Vec<(String, String, &'static str, i64)> = planned
+            .iter()
+            .filter(|p| p.decision == Decision::Apply)
+            .filter_map(|p| {
+                p.expected.as_ref().map(|e| {
+                    (self.mapping(&p.change).entity.clone(), p.change.key.clone(), target.as_str(), e.fingerprint())
+                })
+            })
+            .collect();
+        self.state.set_pending(&pending).await?;
+        let outcomes = match target {
+            System::Odoo => self.apply_to_odoo(&planned).await?,
+            System::Legacy => self.apply_to_legacy(&planned).await?,
+        };
+        for (plan, outcome) in planned.into_iter().zip(outcomes) {
+            self.record(plan, outcome, writes, summary);
+        }
+        Ok(())
+    }
+
+    async fn apply_to_odoo(&mut self, planned: &[Planned]) -> Result<Vec<Result<Option<String>, ApplyError>>, SyncError> {
+        let unavailable = |message: String| SyncError::Unavailable { system: "odoo", message };
+        for p in planned.iter().filter(|p| p.decision == Decision::Apply) {
+            let m = &self.mappings.entities[p.change.entity];
+            self.odoo.prepare(m).await.map_err(|e| unavailable(format!("{e:?}")))?;
+        }
+        let mappings = self.mappings.clone();
+        let (client, catalog) = self.odoo.parts();
+        let tx = client.transaction().await.map_err(|e| unavailable(e.to_string()))?;
+        let mut outcomes = Vec::with_capacity(planned.len());
+        for p in planned {
+            if p.decision != Decision::Apply {
+                outcomes.push(Ok(None));
+                continue;
+            }
+            let m = &mappings.entities[p.change.entity];
+            let writer = OdooWriter { catalog, tx: &tx };
+            writer.savepoint().await.map_err(|e| unavailable(format!("{e:?}")))?;
+            let result = match p.change.op {
+                ChangeOp::Upsert => {
+                    let record = p.change.record.as_ref().expect("upserts carry a record");
+                    let id = p.target_id.as_deref().and_then(|s| s.parse().ok());
+                    writer.upsert(m, &p.change.key, record, &p.fields, id, p.create).await.map(|id| id.map(|i| i.to_string()))
+                }
+                ChangeOp::Delete => match p.target_id.as_deref().and_then(|s| s.parse().ok()) {
+                    Some(id) => writer.delete(m, id).await.map(|_| None),
+                    None => Ok(None),
+                },
+            };
+            match &result {
+                Err(ApplyError::Transient(message)) => {
+                    return Err(unavailable(message.clone()));
+                }
+                Err(_) => writer.rollback_to_savepoint().await.map_err(|e| unavailable(format!("{e:?}")))?,
+                Ok(_) => writer.release().await.map_err(|e| unavailable(format!("{e:?}")))?,
+            }
+            outcomes.push(result);
+        }
+        tx.commit().await.map_err(|e| unavailable(e.to_string()))?;
+        Ok(outcomes)
+    }
+}
+
+impl Engine {
+    async fn apply_to_legacy(&mut self, planned: &[Planned]) -> Result<Vec<Result<Option<String>, ApplyError>>, SyncError> {
+        use crate::mapping::legacy::{stored_value, WriteValueError};
+        use crate::sink::odbc::{ChangeFailure, LegacyWrite};
+        if planned.iter().all(|p| p.decision != Decision::Apply) {
+            return Ok(planned.iter().map(|_| Ok(None)).collect());
+        }
+        self.legacy.refresh_lookups(&self.mappings).await?;
+        let cache = self.legacy.cache();
+        let mut outcomes: Vec<Option<Result<Option<String>, ApplyError>>> = Vec::with_capacity(planned.len());
+        let mut batch: Vec<Vec<LegacyWrite>> = Vec::new();
+        let mut batch_index = Vec::new();
+        for (i, p) in planned.iter().enumerate() {
+            if p.decision != Decision::Apply {
+                outcomes.push(Some(Ok(None)));
+                continue;
+            }
+            let m = &self.mappings.entities[p.change.entity];
+            let side = &m.legacy;
+            let key_record = match &p.change.record {
+                Some(r) => r.clone(),
+                None => decide::key_record(m, &p.change.key),
+            };
+            let value = |c: &crate::mapping::Column| stored_value(m, c, &key_record, cache);
+            let key: Result<Vec<(String, Option<String>)>, WriteValueError> = m
+                .key
+                .iter()
+                .filter_map(|k| side.column_of(*k))
+                .map(|c| value(c).map(|v| (c.column.clone(), v)))
+                .collect();
+            let writes = match (p.change.op, key) {
+                (_, Err(e)) => Err(e),
+                (ChangeOp::Delete, Ok(key)) => Ok(vec![LegacyWrite::Delete { table: side.table.clone(), key }]),
+                (ChangeOp::Upsert, Ok(key)) => {
+                    let record = p.change.record.as_ref().expect("upserts carry a record");
+                    let row = |fields: Option<&[usize]>| -> Result<Vec<(String, Option<String>)>, WriteValueError> {
+                        let mut out = Vec::new();
+                        for c in side.columns.iter().filter(|c| !c.read_only) {
+                            if fields.is_some_and(|f| !f.contains(&c.field)) {
+                                continue;
+                            }
+                            let v = stored_value(m, c, record, cache)?;
+                            for column in std::iter::once(&c.column).chain(c.also.iter()) {
+                                out.push((column.clone(), v.clone()));
+                            }
+                        }
+                        Ok(out)
+                    };
+                    match (row(None), row(Some(&p.fields))) {
+                        (Ok(mut insert), Ok(update)) => {
+                            for (column, value) in &side.defaults {
+                                if !insert.iter().any(|(c, _)| c == column) {
+                                    insert.push((column.clone(), legacy_default(value)));
+                                }
+                            }
+                            let update =
+                                update.into_iter().filter(|(c, _)| !key.iter().any(|(k, _)| k == c)).collect();
+                            Ok(vec![LegacyWrite::Upsert {
+                                table: side.table.clone(),
+                                key,
+                                insert,
+                                update,
+                                update_only: !p.create,
+                            }])
+                        }
+                        (Err(e), _) | (_, Err(e)) => Err(e),
+                    }
+                }
+            };
+            match writes {
+                Ok(w) => {
+                    outcomes.push(None);
+                    batch_index.push(i);
+                    batch.push(w);
+                }
+                Err(WriteValueError::Park(reason)) => {
+                    outcomes.push(Some(Err(ApplyError::Park(format!("{} {}: {reason}", m.entity, p.change.key)))))
+                }
+                Err(WriteValueError::Dead { field, reason }) => outcomes.push(Some(Err(ApplyError::Dead {
+                    reason: format!("{} {}: field {field}: {reason}", m.entity, p.change.key),
+                    field: Some(field),
+                }))),
+            }
+        }
+        let results = self.legacy.apply(batch).await?;
+        for (i, failure) in batch_index.into_iter().zip(results) {
+            let p = &planned[i];
+            let m = &self.mappings.entities[p.change.entity];
+            outcomes[i] = Some(match failure {
+                None => Ok(None),
+                Some(ChangeFailure::Data(message)) => Err(ApplyError::Dead {
+                    field: None,
+                    reason: format!("{} {}: {} refused the write: {message}", m.entity, p.change.key, m.legacy.table),
+                }),
+                Some(ChangeFailure::Missing(message)) => {
+                    Err(ApplyError::Dead { field: None, reason: format!("{} {}: {message}", m.entity, p.change.key) })
+                }
+            });
+        }
+        Ok(outcomes.into_iter().map(|o| o.unwrap_or(Ok(None))).collect())
+    }
+
+    fn record(&self, plan: Planned, outcome: Result<Option<String>, ApplyError>, w: &mut StateWrites, s: &mut BatchSummary) {
+        let m = &self.mappings.entities[plan.change.entity];
+        let change = &plan.change;
+        let source = change.source.as_str();
+        let target = change.source.other().as_str();
+        let entity = m.entity.clone();
+        let key = change.key.clone();
+        let record_json = change.record.as_ref().map(|r| r.to_json(m));
+        let known_source = |written: bool| KnownWrite {
+            entity: entity.clone(),
+            key: key.clone(),
+            system: source,
+            record: change.record.as_ref().map(|r| (r.to_json(m), r.fingerprint())),
+            position: change.position.clone(),
+            written,
+        };
+        let conflict = |fields: &[usize]| NewConflict {
+            entity: entity.clone(),
+            key: key.clone(),
+            source,
+            fields: fields.iter().map(|f| m.fields[*f].name.clone()).collect(),
+            policy: match m.conflict {
+                crate::mapping::ConflictPolicy::Reject => "reject",
+                crate::mapping::ConflictPolicy::Accept => "accept",
+            },
+            record: record_json.clone(),
+            position: change.position.clone(),
+        };
+        match plan.decision {
+            Decision::Echo => {
+                s.echoes += 1;
+                w.count(&entity, source, "echo");
+                if change.source == System::Legacy && change.record.is_some() {
+                    w.known.push(known_source(true));
+                }
+            }
+            Decision::Stale => {
+                s.stale += 1;
+                w.count(&entity, source, "stale");
+                if let Some(id) = change.dead_letter {
+                    w.resolved.push((id, "nothing left to apply: the other side already holds it".into()));
+                }
+            }
+            Decision::Filtered => {
+                s.filtered += 1;
+                w.count(&entity, source, "filtered");
+            }
+            Decision::Conflict => {
+                s.conflicts += 1;
+                w.count(&entity, source, "conflict");
+                tracing::warn!(entity = %entity, key = %key, source, position = %change.position, fields = ?plan.conflict_fields.iter().map(|f| &m.fields[*f].name).collect::<Vec<_>>(), "ownership conflict: not applied");
+                w.conflicts.push(conflict(&plan.conflict_fields));
+                if change.record.is_some() {
+                    w.known.push(known_source(false));
+                }
+            }
+            Decision::Apply => match outcome {
+                Ok(target_id) => {
+                    s.applied += 1;
+                    w.count(&entity, source, "apply");
+                    tracing::info!(entity = %entity, key = %key, source, position = %change.position, op = change.op.as_str(), "applied");
+                    if !plan.conflict_fields.is_empty() {
+                        s.conflicts += 1;
+                        w.count(&entity, source, "conflict");
+                        w.conflicts.push(conflict(&plan.conflict_fields));
+                    }
+                    w.unpark.push((entity.clone(), key.clone(), source.to_string()));
+                    w.settle.push((entity.clone(), key.clone(), change.dead_letter));
+                    match change.op {
+                        ChangeOp::Upsert => {
+                            w.known.push(known_source(false));
+                            if let Some(expected) = &plan.expected {
+                                w.known.push(KnownWrite {
+                                    entity: entity.clone(),
+                                    key: key.clone(),
+                                    system: target,
+                                    record: Some((expected.to_json(m), expected.fingerprint())),
+                                    position: change.position.clone(),
+                                    written: true,
+                                });
+                            }
+                            if let Some(id) = target_id.or(plan.target_id.clone()) {
+                                w.xref.push(XrefWrite { entity: entity.clone(), key: key.clone(), system: target, id: Some(id) });
+                            }
+                            if let Some(id) = &change.source_id {
+                                w.xref.push(XrefWrite { entity: entity.clone(), key: key.clone(), system: source, id: Some(id.clone()) });
+                            }
+                        }
+                        ChangeOp::Delete => {
+                            for system in [source, target] {
+                                w.known.push(KnownWrite {
+                                    entity: entity.clone(),
+                                    key: key.clone(),
+                                    system,
+                                    record: None,
+                                    position: change.position.clone(),
+                                    written: false,
+                                });
+                                w.xref.push(XrefWrite { entity: entity.clone(), key: key.clone(), system, id: None });
+                            }
+                        }
+                    }
+                }
+                Err(ApplyError::Park(reason)) => {
+                    s.parked += 1;
+                    w.count(&entity, source, "parked");
+                    tracing::info!(entity = %entity, key = %key, source, position = %change.position, reason = %reason, "parked until its dependency arrives");
+                    w.park.push(Parked {
+                        entity: entity.clone(),
+                        key: key.clone(),
+                        source: source.to_string(),
+                        op: change.op.as_str().into(),
+                        record: record_json.clone(),
+                        position: change.position.clone(),
+                        reason,
+                        parked_at: Utc::now(),
+                        attempts: 0,
+                    });
+                }
+                Err(ApplyError::Dead { field, reason }) => {
+                    s.dead_lettered += 1;
+                    w.count(&entity, source, "dead_letter");
+                    tracing::error!(entity = %entity, key = %key, source, position = %change.position, field = ?field, reason = %reason, "dead-lettered");
+                    w.unpark.push((entity.clone(), key.clone(), source.to_string()));
+                    match change.dead_letter {
+                        Some(id) => w.reopen.push((id, reason)),
+                        None => w.dead_letters.push(DeadLetter {
+                            id: 0,
+                            entity: entity.clone(),
+                            key: key.clone(),
+                            source: source.into(),
+                            op: change.op.as_str().into(),
+                            record: record_json.clone(),
+                            position: change.position.clone(),
+                            field,
+                            reason,
+                            created_at: Utc::now(),
+                            status: "open".into(),
+                            resolution: None,
+                        }),
+                    }
+                }
+                Err(ApplyError::Transient(reason)) => {
+                    // Not reached: a transient fault aborts the batch before recording.
+                    tracing::warn!(entity = %entity, key = %key, reason = %reason, "transient fault while recording");
+                }
+            },
+        }
+    }
+}
+
+fn legacy_default(value: &crate::model::Value) -> Option<String> {
+    match value {
+        crate::model::Value::Null => None,
+        crate::model::Value::Text(s) if s == "$now" => Some(Utc::now().naive_utc().format("%Y-%m-%d %H:%M:%S").to_string()),
+        other => Some(crate::source::legacy::convert::value_text(other)),
+    }
+}
