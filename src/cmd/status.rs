@@ -1,9 +1,447 @@
 //! `millrace status`: lag, positions, decisions, parked changes and dead letters.
+//!
+//! Everything comes from the control state (`[state] url`) and, for the replication slot's lag,
+//! from Odoo's database. Odoo being unreachable is reported, not fatal: the control state may
+//! live elsewhere and still says where each source stands.
 
-use crate::config::Config;
+use std::io::Write;
 
-pub async fn run(config: &Config, _json: bool) -> anyhow::Result<()> {
-    let store = crate::state::StateStore::connect(config.state()?).await?;
-    println!("dead letters: {}", store.dead_letters(false).await?.len());
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value as Json};
+use tokio_postgres::Client;
+
+use super::CommandError;
+use crate::config::{Config, OdooConfig};
+use crate::state::StateStore;
+
+/// The replication slot as Odoo's server reports it.
+#[derive(Debug, Default)]
+struct SlotStatus {
+    name: String,
+    exists: bool,
+    active: bool,
+    /// Bytes of WAL written since the slot's confirmed flush position.
+    lag_bytes: Option<i64>,
+    confirmed_flush_lsn: Option<String>,
+    current_wal_lsn: Option<String>,
+    wal_status: Option<String>,
+    /// Why the slot could not be read (Odoo unreachable, …).
+    error: Option<String>,
+}
+
+#[derive(Debug)]
+struct SourceRow {
+    source: String,
+    position: Option<String>,
+    last_batch: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    error_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug)]
+struct CheckpointRow {
+    table: String,
+    strategy: String,
+    watermark: Option<String>,
+    last_delete_scan: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+struct DecisionRow {
+    entity: String,
+    source: String,
+    decision: String,
+    n: i64,
+    last_at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+struct ConflictRow {
+    id: i64,
+    entity: String,
+    key: String,
+    source: String,
+    fields: Vec<String>,
+    policy: String,
+    position: String,
+    at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+struct Status {
+    slot: Option<SlotStatus>,
+    sources: Vec<SourceRow>,
+    checkpoints: Vec<CheckpointRow>,
+    decisions: Vec<DecisionRow>,
+    parked: i64,
+    oldest_parked: Option<DateTime<Utc>>,
+    dead_letters_open: i64,
+    dead_letters_retry: i64,
+    conflicts: Vec<ConflictRow>,
+}
+
+pub async fn run(config: &Config, json: bool) -> Result<(), CommandError> {
+    let state = config.state()?;
+    let store = StateStore::connect(state).await.with_context(|| format!("opening the control state at {state}"))?;
+    let slot = match config.odoo() {
+        Ok(odoo) => Some(slot_status(odoo).await),
+        Err(_) => None,
+    };
+    let status = read_state(store.client(), slot).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", to_json(&status)).context("writing the status")?;
+    } else {
+        write_text(&mut out, &status).context("writing the status")?;
+    }
     Ok(())
+}
+
+async fn slot_status(odoo: &OdooConfig) -> SlotStatus {
+    let mut status = SlotStatus { name: odoo.slot.clone(), ..SlotStatus::default() };
+    let client = match crate::pg::connect(&odoo.conn).await {
+        Ok(client) => client,
+        Err(error) => {
+            status.error = Some(error.to_string());
+            return status;
+        }
+    };
+    // pg_current_wal_lsn() fails on a standby, where the slot's own columns are still worth
+    // showing; wal_status (PostgreSQL 13+) is read through to_jsonb so that 12 answers too.
+    let row = client
+        .query_opt(
+            "SELECT active, confirmed_flush_lsn::text, to_jsonb(s) ->> 'wal_status',
+                    CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
+                    CASE WHEN pg_is_in_recovery() THEN NULL
+                         ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint END
+               FROM pg_replication_slots s WHERE slot_name = $1",
+            &[&odoo.slot],
+        )
+        .await;
+    match row {
+        Ok(Some(r)) => {
+            status.exists = true;
+            status.active = r.get(0);
+            status.confirmed_flush_lsn = r.get(1);
+            status.wal_status = r.get(2);
+            status.current_wal_lsn = r.get(3);
+            status.lag_bytes = r.get(4);
+        }
+        Ok(None) => {}
+        Err(error) => status.error = Some(format!("reading pg_replication_slots: {error}")),
+    }
+    status
+}
+
+async fn read_state(client: &Client, slot: Option<SlotStatus>) -> anyhow::Result<Status> {
+    let sources = client
+        .query(
+            "SELECT source, position, last_batch, last_error, error_at FROM millrace.source_status ORDER BY source",
+            &[],
+        )
+        .await
+        .context("reading millrace.source_status")?
+        .iter()
+        .map(|r| SourceRow {
+            source: r.get(0),
+            position: r.get(1),
+            last_batch: r.get(2),
+            last_error: r.get(3),
+            error_at: r.get(4),
+        })
+        .collect();
+    let checkpoints = client
+        .query(
+            "SELECT table_name, strategy, watermark, last_delete_scan, updated_at
+               FROM millrace.legacy_checkpoint ORDER BY table_name, strategy",
+            &[],
+        )
+        .await
+        .context("reading millrace.legacy_checkpoint")?
+        .iter()
+        .map(|r| CheckpointRow {
+            table: r.get(0),
+            strategy: r.get(1),
+            watermark: r.get(2),
+            last_delete_scan: r.get(3),
+            updated_at: r.get(4),
+        })
+        .collect();
+    let decisions = client
+        .query(
+            "SELECT entity, source, decision, n, last_at FROM millrace.decision_count ORDER BY entity, source, decision",
+            &[],
+        )
+        .await
+        .context("reading millrace.decision_count")?
+        .iter()
+        .map(|r| DecisionRow { entity: r.get(0), source: r.get(1), decision: r.get(2), n: r.get(3), last_at: r.get(4) })
+        .collect();
+    let parked = client
+        .query_one("SELECT count(*), min(parked_at) FROM millrace.parked", &[])
+        .await
+        .context("reading millrace.parked")?;
+    let dlq = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status = 'retry') FROM millrace.dlq",
+            &[],
+        )
+        .await
+        .context("reading millrace.dlq")?;
+    let conflicts = client
+        .query(
+            "SELECT id, entity, key, source, fields, policy, position, at FROM millrace.conflict ORDER BY id DESC LIMIT 10",
+            &[],
+        )
+        .await
+        .context("reading millrace.conflict")?
+        .iter()
+        .map(|r| ConflictRow {
+            id: r.get(0),
+            entity: r.get(1),
+            key: r.get(2),
+            source: r.get(3),
+            fields: r.get(4),
+            policy: r.get(5),
+            position: r.get(6),
+            at: r.get(7),
+        })
+        .collect();
+    Ok(Status {
+        slot,
+        sources,
+        checkpoints,
+        decisions,
+        parked: parked.get(0),
+        oldest_parked: parked.get(1),
+        dead_letters_open: dlq.get(0),
+        dead_letters_retry: dlq.get(1),
+        conflicts,
+    })
+}
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn ts_opt(t: &Option<DateTime<Utc>>) -> Json {
+    t.as_ref().map(|t| Json::String(ts(t))).unwrap_or(Json::Null)
+}
+
+fn to_json(s: &Status) -> Json {
+    let slot = s.slot.as_ref().map(|slot| {
+        json!({
+            "name": slot.name,
+            "exists": slot.exists,
+            "active": slot.active,
+            "lag_bytes": slot.lag_bytes,
+            "confirmed_flush_lsn": slot.confirmed_flush_lsn,
+            "current_wal_lsn": slot.current_wal_lsn,
+            "wal_status": slot.wal_status,
+            "error": slot.error,
+        })
+    });
+    json!({
+        "odoo_slot": slot,
+        "sources": s.sources.iter().map(|r| json!({
+            "source": r.source,
+            "position": r.position,
+            "last_batch": ts_opt(&r.last_batch),
+            "last_error": r.last_error,
+            "error_at": ts_opt(&r.error_at),
+        })).collect::<Vec<_>>(),
+        "legacy_checkpoints": s.checkpoints.iter().map(|r| json!({
+            "table": r.table,
+            "strategy": r.strategy,
+            "watermark": r.watermark,
+            "last_delete_scan": ts_opt(&r.last_delete_scan),
+            "updated_at": ts(&r.updated_at),
+        })).collect::<Vec<_>>(),
+        "decisions": s.decisions.iter().map(|r| json!({
+            "entity": r.entity,
+            "source": r.source,
+            "decision": r.decision,
+            "count": r.n,
+            "last_at": ts(&r.last_at),
+        })).collect::<Vec<_>>(),
+        "parked": { "count": s.parked, "oldest": ts_opt(&s.oldest_parked) },
+        "dead_letters": { "open": s.dead_letters_open, "retry": s.dead_letters_retry },
+        "recent_conflicts": s.conflicts.iter().map(|c| json!({
+            "id": c.id,
+            "entity": c.entity,
+            "key": c.key,
+            "source": c.source,
+            "fields": c.fields,
+            "policy": c.policy,
+            "position": c.position,
+            "at": ts(&c.at),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Bytes for people: `1.5 MiB`.
+fn bytes(n: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value.abs() >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn or_dash(text: &Option<String>) -> String {
+    text.as_deref().map(one_line).unwrap_or_else(|| "-".into())
+}
+
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+fn ts_text(t: &Option<DateTime<Utc>>) -> String {
+    t.as_ref().map(ts).unwrap_or_else(|| "-".into())
+}
+
+/// Rows of cells padded into columns, each line indented by two spaces.
+fn table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    for row in rows {
+        let mut line = String::from(" ");
+        for (i, cell) in row.iter().enumerate() {
+            line.push(' ');
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 1));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn write_text(out: &mut impl Write, s: &Status) -> std::io::Result<()> {
+    match &s.slot {
+        None => writeln!(out, "odoo slot: not configured ([odoo] url)")?,
+        Some(slot) => match (&slot.error, slot.exists) {
+            (Some(error), _) => writeln!(out, "odoo slot {}: unavailable: {}", slot.name, one_line(error))?,
+            (None, false) => writeln!(out, "odoo slot {}: does not exist (run `millrace setup`)", slot.name)?,
+            (None, true) => writeln!(
+                out,
+                "odoo slot {}: {}, lag {} (confirmed flush {}, current WAL {}{})",
+                slot.name,
+                if slot.active { "active" } else { "inactive" },
+                slot.lag_bytes.map(bytes).unwrap_or_else(|| "unknown".into()),
+                or_dash(&slot.confirmed_flush_lsn),
+                or_dash(&slot.current_wal_lsn),
+                slot.wal_status.as_deref().map(|w| format!(", WAL {w}")).unwrap_or_default(),
+            )?,
+        },
+    }
+
+    writeln!(out, "\nsources:")?;
+    if s.sources.is_empty() {
+        writeln!(out, "  none yet (`millrace run` records each batch)")?;
+    } else {
+        let mut rows = vec![["SOURCE", "POSITION", "LAST BATCH", "LAST ERROR"].map(String::from).to_vec()];
+        for r in &s.sources {
+            let error = match (&r.last_error, &r.error_at) {
+                (Some(e), Some(at)) => format!("{} ({})", one_line(e), ts(at)),
+                (Some(e), None) => one_line(e),
+                _ => "-".into(),
+            };
+            rows.push(vec![r.source.clone(), or_dash(&r.position), ts_text(&r.last_batch), error]);
+        }
+        table(out, &rows)?;
+    }
+
+    writeln!(out, "\nlegacy checkpoints:")?;
+    if s.checkpoints.is_empty() {
+        writeln!(out, "  none yet")?;
+    } else {
+        let mut rows = vec![["TABLE", "STRATEGY", "WATERMARK", "LAST DELETE SCAN", "UPDATED"].map(String::from).to_vec()];
+        for r in &s.checkpoints {
+            rows.push(vec![
+                r.table.clone(),
+                r.strategy.clone(),
+                or_dash(&r.watermark),
+                ts_text(&r.last_delete_scan),
+                ts(&r.updated_at),
+            ]);
+        }
+        table(out, &rows)?;
+    }
+
+    writeln!(out, "\ndecisions:")?;
+    if s.decisions.is_empty() {
+        writeln!(out, "  none yet")?;
+    } else {
+        let mut rows = vec![["ENTITY", "SOURCE", "DECISION", "COUNT", "LAST"].map(String::from).to_vec()];
+        for r in &s.decisions {
+            rows.push(vec![r.entity.clone(), r.source.clone(), r.decision.clone(), r.n.to_string(), ts(&r.last_at)]);
+        }
+        table(out, &rows)?;
+    }
+
+    let oldest = s.oldest_parked.as_ref().map(|t| format!(" (oldest parked at {})", ts(t))).unwrap_or_default();
+    writeln!(out, "\nparked: {}{oldest}", s.parked)?;
+    writeln!(
+        out,
+        "dead letters: {} open, {} marked for retry{}",
+        s.dead_letters_open,
+        s.dead_letters_retry,
+        if s.dead_letters_open + s.dead_letters_retry > 0 { " (`millrace dlq list`)" } else { "" }
+    )?;
+
+    writeln!(out, "\nrecent conflicts:")?;
+    if s.conflicts.is_empty() {
+        writeln!(out, "  none")?;
+    } else {
+        let mut rows = vec![["ID", "AT", "ENTITY", "KEY", "SOURCE", "POLICY", "FIELDS"].map(String::from).to_vec()];
+        for c in &s.conflicts {
+            rows.push(vec![
+                c.id.to_string(),
+                ts(&c.at),
+                c.entity.clone(),
+                one_line(&c.key),
+                c.source.clone(),
+                c.policy.clone(),
+                c.fields.join(","),
+            ]);
+        }
+        table(out, &rows)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_read_naturally() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+
+    #[test]
+    fn text_tables_line_up() {
+        let mut out = Vec::new();
+        table(&mut out, &[vec!["A".into(), "BB".into(), "C".into()], vec!["long".into(), "x".into(), "y".into()]]).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "  A     BB  C\n  long  x   y\n");
+    }
 }

@@ -45,7 +45,12 @@ impl ApplyError {
                     ApplyError::Dead { field: db.column().map(str::to_string), reason }
                 }
             }
-            None => ApplyError::Transient(format!("{what}: {error}")),
+            // No server error: a lost connection is an outage; anything else (a value the
+            // client cannot encode) is this change's own fault.
+            None if error.is_closed() || std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()) => {
+                ApplyError::Transient(format!("{what}: {error}"))
+            }
+            None => ApplyError::Dead { field: None, reason: format!("{what}: {error}") },
         }
     }
 }
@@ -340,7 +345,7 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
         }
         let p = params.push(Some(id.to_string()));
         let sql = format!(
-            "UPDATE {} SET {} WHERE {}::bigint = {p}::bigint",
+            "UPDATE {} SET {} WHERE {}::bigint = {p}::text::bigint",
             TableName::parse(table).quoted(),
             set.join(", "),
             quote_ident(where_column)

@@ -91,6 +91,9 @@ impl OdbcConnection {
             // Braces let the password hold ';' and '='; a '}' inside is doubled.
             full.push_str(&format!(";PWD={{{}}}", password.expose().replace('}', "}}")));
         }
+        // End on a separator: MariaDB Connector/ODBC 3.1 reads past the end of a last attribute
+        // that has none (seen as garbage appended to the database name).
+        full.push(';');
         let connection =
             environment()?.connect_with_connection_string(&full, ConnectionOptions::default()).map_err(|e| {
                 LegacyError::Connect {
@@ -225,6 +228,25 @@ impl LegacyConnection for OdbcConnection {
             on_batch(RowBatch { columns: columns.clone(), rows })?;
         }
         Ok(())
+    }
+}
+
+impl OdbcConnection {
+    /// The names of the columns a query returns, as the driver reports them, without fetching a
+    /// row: `SELECT * FROM T WHERE 1=0` tells which columns a table has (`millrace check`).
+    /// `table` names the table in errors.
+    pub fn result_columns(&mut self, table: &str, sql: &str) -> Result<Vec<String>, LegacyError> {
+        let query_error = |e: odbc_api::Error| LegacyError::Query {
+            table: table.to_string(),
+            sql: sql.to_string(),
+            transient: transient_state(&e),
+            message: e.to_string(),
+        };
+        let Some(mut cursor) = self.connection.execute(sql, (), None).map_err(query_error)? else {
+            return Ok(Vec::new());
+        };
+        let count = cursor.num_result_cols().map_err(query_error)?;
+        (1..=count.max(0) as u16).map(|i| cursor.col_name(i).map_err(query_error)).collect()
     }
 }
 

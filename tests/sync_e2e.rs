@@ -1,0 +1,286 @@
+//! End to end: `millrace run` between a real PostgreSQL loaded with the Odoo 17 fixture and a
+//! real MariaDB holding the demo legacy ERP, through the real ODBC driver.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::legacy::MariaDb;
+use common::{millrace, millrace_command, TestDb};
+
+pub fn load_odoo_fixture(db: &TestDb) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in ["odoo17-mfg-schema.sql", "odoo17-mfg-demo-data.sql"] {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url, "-f"])
+            .arg(format!("{root}/sql/odoo17/{file}"))
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "loading {file}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+pub fn load_legacy_demo(maria: &MariaDb) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in ["schema.sql", "demo-data.sql"] {
+        let sql = std::fs::read_to_string(format!("{root}/sql/legacy/mariadb/{file}")).expect("read legacy sql");
+        maria.exec(&sql);
+    }
+}
+
+/// A running `millrace run` with its log in a file; killed when dropped.
+pub struct Service {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Service {
+    pub fn start(config: &str, dir: &Path) -> Service {
+        let log = dir.join(format!("run-{}.log", Instant::now().elapsed().as_nanos()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = millrace_command(&[], &["--config", config, "run"])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start millrace run");
+        Service { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "millrace run did not stop after SIGTERM:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Both databases loaded, a config with the given mappings, `millrace setup` done.
+pub struct World {
+    pub odoo: TestDb,
+    pub maria: MariaDb,
+    pub dir: tempfile::TempDir,
+    pub config: String,
+}
+
+impl World {
+    pub async fn new(prefix: &str, mappings: &[&str]) -> World {
+        let odoo = TestDb::create(prefix).await;
+        load_odoo_fixture(&odoo);
+        let maria = MariaDb::create(prefix);
+        load_legacy_demo(&maria);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mapping_dir = dir.path().join("mappings");
+        std::fs::create_dir(&mapping_dir).expect("mapping dir");
+        for m in mappings {
+            std::fs::copy(format!("{}/mappings/{m}.toml", env!("CARGO_MANIFEST_DIR")), mapping_dir.join(format!("{m}.toml")))
+                .expect("copy mapping");
+        }
+        let config = dir.path().join("millrace.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[odoo]\nurl = \"{}?sslmode=disable\"\nslot = \"{}\"\npublication = \"millrace_pub\"\n\n\
+                 [legacy]\nkind = \"odbc\"\nconnection_string = \"{}\"\npoll_interval = \"300ms\"\n\n\
+                 [sync]\nmappings = \"mappings\"\nretry_interval = \"500ms\"\n",
+                odoo.url,
+                odoo.slot(),
+                maria.odbc()
+            ),
+        )
+        .expect("write config");
+        let config = config.display().to_string();
+        let out = millrace(&[], &["--config", &config, "setup"]);
+        assert!(out.status.success(), "setup: {}", String::from_utf8_lossy(&out.stderr));
+        World { odoo, maria, dir, config }
+    }
+
+    pub fn start(&self) -> Service {
+        Service::start(&self.config, self.dir.path())
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails with `what` and the service log.
+pub async fn eventually<T, F, Fut>(what: &str, service: &Service, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; service log:\n{}", service.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn first_line(text: String) -> Option<String> {
+    text.lines().next().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn items_flow_from_legacy_and_ownership_is_enforced() {
+    let world = World::new("e2e_item", &["item", "production_order"]).await;
+    let service = world.start();
+    let odoo = world.odoo.client().await;
+
+    // An item created in the legacy ERP appears in Odoo, with its template, and a cross-reference.
+    world.maria.exec(
+        "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, ITEM_TYPE, LOT_CONTROL, STD_COST, LIST_PRICE, STATUS)
+         VALUES ('MR-1001', 'Oak Leg 40cm', 'EA', 'P', 'L', 3.2500, 7.5000, 'A')",
+    );
+    let (name, uom, price, tracking, active): (String, String, String, String, bool) =
+        eventually("item MR-1001 in Odoo", &service, || async {
+            odoo.query_opt(
+                "SELECT t.name->>'en_US', u.name->>'en_US', t.list_price::text, t.tracking, p.active
+                   FROM product_product p JOIN product_template t ON t.id = p.product_tmpl_id
+                   JOIN uom_uom u ON u.id = t.uom_id WHERE p.default_code = 'MR-1001'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        })
+        .await;
+    assert_eq!((name.as_str(), uom.as_str(), tracking.as_str(), active), ("Oak Leg 40cm", "Units", "lot", true));
+    assert_eq!(price.parse::<f64>().unwrap(), 7.5);
+    let xref: i64 = odoo
+        .query_one(
+            "SELECT count(*) FROM millrace.xref WHERE entity = 'item' AND key = '[\"MR-1001\"]' AND system = 'odoo'
+                AND id = (SELECT id::text FROM product_product WHERE default_code = 'MR-1001')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(xref, 1, "the cross-reference names the Odoo row");
+
+    // Renaming it in Odoo touches a legacy-owned field: a recorded conflict, not applied.
+    odoo.batch_execute(
+        "UPDATE product_template SET name = '{\"en_US\": \"Renamed in Odoo\"}'
+          WHERE id = (SELECT product_tmpl_id FROM product_product WHERE default_code = 'MR-1001')",
+    )
+    .await
+    .unwrap();
+    let fields: Vec<String> = eventually("the rename conflict", &service, || async {
+        odoo.query_opt(
+            "SELECT fields FROM millrace.conflict WHERE entity = 'item' AND key = '[\"MR-1001\"]' AND source = 'odoo'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+    })
+    .await;
+    assert_eq!(fields, vec!["description".to_string()]);
+    assert_eq!(world.maria.exec("SELECT DESCRIPTION FROM ITEM_MASTER WHERE ITEM_NO = 'MR-1001'").trim(), "Oak Leg 40cm");
+
+    // Archiving it in Odoo (an Odoo-owned field) reaches the legacy ERP.
+    odoo.batch_execute("UPDATE product_product SET active = false WHERE default_code = 'MR-1001'").await.unwrap();
+    eventually("STATUS 'I' in ITEM_MASTER", &service, || async {
+        first_line(world.maria.exec("SELECT STATUS FROM ITEM_MASTER WHERE ITEM_NO = 'MR-1001'")).filter(|s| s == "I")
+    })
+    .await;
+    assert_eq!(
+        world.maria.exec("SELECT DESCRIPTION FROM ITEM_MASTER WHERE ITEM_NO = 'MR-1001'").trim(),
+        "Oak Leg 40cm",
+        "the rejected rename did not travel with the archive"
+    );
+
+    // A legacy rename (its own field) still reaches Odoo.
+    world.maria.exec("UPDATE ITEM_MASTER SET DESCRIPTION = 'Oak Leg 45cm' WHERE ITEM_NO = 'MR-1001'");
+    eventually("the legacy rename in Odoo", &service, || async {
+        odoo.query_opt(
+            "SELECT 1 FROM product_product p JOIN product_template t ON t.id = p.product_tmpl_id
+              WHERE p.default_code = 'MR-1001' AND t.name->>'en_US' = 'Oak Leg 45cm'",
+            &[],
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+    assert_eq!(service.stop().code(), Some(0), "SIGTERM drains and exits 0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn production_orders_go_to_legacy_and_progress_comes_back_without_loops() {
+    let world = World::new("e2e_mo", &["item", "production_order"]).await;
+    let service = world.start();
+    let odoo = world.odoo.client().await;
+
+    // A new manufacturing order, drafted then confirmed in Odoo.
+    odoo.batch_execute(
+        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
+         SELECT 'WH/MO/00900', product_id, product_uom_id, picking_type_id, location_src_id, location_dest_id,
+                company_id, consumption, 4, 0, '2026-12-01 07:30:00', 'draft'
+           FROM mrp_production WHERE name = 'WH/MO/00001'",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00900'").trim(), "0", "drafts stay in Odoo");
+    odoo.batch_execute("UPDATE mrp_production SET state = 'confirmed' WHERE name = 'WH/MO/00900'").await.unwrap();
+    let row = eventually("WH/MO/00900 in PROD_ORDER", &service, || async {
+        first_line(world.maria.exec(
+            "SELECT CONCAT_WS('|', ITEM_NO, QTY_ORDERED, UOM_CODE, STATUS, START_DATE) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00900'",
+        ))
+    })
+    .await;
+    assert_eq!(row, "FURN_7800|4.0000|EA|R|2026-12-01 08:30:00", "Odoo's UTC start is Brussels local time here");
+
+    // The shop floor reports production in the legacy ERP: it flows back to Odoo.
+    world.maria.exec("UPDATE PROD_ORDER SET QTY_COMPLETED = 2.5 WHERE ORDER_NO = 'WH/MO/00900'");
+    eventually("qty_producing 2.5 in Odoo", &service, || async {
+        odoo.query_opt("SELECT 1 FROM mrp_production WHERE name = 'WH/MO/00900' AND qty_producing = 2.5", &[])
+            .await
+            .unwrap()
+    })
+    .await;
+
+    // No loop: once quiet, nothing more is written on either side.
+    let writes = |_: ()| async {
+        let applied: i64 = odoo
+            .query_one("SELECT COALESCE(sum(n), 0)::bigint FROM millrace.decision_count WHERE decision = 'apply'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let odoo_stamp: String = odoo
+            .query_one(
+                "SELECT greatest((SELECT max(write_date) FROM mrp_production), (SELECT max(write_date) FROM product_template))::text",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let legacy_stamp =
+            world.maria.exec("SELECT GREATEST((SELECT MAX(LAST_UPD) FROM PROD_ORDER), (SELECT MAX(LAST_UPD) FROM ITEM_MASTER))");
+        (applied, odoo_stamp, legacy_stamp)
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = writes(()).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = writes(()).await;
+    assert_eq!(before, after, "10 quiet seconds wrote nothing; log:\n{}", service.log_text());
+    assert_eq!(service.stop().code(), Some(0));
+}
