@@ -284,3 +284,142 @@ async fn production_orders_go_to_legacy_and_progress_comes_back_without_loops() 
     assert_eq!(before, after, "10 quiet seconds wrote nothing; log:\n{}", service.log_text());
     assert_eq!(service.stop().code(), Some(0));
 }
+
+/// Open dead letters: (id, entity, key, field, reason).
+async fn open_dead_letters(odoo: &tokio_postgres::Client) -> Vec<(i64, String, String, Option<String>, String)> {
+    odoo.query("SELECT id, entity, key, field, reason FROM millrace.dlq WHERE status IN ('open', 'retry') ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_data_is_dead_lettered_with_its_reason_and_retried_once_fixed() {
+    let world = World::new("e2e_dlq", &["item", "production_order"]).await;
+    let service = world.start();
+    let odoo = world.odoo.client().await;
+
+    // Bad changes among good ones: an unknown unit code (legacy → Odoo); from Odoo, an order
+    // number longer than PROD_ORDER.ORDER_NO holds, an order without a produced quantity
+    // (PROD_ORDER.QTY_COMPLETED is NOT NULL), and an order for a product without an item number.
+    world.maria.exec(
+        "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE) VALUES
+            ('MR-BAD-UOM', 'Crate of bolts', 'CRT', 1),
+            ('MR-GOOD-1', 'Bolt M8', 'EA', 0.2)",
+    );
+    odoo.batch_execute(
+        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
+         SELECT n.name, COALESCE(n.product, m.product_id), m.product_uom_id, m.picking_type_id, m.location_src_id,
+                m.location_dest_id, m.company_id, m.consumption, 1, n.produced, '2026-12-02 07:00:00', 'confirmed'
+           FROM mrp_production m,
+                (VALUES ('WH/MO/THIS-NAME-IS-TOO-LONG', NULL::int, 0),
+                        ('WH/MO/00901', NULL::int, NULL),
+                        ('WH/MO/00902', NULL::int, 0),
+                        ('WH/MO/00903', (SELECT min(id) FROM product_product WHERE default_code IS NULL), 0))
+                    AS n(name, product, produced)
+          WHERE m.name = 'WH/MO/00001'",
+    )
+    .await
+    .unwrap();
+
+    eventually("MR-GOOD-1 in Odoo and WH/MO/00902 in the legacy ERP", &service, || async {
+        let item = odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-GOOD-1'", &[]).await.unwrap();
+        let order = world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00902'");
+        (item.is_some() && order.trim() == "1").then_some(())
+    })
+    .await;
+    let letters = eventually("four dead letters", &service, || async {
+        let letters = open_dead_letters(&odoo).await;
+        (letters.len() >= 4).then_some(letters)
+    })
+    .await;
+    assert_eq!(letters.len(), 4, "{letters:#?}");
+    let find = |key: &str| letters.iter().find(|l| l.2 == key).unwrap_or_else(|| panic!("no dead letter for {key}: {letters:#?}"));
+    let (uom_id, entity, _, field, reason) = find("[\"MR-BAD-UOM\"]");
+    assert_eq!((entity.as_str(), field.as_deref()), ("item", Some("uom")));
+    assert!(reason.contains("CRT") && reason.contains("UOM"), "{reason}");
+    let (_, entity, _, field, reason) = find("[\"WH/MO/THIS-NAME-IS-TOO-LONG\"]");
+    assert_eq!((entity.as_str(), field.as_deref()), ("production_order", Some("order_no")), "{reason}");
+    assert!(reason.contains("PROD_ORDER"), "{reason}");
+    let (_, entity, _, field, reason) = find("[\"WH/MO/00901\"]");
+    assert_eq!((entity.as_str(), field.as_deref()), ("production_order", Some("qty_produced")), "{reason}");
+    assert!(reason.contains("QTY_COMPLETED"), "{reason}");
+    let (_, entity, _, field, reason) = find("[\"WH/MO/00903\"]");
+    assert_eq!((entity.as_str(), field.as_deref()), ("production_order", Some("item_no")), "{reason}");
+    assert!(reason.contains("default_code"), "{reason}");
+
+    // Fix the unit table in the legacy ERP, then retry: the service re-reads the row and applies it.
+    world.maria.exec("INSERT INTO UOM (UOM_CODE, DESCRIPTION, BASE_UOM, FACTOR) VALUES ('CRT', 'Dozens', 'EA', 12)");
+    let out = millrace(&[], &["--config", &world.config, "dlq", "retry", &uom_id.to_string()]);
+    assert!(out.status.success(), "dlq retry: {}", String::from_utf8_lossy(&out.stderr));
+    eventually("MR-BAD-UOM in Odoo in dozens", &service, || async {
+        odoo.query_opt(
+            "SELECT 1 FROM product_product p JOIN product_template t ON t.id = p.product_tmpl_id
+               JOIN uom_uom u ON u.id = t.uom_id WHERE p.default_code = 'MR-BAD-UOM' AND u.name->>'en_US' = 'Dozens'",
+            &[],
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+    let status: String =
+        odoo.query_one("SELECT status FROM millrace.dlq WHERE id = $1", &[uom_id]).await.unwrap().get(0);
+    assert_eq!(status, "resolved");
+
+    // Fixing the order in Odoo is a new change: it applies and settles the dead letter.
+    odoo.batch_execute("UPDATE mrp_production SET qty_producing = 0 WHERE name = 'WH/MO/00901'").await.unwrap();
+    eventually("WH/MO/00901 in PROD_ORDER", &service, || async {
+        first_line(world.maria.exec("SELECT QTY_COMPLETED FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00901'")).filter(|s| s == "0.0000")
+    })
+    .await;
+    let mut open: Vec<String> = open_dead_letters(&odoo).await.into_iter().map(|l| l.2).collect();
+    open.sort();
+    assert_eq!(
+        open,
+        vec!["[\"WH/MO/00903\"]".to_string(), "[\"WH/MO/THIS-NAME-IS-TOO-LONG\"]".to_string()],
+        "the fixed ones are settled, the others stay open"
+    );
+    assert_eq!(service.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_read_twice_are_not_applied_twice() {
+    let world = World::new("e2e_twice", &["item", "production_order"]).await;
+    let service = world.start();
+    let odoo = world.odoo.client().await;
+    world.maria.exec("INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE) VALUES ('MR-TWICE', 'Seen twice', 'EA')");
+    eventually("MR-TWICE in Odoo", &service, || async {
+        odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-TWICE'", &[]).await.unwrap()
+    })
+    .await;
+    let counts = || async {
+        let r = odoo
+            .query_one(
+                "SELECT COALESCE(sum(n) FILTER (WHERE decision = 'apply'), 0)::bigint,
+                        COALESCE(sum(n) FILTER (WHERE decision = 'stale' AND source = 'legacy'), 0)::bigint
+                   FROM millrace.decision_count",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get::<_, i64>(0), r.get::<_, i64>(1))
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (applied, stale) = counts().await;
+    // Forget the watermarks: the next poll reads every legacy row again.
+    odoo.batch_execute("DELETE FROM millrace.legacy_checkpoint; DELETE FROM millrace.legacy_row_hash").await.unwrap();
+    let rows: i64 = world.maria.exec("SELECT (SELECT COUNT(*) FROM ITEM_MASTER) + (SELECT COUNT(*) FROM PROD_ORDER)").trim().parse().unwrap();
+    let (applied_after, stale_after) = eventually("every row read again", &service, || async {
+        let (a, s) = counts().await;
+        (s - stale >= rows).then_some((a, s))
+    })
+    .await;
+    assert_eq!(applied_after, applied, "nothing applied twice ({} rows re-read)", stale_after - stale);
+    let copies: i64 =
+        odoo.query_one("SELECT count(*) FROM product_product WHERE default_code = 'MR-TWICE'", &[]).await.unwrap().get(0);
+    assert_eq!(copies, 1);
+    assert_eq!(service.stop().code(), Some(0));
+}

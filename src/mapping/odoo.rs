@@ -89,13 +89,21 @@ pub fn select_list(m: &Mapping, first_param: usize) -> (String, Vec<String>) {
     (parts.join(", "), params)
 }
 
+/// A row that could not be read whole: the first field that failed, and the fields that could
+/// be read (so the key is known for the dead letter).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartialRecord {
+    pub error: FieldError,
+    pub partial: Record,
+}
+
 /// Reads the records of the given main-table ids: `(id, record or the field that failed)`.
 /// Ids whose row no longer exists are absent.
 pub async fn read_by_ids(
     client: &impl GenericClient,
     m: &Mapping,
     ids: &[i64],
-) -> Result<Vec<(i64, Result<Record, FieldError>)>, tokio_postgres::Error> {
+) -> Result<Vec<(i64, Result<Record, PartialRecord>)>, tokio_postgres::Error> {
     let (list, filter_params) = select_list(m, 2);
     let sql = format!(
         "SELECT {list} {} WHERE m.{}::bigint = ANY($1::bigint[]) ORDER BY 1",
@@ -116,8 +124,9 @@ pub async fn read_by_ids(
     Ok(out)
 }
 
-fn record_from_text_row(m: &Mapping, row: &tokio_postgres::Row) -> Result<Record, FieldError> {
+fn record_from_text_row(m: &Mapping, row: &tokio_postgres::Row) -> Result<Record, PartialRecord> {
     let mut values = vec![Value::Null; m.fields.len()];
+    let mut first_error: Option<FieldError> = None;
     let mut i = 1;
     for c in &m.odoo.columns {
         let field = &m.fields[c.field];
@@ -129,25 +138,34 @@ fn record_from_text_row(m: &Mapping, row: &tokio_postgres::Row) -> Result<Record
             if text.is_none() {
                 if let Some(reference) = reference {
                     let l = c.lookup.as_ref().expect("checked: lookup");
-                    return Err(FieldError {
+                    first_error.get_or_insert(FieldError {
                         field: field.name.clone(),
                         column: c.column.clone(),
                         value: reference,
                         reason: format!("no {}.{} for this reference", l.table, l.value),
                     });
+                    continue;
                 }
             }
         }
         let stored = text.map(Value::Text).unwrap_or(Value::Null);
         let shown = value_text(&stored);
-        values[c.field] = to_canonical(c, field.ty, None, stored).map_err(|reason| FieldError {
-            field: field.name.clone(),
-            column: c.column.clone(),
-            value: shown,
-            reason,
-        })?;
+        match to_canonical(c, field.ty, None, stored) {
+            Ok(v) => values[c.field] = v,
+            Err(reason) => {
+                first_error.get_or_insert(FieldError {
+                    field: field.name.clone(),
+                    column: c.column.clone(),
+                    value: shown,
+                    reason,
+                });
+            }
+        }
     }
-    Ok(Record { values })
+    match first_error {
+        None => Ok(Record { values }),
+        Some(error) => Err(PartialRecord { error, partial: Record { values } }),
+    }
 }
 
 /// How a changed row of `table` leads to the main rows of this mapping it affects.

@@ -107,11 +107,14 @@ pub async fn odoo_inputs(
                         dead_letter: None,
                     }));
                 }
-                Err(error) => {
+                Err(crate::mapping::odoo::PartialRecord { error, partial }) => {
                     if ours {
                         continue;
                     }
-                    let key = xref_key().await?.unwrap_or_else(|| format!("{}.id={id}", m.odoo.table));
+                    let key = match key_of(m, &partial) {
+                        Some(key) => key,
+                        None => xref_key().await?.unwrap_or_else(|| format!("{}.id={id}", m.odoo.table)),
+                    };
                     inputs.push(Input::Bad(BadInput {
                         entity: m.entity.clone(),
                         source: System::Odoo,

@@ -231,6 +231,19 @@ impl Engine {
                     None => Ok(None),
                 },
             };
+            let result = match result {
+                Err(ApplyError::Dead { field, reason }) => {
+                    // The server names a column; the operator thinks in fields.
+                    let field = field
+                        .as_deref()
+                        .and_then(|c| field_named_in(m, System::Odoo, &format!("\"{c}\"")))
+                        .or_else(|| field_named_in(m, System::Odoo, &reason))
+                        .or(field);
+                    let reason = if reason.starts_with(&m.entity) { reason } else { format!("{} {}: {reason}", m.entity, p.change.key) };
+                    Err(ApplyError::Dead { field, reason })
+                }
+                other => other,
+            };
             match &result {
                 Err(ApplyError::Transient(message)) => {
                     return Err(unavailable(message.clone()));
@@ -335,10 +348,19 @@ impl Engine {
             let m = &self.mappings.entities[p.change.entity];
             outcomes[i] = Some(match failure {
                 None => Ok(None),
-                Some(ChangeFailure::Data(message)) => Err(ApplyError::Dead {
-                    field: None,
-                    reason: format!("{} {}: {} refused the write: {message}", m.entity, p.change.key, m.legacy.table),
-                }),
+                Some(ChangeFailure::Data(message)) => {
+                    let field = field_named_in(m, System::Legacy, &message);
+                    Err(ApplyError::Dead {
+                        reason: format!(
+                            "{} {}: {}{} refused the write: {message}",
+                            m.entity,
+                            p.change.key,
+                            m.legacy.table,
+                            field.as_ref().map(|f| format!(" (field {f})")).unwrap_or_default()
+                        ),
+                        field,
+                    })
+                }
                 Some(ChangeFailure::Missing(message)) => {
                     Err(ApplyError::Dead { field: None, reason: format!("{} {}: {message}", m.entity, p.change.key) })
                 }
@@ -496,6 +518,16 @@ impl Engine {
             },
         }
     }
+}
+
+/// The field whose column a database message names (`column 'ITEM_NO'`, `"default_code"`).
+fn field_named_in(m: &Mapping, system: System, message: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    m.side(system).columns.iter().find_map(|c| {
+        let column = c.column.to_ascii_lowercase();
+        let quoted = [format!("'{column}'"), format!("\"{column}\""), format!("`{column}`")];
+        quoted.iter().any(|q| lower.contains(q.as_str())).then(|| m.fields[c.field].name.clone())
+    })
 }
 
 fn legacy_default(value: &crate::model::Value) -> Option<String> {

@@ -110,7 +110,7 @@ impl Engine {
                             .map_err(|e| SyncError::Unavailable { system: "odoo", message: e.to_string() })?
                             .into_iter()
                             .next()
-                            .map(|(id, r)| r.map(|rec| (rec, Some(id.to_string())))),
+                            .map(|(id, r)| r.map(|rec| (rec, Some(id.to_string()))).map_err(|p| p.error)),
                     }
                 }
             };
