@@ -79,7 +79,11 @@ pub struct SyncConfig {
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { mappings: PathBuf::from("mappings"), origin: "millrace".into(), retry_interval: Duration::from_secs(2) }
+        SyncConfig {
+            mappings: PathBuf::from("mappings"),
+            origin: "millrace".into(),
+            retry_interval: Duration::from_secs(2),
+        }
     }
 }
 

@@ -3,136 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::legacy::MariaDb;
-use common::{millrace, millrace_command, TestDb};
-
-pub fn load_odoo_fixture(db: &TestDb) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    for file in ["odoo17-mfg-schema.sql", "odoo17-mfg-demo-data.sql"] {
-        let out = std::process::Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url, "-f"])
-            .arg(format!("{root}/sql/odoo17/{file}"))
-            .output()
-            .expect("run psql");
-        assert!(out.status.success(), "loading {file}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-}
-
-pub fn load_legacy_demo(maria: &MariaDb) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    for file in ["schema.sql", "demo-data.sql"] {
-        let sql = std::fs::read_to_string(format!("{root}/sql/legacy/mariadb/{file}")).expect("read legacy sql");
-        maria.exec(&sql);
-    }
-}
-
-/// A running `millrace run` with its log in a file; killed when dropped.
-pub struct Service {
-    child: Child,
-    pub log: PathBuf,
-}
-
-impl Service {
-    pub fn start(config: &str, dir: &Path) -> Service {
-        let log = dir.join(format!("run-{}.log", Instant::now().elapsed().as_nanos()));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = millrace_command(&[], &["--config", config, "run"])
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start millrace run");
-        Service { child, log }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status.
-    pub fn stop(mut self) -> std::process::ExitStatus {
-        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "millrace run did not stop after SIGTERM:\n{}", self.log_text());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Both databases loaded, a config with the given mappings, `millrace setup` done.
-pub struct World {
-    pub odoo: TestDb,
-    pub maria: MariaDb,
-    pub dir: tempfile::TempDir,
-    pub config: String,
-}
-
-impl World {
-    pub async fn new(prefix: &str, mappings: &[&str]) -> World {
-        let odoo = TestDb::create(prefix).await;
-        load_odoo_fixture(&odoo);
-        let maria = MariaDb::create(prefix);
-        load_legacy_demo(&maria);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mapping_dir = dir.path().join("mappings");
-        std::fs::create_dir(&mapping_dir).expect("mapping dir");
-        for m in mappings {
-            std::fs::copy(format!("{}/mappings/{m}.toml", env!("CARGO_MANIFEST_DIR")), mapping_dir.join(format!("{m}.toml")))
-                .expect("copy mapping");
-        }
-        let config = dir.path().join("millrace.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[odoo]\nurl = \"{}?sslmode=disable\"\nslot = \"{}\"\npublication = \"millrace_pub\"\n\n\
-                 [legacy]\nkind = \"odbc\"\nconnection_string = \"{}\"\npoll_interval = \"300ms\"\n\n\
-                 [sync]\nmappings = \"mappings\"\nretry_interval = \"500ms\"\n",
-                odoo.url,
-                odoo.slot(),
-                maria.odbc()
-            ),
-        )
-        .expect("write config");
-        let config = config.display().to_string();
-        let out = millrace(&[], &["--config", &config, "setup"]);
-        assert!(out.status.success(), "setup: {}", String::from_utf8_lossy(&out.stderr));
-        World { odoo, maria, dir, config }
-    }
-
-    pub fn start(&self) -> Service {
-        Service::start(&self.config, self.dir.path())
-    }
-}
-
-/// Polls `check` until it returns `Some`, or fails with `what` and the service log.
-pub async fn eventually<T, F, Fut>(what: &str, service: &Service, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; service log:\n{}", service.log_text());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use common::millrace;
+use common::sync::{eventually, World};
 
 fn first_line(text: String) -> Option<String> {
     text.lines().next().map(str::to_string)
@@ -193,7 +67,10 @@ async fn items_flow_from_legacy_and_ownership_is_enforced() {
     })
     .await;
     assert_eq!(fields, vec!["description".to_string()]);
-    assert_eq!(world.maria.exec("SELECT DESCRIPTION FROM ITEM_MASTER WHERE ITEM_NO = 'MR-1001'").trim(), "Oak Leg 40cm");
+    assert_eq!(
+        world.maria.exec("SELECT DESCRIPTION FROM ITEM_MASTER WHERE ITEM_NO = 'MR-1001'").trim(),
+        "Oak Leg 40cm"
+    );
 
     // Archiving it in Odoo (an Odoo-owned field) reaches the legacy ERP.
     odoo.batch_execute("UPDATE product_product SET active = false WHERE default_code = 'MR-1001'").await.unwrap();
@@ -239,7 +116,11 @@ async fn production_orders_go_to_legacy_and_progress_comes_back_without_loops() 
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00900'").trim(), "0", "drafts stay in Odoo");
+    assert_eq!(
+        world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00900'").trim(),
+        "0",
+        "drafts stay in Odoo"
+    );
     odoo.batch_execute("UPDATE mrp_production SET state = 'confirmed' WHERE name = 'WH/MO/00900'").await.unwrap();
     let row = eventually("WH/MO/00900 in PROD_ORDER", &service, || async {
         first_line(world.maria.exec(
@@ -273,8 +154,9 @@ async fn production_orders_go_to_legacy_and_progress_comes_back_without_loops() 
             .await
             .unwrap()
             .get(0);
-        let legacy_stamp =
-            world.maria.exec("SELECT GREATEST((SELECT MAX(LAST_UPD) FROM PROD_ORDER), (SELECT MAX(LAST_UPD) FROM ITEM_MASTER))");
+        let legacy_stamp = world
+            .maria
+            .exec("SELECT GREATEST((SELECT MAX(LAST_UPD) FROM PROD_ORDER), (SELECT MAX(LAST_UPD) FROM ITEM_MASTER))");
         (applied, odoo_stamp, legacy_stamp)
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -287,12 +169,15 @@ async fn production_orders_go_to_legacy_and_progress_comes_back_without_loops() 
 
 /// Open dead letters: (id, entity, key, field, reason).
 async fn open_dead_letters(odoo: &tokio_postgres::Client) -> Vec<(i64, String, String, Option<String>, String)> {
-    odoo.query("SELECT id, entity, key, field, reason FROM millrace.dlq WHERE status IN ('open', 'retry') ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect()
+    odoo.query(
+        "SELECT id, entity, key, field, reason FROM millrace.dlq WHERE status IN ('open', 'retry') ORDER BY id",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -337,7 +222,9 @@ async fn bad_data_is_dead_lettered_with_its_reason_and_retried_once_fixed() {
     })
     .await;
     assert_eq!(letters.len(), 4, "{letters:#?}");
-    let find = |key: &str| letters.iter().find(|l| l.2 == key).unwrap_or_else(|| panic!("no dead letter for {key}: {letters:#?}"));
+    let find = |key: &str| {
+        letters.iter().find(|l| l.2 == key).unwrap_or_else(|| panic!("no dead letter for {key}: {letters:#?}"))
+    };
     let (uom_id, entity, _, field, reason) = find("[\"MR-BAD-UOM\"]");
     assert_eq!((entity.as_str(), field.as_deref()), ("item", Some("uom")));
     assert!(reason.contains("CRT") && reason.contains("UOM"), "{reason}");
@@ -372,7 +259,8 @@ async fn bad_data_is_dead_lettered_with_its_reason_and_retried_once_fixed() {
     // Fixing the order in Odoo is a new change: it applies and settles the dead letter.
     odoo.batch_execute("UPDATE mrp_production SET qty_producing = 0 WHERE name = 'WH/MO/00901'").await.unwrap();
     eventually("WH/MO/00901 in PROD_ORDER", &service, || async {
-        first_line(world.maria.exec("SELECT QTY_COMPLETED FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00901'")).filter(|s| s == "0.0000")
+        first_line(world.maria.exec("SELECT QTY_COMPLETED FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00901'"))
+            .filter(|s| s == "0.0000")
     })
     .await;
     let mut open: Vec<String> = open_dead_letters(&odoo).await.into_iter().map(|l| l.2).collect();
@@ -390,7 +278,9 @@ async fn rows_read_twice_are_not_applied_twice() {
     let world = World::new("e2e_twice", &["item", "production_order"]).await;
     let service = world.start();
     let odoo = world.odoo.client().await;
-    world.maria.exec("INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE) VALUES ('MR-TWICE', 'Seen twice', 'EA')");
+    world
+        .maria
+        .exec("INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE) VALUES ('MR-TWICE', 'Seen twice', 'EA')");
     eventually("MR-TWICE in Odoo", &service, || async {
         odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-TWICE'", &[]).await.unwrap()
     })
@@ -411,15 +301,23 @@ async fn rows_read_twice_are_not_applied_twice() {
     let (applied, stale) = counts().await;
     // Forget the watermarks: the next poll reads every legacy row again.
     odoo.batch_execute("DELETE FROM millrace.legacy_checkpoint; DELETE FROM millrace.legacy_row_hash").await.unwrap();
-    let rows: i64 = world.maria.exec("SELECT (SELECT COUNT(*) FROM ITEM_MASTER) + (SELECT COUNT(*) FROM PROD_ORDER)").trim().parse().unwrap();
+    let rows: i64 = world
+        .maria
+        .exec("SELECT (SELECT COUNT(*) FROM ITEM_MASTER) + (SELECT COUNT(*) FROM PROD_ORDER)")
+        .trim()
+        .parse()
+        .unwrap();
     let (applied_after, stale_after) = eventually("every row read again", &service, || async {
         let (a, s) = counts().await;
         (s - stale >= rows).then_some((a, s))
     })
     .await;
     assert_eq!(applied_after, applied, "nothing applied twice ({} rows re-read)", stale_after - stale);
-    let copies: i64 =
-        odoo.query_one("SELECT count(*) FROM product_product WHERE default_code = 'MR-TWICE'", &[]).await.unwrap().get(0);
+    let copies: i64 = odoo
+        .query_one("SELECT count(*) FROM product_product WHERE default_code = 'MR-TWICE'", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(copies, 1);
     assert_eq!(service.stop().code(), Some(0));
 }

@@ -41,8 +41,8 @@ type Catalog = HashMap<String, Option<BTreeMap<String, ColumnInfo>>>;
 
 pub async fn run(config: &Config) -> Result<(), CommandError> {
     let dir = &config.sync.mappings;
-    let mappings = Mappings::load_dir(dir)
-        .map_err(|e| ConfigError::Invalid { field: "sync.mappings", message: e.to_string() })?;
+    let mappings =
+        Mappings::load_dir(dir).map_err(|e| ConfigError::Invalid { field: "sync.mappings", message: e.to_string() })?;
     let odoo = config.odoo()?;
     let legacy = config.legacy()?;
     let mut report = Report::default();
@@ -90,7 +90,8 @@ async fn odoo_catalog(client: &Client, tables: &BTreeSet<String>) -> anyhow::Res
         let name = TableName::parse(table);
         let rows = client
             .query(
-                "SELECT column_name::text, data_type::text, is_nullable = 'NO', column_default IS NOT NULL
+                "SELECT column_name::text, data_type::text, is_nullable = 'NO',
+                        column_default IS NOT NULL OR is_identity = 'YES' OR is_generated = 'ALWAYS'
                    FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
                 &[&name.schema, &name.name],
             )
@@ -154,7 +155,8 @@ fn check_odoo_mapping(m: &Mapping, catalog: &Catalog, missing_hint: &str, report
     need_column(&side.table, &side.id_column, "[odoo] id_column", &mut problems);
     if let Some(parent) = &side.parent {
         if table_of(&parent.table).is_none() {
-            problems.push(format!("{at}: table {} does not exist ({missing_hint}) ([odoo.parent] table)", parent.table));
+            problems
+                .push(format!("{at}: table {} does not exist ({missing_hint}) ([odoo.parent] table)", parent.table));
         }
         need_column(&side.table, &parent.link, "[odoo.parent] link", &mut problems);
         need_column(&parent.table, "id", "the parent's id, which the link references", &mut problems);
@@ -183,7 +185,8 @@ fn check_odoo_mapping(m: &Mapping, catalog: &Catalog, missing_hint: &str, report
         }
         if let Some(l) = &c.lookup {
             if table_of(&l.table).is_none() {
-                problems.push(format!("{at}: table {} does not exist ({missing_hint}) (lookup of field {field})", l.table));
+                problems
+                    .push(format!("{at}: table {} does not exist ({missing_hint}) (lookup of field {field})", l.table));
                 continue;
             }
             need_column(&l.table, &l.key, &format!("lookup key of field {field}"), &mut problems);
@@ -297,7 +300,9 @@ async fn check_slot_and_publication(
         .await
         .context("reading pg_replication_slots")?;
     match slot {
-        None => report.warnings.push(format!("odoo: replication slot {} does not exist yet (`millrace setup` creates it)", odoo.slot)),
+        None => report
+            .warnings
+            .push(format!("odoo: replication slot {} does not exist yet (`millrace setup` creates it)", odoo.slot)),
         Some(row) => {
             let plugin: Option<String> = row.get(0);
             if plugin.as_deref() != Some("pgoutput") {
@@ -314,10 +319,9 @@ async fn check_slot_and_publication(
         .await
         .context("reading pg_publication")?;
     if publication.is_none() {
-        report.warnings.push(format!(
-            "odoo: publication {} does not exist yet (`millrace setup` creates it)",
-            odoo.publication
-        ));
+        report
+            .warnings
+            .push(format!("odoo: publication {} does not exist yet (`millrace setup` creates it)", odoo.publication));
         return Ok(());
     }
     let published: BTreeSet<String> = client
@@ -601,7 +605,12 @@ name = "NAME"
         let mut report = Report::default();
         check_odoo_mapping(&m, &catalog, "hint", &mut report);
         let all = report.problems.join("\n");
-        assert!(all.contains("mappings/thing.toml: entity thing, odoo side: column thing.kind does not exist ([odoo.defaults])"), "{all}");
+        assert!(
+            all.contains(
+                "mappings/thing.toml: entity thing, odoo side: column thing.kind does not exist ([odoo.defaults])"
+            ),
+            "{all}"
+        );
         assert!(all.contains("column thing.name is character varying, not a translated jsonb"), "{all}");
         assert!(all.contains("column thing.company_id is NOT NULL without a default"), "{all}");
         assert!(all.contains("field note is stored on this side only"), "{all}");

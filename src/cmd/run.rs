@@ -49,7 +49,12 @@ macro_rules! retrying {
                     if $shutdown.load(Ordering::SeqCst) {
                         break None;
                     }
-                    tracing::warn!(what = $what, error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "unavailable; retrying");
+                    tracing::warn!(
+                        what = $what,
+                        error = format!("{error:#}"),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "unavailable; retrying"
+                    );
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
@@ -79,7 +84,11 @@ where
     }
 }
 
-async fn connect_engine(config: &Config, mappings: Arc<Mappings>, shutdown: &AtomicBool) -> anyhow::Result<Option<Engine>> {
+async fn connect_engine(
+    config: &Config,
+    mappings: Arc<Mappings>,
+    shutdown: &AtomicBool,
+) -> anyhow::Result<Option<Engine>> {
     let odoo = config.odoo()?.conn.clone();
     let state_info = config.state()?.clone();
     let legacy = LegacyDb::new(&legacy_config(config, &mappings)?).map_err(anyhow::Error::msg)?;

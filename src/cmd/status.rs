@@ -371,7 +371,8 @@ fn write_text(out: &mut impl Write, s: &Status) -> std::io::Result<()> {
     if s.checkpoints.is_empty() {
         writeln!(out, "  none yet")?;
     } else {
-        let mut rows = vec![["TABLE", "STRATEGY", "WATERMARK", "LAST DELETE SCAN", "UPDATED"].map(String::from).to_vec()];
+        let mut rows =
+            vec![["TABLE", "STRATEGY", "WATERMARK", "LAST DELETE SCAN", "UPDATED"].map(String::from).to_vec()];
         for r in &s.checkpoints {
             rows.push(vec![
                 r.table.clone(),
@@ -441,7 +442,8 @@ mod tests {
     #[test]
     fn text_tables_line_up() {
         let mut out = Vec::new();
-        table(&mut out, &[vec!["A".into(), "BB".into(), "C".into()], vec!["long".into(), "x".into(), "y".into()]]).unwrap();
+        table(&mut out, &[vec!["A".into(), "BB".into(), "C".into()], vec!["long".into(), "x".into(), "y".into()]])
+            .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "  A     BB  C\n  long  x   y\n");
     }
 }

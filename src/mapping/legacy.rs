@@ -19,7 +19,8 @@ pub struct LookupTable {
 
 impl LookupTable {
     pub fn key_of(&self, value: &str) -> Option<&str> {
-        let mut keys: Vec<&str> = self.by_key.iter().filter(|(_, v)| v.as_str() == value).map(|(k, _)| k.as_str()).collect();
+        let mut keys: Vec<&str> =
+            self.by_key.iter().filter(|(_, v)| v.as_str() == value).map(|(k, _)| k.as_str()).collect();
         keys.sort_unstable();
         keys.first().copied()
     }
@@ -33,12 +34,8 @@ pub fn lookup_id(l: &Lookup) -> String {
 
 /// The query reading a lookup table whole, and its parameters.
 pub fn lookup_sql(dialect: Dialect, l: &Lookup) -> (String, Vec<Value>) {
-    let mut sql = format!(
-        "SELECT {}, {} FROM {}",
-        dialect.quote(&l.key),
-        dialect.quote(&l.value),
-        dialect.quote_table(&l.table)
-    );
+    let mut sql =
+        format!("SELECT {}, {} FROM {}", dialect.quote(&l.key), dialect.quote(&l.value), dialect.quote_table(&l.table));
     let mut params = Vec::new();
     for (i, (column, value)) in l.filter.iter().enumerate() {
         sql.push_str(if i == 0 { " WHERE " } else { " AND " });
@@ -82,7 +79,8 @@ pub fn record_from_row(m: &Mapping, row: &Row, cache: &LookupCache) -> Result<Re
         let mut stored = stored.clone();
         if let (Some(l), false) = (&c.lookup, stored.is_null()) {
             let key = value_text(&stored).trim_end_matches(' ').to_string();
-            let table = cache.get(l).ok_or_else(|| error(key.clone(), format!("lookup table {} not loaded", l.table)))?;
+            let table =
+                cache.get(l).ok_or_else(|| error(key.clone(), format!("lookup table {} not loaded", l.table)))?;
             match table.by_key.get(&key) {
                 Some(v) => stored = Value::Text(v.clone()),
                 None => {
@@ -91,7 +89,8 @@ pub fn record_from_row(m: &Mapping, row: &Row, cache: &LookupCache) -> Result<Re
             }
         }
         let shown = value_text(&stored);
-        values[c.field] = to_canonical(c, field.ty, m.legacy.timezone, stored).map_err(|reason| error(shown, reason))?;
+        values[c.field] =
+            to_canonical(c, field.ty, m.legacy.timezone, stored).map_err(|reason| error(shown, reason))?;
     }
     Ok(Record { values })
 }
@@ -130,7 +129,8 @@ pub fn stored_value(
             match table.key_of(&text) {
                 Some(key) => Ok(Some(key.to_string())),
                 None => {
-                    let reason = format!("{} = {text:?}: no row of {} has {} = this value", field.name, l.table, l.value);
+                    let reason =
+                        format!("{} = {text:?}: no row of {} has {} = this value", field.name, l.table, l.value);
                     if l.park_when_missing {
                         Err(WriteValueError::Park(reason))
                     } else {

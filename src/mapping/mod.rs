@@ -186,11 +186,8 @@ impl Mapping {
 
     /// Compiles one parsed file.
     pub fn compile(path: &Path, file: spec::MappingFile) -> Result<Mapping, MappingError> {
-        let invalid = |message: String| MappingError::Invalid {
-            path: path.to_path_buf(),
-            entity: file.entity.clone(),
-            message,
-        };
+        let invalid =
+            |message: String| MappingError::Invalid { path: path.to_path_buf(), entity: file.entity.clone(), message };
         if file.entity.is_empty() || !file.entity.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(invalid("entity must be a name of letters, digits and _".into()));
         }

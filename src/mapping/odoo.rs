@@ -132,12 +132,11 @@ fn record_from_text_row(m: &Mapping, row: &tokio_postgres::Row) -> Result<Record
         let field = &m.fields[c.field];
         let text: Option<String> = row.get(i);
         i += 1;
-        if c.lookup.is_some() {
+        if let Some(l) = &c.lookup {
             let reference: Option<String> = row.get(i);
             i += 1;
             if text.is_none() {
                 if let Some(reference) = reference {
-                    let l = c.lookup.as_ref().expect("checked: lookup");
                     first_error.get_or_insert(FieldError {
                         field: field.name.clone(),
                         column: c.column.clone(),

@@ -148,14 +148,14 @@ pub struct ParentSpec {
 #[serde(untagged)]
 pub enum ColumnSpecRaw {
     Name(String),
-    Full(ColumnSpec),
+    Full(Box<ColumnSpec>),
 }
 
 impl ColumnSpecRaw {
     pub fn into_spec(self) -> ColumnSpec {
         match self {
             ColumnSpecRaw::Name(column) => ColumnSpec { column, ..ColumnSpec::default() },
-            ColumnSpecRaw::Full(spec) => spec,
+            ColumnSpecRaw::Full(spec) => *spec,
         }
     }
 }

@@ -39,9 +39,7 @@ pub fn coerce(value: Value, ty: FieldType) -> Result<Value, String> {
             }
             Value::Int(i64::try_from(d.mantissa()).map_err(|_| fail(&v))?)
         }
-        (FieldType::Int, v @ Value::Text(_)) => {
-            Value::Int(value_text(&v).trim().parse::<i64>().map_err(|_| fail(&v))?)
-        }
+        (FieldType::Int, v @ Value::Text(_)) => Value::Int(value_text(&v).trim().parse::<i64>().map_err(|_| fail(&v))?),
         (FieldType::Decimal, Value::Decimal(d)) => Value::Decimal(d.normalized()),
         (FieldType::Decimal, v @ Value::Int(_)) => {
             Value::Decimal(Decimal::from_str(&value_text(&v)).map_err(|_| fail(&v))?.normalized())
@@ -249,7 +247,10 @@ mod tests {
         let legacy = coerce(Value::Text("12.5000".into()), FieldType::Decimal).unwrap();
         let odoo = coerce(Value::Decimal("12.5".parse().unwrap()), FieldType::Decimal).unwrap();
         assert_eq!(legacy, odoo);
-        assert_eq!(coerce(Value::Int(3), FieldType::Decimal).unwrap(), coerce(Value::Text("3.00".into()), FieldType::Decimal).unwrap());
+        assert_eq!(
+            coerce(Value::Int(3), FieldType::Decimal).unwrap(),
+            coerce(Value::Text("3.00".into()), FieldType::Decimal).unwrap()
+        );
     }
 
     #[test]
@@ -274,7 +275,10 @@ mod tests {
         let tz: chrono_tz::Tz = "Europe/Brussels".parse().unwrap();
         let local = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap().and_hms_opt(0, 59, 11).unwrap();
         let utc = to_canonical(&column(), FieldType::Timestamp, Some(tz), Value::Timestamp(local)).unwrap();
-        assert_eq!(utc, Value::Timestamp(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap().and_hms_opt(23, 59, 11).unwrap()));
+        assert_eq!(
+            utc,
+            Value::Timestamp(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap().and_hms_opt(23, 59, 11).unwrap())
+        );
         assert_eq!(to_stored(&column(), Some(tz), &utc).unwrap(), Value::Timestamp(local));
     }
 
@@ -282,7 +286,10 @@ mod tests {
     fn trimmed_keys_and_reciprocal_factors() {
         let mut c = column();
         c.trim = true;
-        assert_eq!(to_canonical(&c, FieldType::Text, None, Value::Text("A100   ".into())).unwrap(), Value::Text("A100".into()));
+        assert_eq!(
+            to_canonical(&c, FieldType::Text, None, Value::Text("A100   ".into())).unwrap(),
+            Value::Text("A100".into())
+        );
         let mut r = column();
         r.reciprocal = true;
         r.round = Some(5);

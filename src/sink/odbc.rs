@@ -117,7 +117,11 @@ pub fn upsert_statement(
                 sql.push_str(&format!(" WHEN MATCHED THEN UPDATE SET {}", set.join(", ")));
             }
             let values: Vec<String> = insert.iter().map(|(c, _)| format!("src.{}", q(c))).collect();
-            sql.push_str(&format!(" WHEN NOT MATCHED THEN INSERT ({}) VALUES ({});", columns.join(", "), values.join(", ")));
+            sql.push_str(&format!(
+                " WHEN NOT MATCHED THEN INSERT ({}) VALUES ({});",
+                columns.join(", "),
+                values.join(", ")
+            ));
             Some(Statement { sql, params: insert.iter().map(|(_, v)| v.clone()).collect() })
         }
         Dialect::Ansi => None,
@@ -136,11 +140,19 @@ pub enum ChangeFailure {
 fn savepoint_sql(dialect: Dialect) -> (&'static str, &'static str, Option<&'static str>) {
     match dialect {
         Dialect::MsSql => ("SAVE TRANSACTION millrace_change", "ROLLBACK TRANSACTION millrace_change", None),
-        _ => ("SAVEPOINT millrace_change", "ROLLBACK TO SAVEPOINT millrace_change", Some("RELEASE SAVEPOINT millrace_change")),
+        _ => (
+            "SAVEPOINT millrace_change",
+            "ROLLBACK TO SAVEPOINT millrace_change",
+            Some("RELEASE SAVEPOINT millrace_change"),
+        ),
     }
 }
 
-fn run_write(conn: &mut OdbcConnection, dialect: Dialect, write: &LegacyWrite) -> Result<Option<ChangeFailure>, WriteError> {
+fn run_write(
+    conn: &mut OdbcConnection,
+    dialect: Dialect,
+    write: &LegacyWrite,
+) -> Result<Option<ChangeFailure>, WriteError> {
     match write {
         LegacyWrite::Upsert { table, key, insert, update, update_only } => {
             if *update_only {
@@ -169,7 +181,12 @@ fn run_write(conn: &mut OdbcConnection, dialect: Dialect, write: &LegacyWrite) -
                         let exists = {
                             let mut params = Vec::new();
                             let clause = where_key(dialect, key, &mut params);
-                            let s = format!("UPDATE {} SET {} = {} WHERE {clause}", dialect.quote_table(table), dialect.quote(&key[0].0), dialect.quote(&key[0].0));
+                            let s = format!(
+                                "UPDATE {} SET {} = {} WHERE {clause}",
+                                dialect.quote_table(table),
+                                dialect.quote(&key[0].0),
+                                dialect.quote(&key[0].0)
+                            );
                             conn.execute_write(&s, &params)?.unwrap_or(0) > 0
                         };
                         if !exists {
@@ -281,7 +298,10 @@ mod tests {
             "MERGE INTO [dbo].[ITEM_MASTER] WITH (HOLDLOCK) AS tgt USING (VALUES (?, ?)) AS src ([ITEM_NO], [DESCRIPTION]) ON tgt.[ITEM_NO] = src.[ITEM_NO] WHEN MATCHED THEN UPDATE SET tgt.[DESCRIPTION] = src.[DESCRIPTION] WHEN NOT MATCHED THEN INSERT ([ITEM_NO], [DESCRIPTION]) VALUES (src.[ITEM_NO], src.[DESCRIPTION]);"
         );
         let pg = upsert_statement(Dialect::Postgres, "item", &key, &insert, &[]).unwrap();
-        assert_eq!(pg.sql, "INSERT INTO \"item\" (\"ITEM_NO\", \"DESCRIPTION\") VALUES (?, ?) ON CONFLICT (\"ITEM_NO\") DO NOTHING");
+        assert_eq!(
+            pg.sql,
+            "INSERT INTO \"item\" (\"ITEM_NO\", \"DESCRIPTION\") VALUES (?, ?) ON CONFLICT (\"ITEM_NO\") DO NOTHING"
+        );
         assert!(upsert_statement(Dialect::Ansi, "T", &key, &insert, &update).is_none());
         let up = update_statement(Dialect::Ansi, "T", &key, &update);
         assert_eq!(up.sql, "UPDATE \"T\" SET \"DESCRIPTION\" = ? WHERE \"ITEM_NO\" = ?");

@@ -332,7 +332,9 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
                 Some(lang) => {
                     let l = params.push(Some(lang.clone()));
                     let v = params.push(a.value.clone());
-                    set.push(format!("{column} = COALESCE({column}, '{{}}'::jsonb) || jsonb_build_object({l}::text, {v}::text)"));
+                    set.push(format!(
+                        "{column} = COALESCE({column}, '{{}}'::jsonb) || jsonb_build_object({l}::text, {v}::text)"
+                    ));
                 }
                 None => {
                     let ty = self.ty(table, &a.column)?;
@@ -340,7 +342,9 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
                 }
             }
         }
-        if self.catalog.column_type(table, "write_date").is_some() && !assignments.iter().any(|a| a.column == "write_date") {
+        if self.catalog.column_type(table, "write_date").is_some()
+            && !assignments.iter().any(|a| a.column == "write_date")
+        {
             set.push("\"write_date\" = (now() AT TIME ZONE 'UTC')".into());
         }
         let p = params.push(Some(id.to_string()));
@@ -350,7 +354,10 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
             set.join(", "),
             quote_ident(where_column)
         );
-        self.tx.execute(&sql, &params.refs()).await.map_err(|e| ApplyError::from_pg(&format!("updating {table}"), &e))?;
+        self.tx
+            .execute(&sql, &params.refs())
+            .await
+            .map_err(|e| ApplyError::from_pg(&format!("updating {table}"), &e))?;
         Ok(())
     }
 
@@ -483,12 +490,19 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
         let parent = m.odoo.parent.as_ref().expect("called with a parent");
         let key_columns: Vec<&&Assignment> = assignments
             .iter()
-            .filter(|a| m.key.iter().any(|k| m.odoo.column_of(*k).is_some_and(|c| c.column == a.column && c.table == ColumnTable::Parent)))
+            .filter(|a| {
+                m.key.iter().any(|k| {
+                    m.odoo.column_of(*k).is_some_and(|c| c.column == a.column && c.table == ColumnTable::Parent)
+                })
+            })
             .collect();
         if key_columns.is_empty() {
             return Err(ApplyError::Dead {
                 field: None,
-                reason: format!("{} {key}: no key field is stored in {} to find the parent row by", m.entity, parent.table),
+                reason: format!(
+                    "{} {key}: no key field is stored in {} to find the parent row by",
+                    m.entity, parent.table
+                ),
             });
         }
         let mut params = Params::default();
@@ -519,7 +533,10 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
             TableName::parse(&m.odoo.table).quoted(),
             quote_ident(&m.odoo.id_column)
         );
-        self.tx.execute(&sql, &[&id]).await.map_err(|e| ApplyError::from_pg(&format!("deleting from {}", m.odoo.table), &e))?;
+        self.tx
+            .execute(&sql, &[&id])
+            .await
+            .map_err(|e| ApplyError::from_pg(&format!("deleting from {}", m.odoo.table), &e))?;
         Ok(())
     }
 
@@ -528,7 +545,10 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
     }
 
     pub async fn release(&self) -> Result<(), ApplyError> {
-        self.tx.batch_execute("RELEASE SAVEPOINT millrace_change").await.map_err(|e| ApplyError::from_pg("savepoint", &e))
+        self.tx
+            .batch_execute("RELEASE SAVEPOINT millrace_change")
+            .await
+            .map_err(|e| ApplyError::from_pg("savepoint", &e))
     }
 
     pub async fn rollback_to_savepoint(&self) -> Result<(), ApplyError> {

@@ -404,24 +404,26 @@ impl StateStore {
     pub async fn set_dead_letter_status(&self, ids: Option<&[i64]>, status: &str) -> Result<u64, StateError> {
         let resolution = if status == "discarded" { Some("discarded by an operator") } else { None };
         let n = match ids {
-            Some(ids) => self
-                .client
-                .execute(
-                    "UPDATE millrace.dlq SET status = $2, resolution = $3,
+            Some(ids) => {
+                self.client
+                    .execute(
+                        "UPDATE millrace.dlq SET status = $2, resolution = $3,
                             resolved_at = CASE WHEN $2 = 'discarded' THEN now() END
                       WHERE id = ANY($1) AND status IN ('open', 'retry')",
-                    &[&ids, &status, &resolution],
-                )
-                .await,
-            None => self
-                .client
-                .execute(
-                    "UPDATE millrace.dlq SET status = $1, resolution = $2,
+                        &[&ids, &status, &resolution],
+                    )
+                    .await
+            }
+            None => {
+                self.client
+                    .execute(
+                        "UPDATE millrace.dlq SET status = $1, resolution = $2,
                             resolved_at = CASE WHEN $1 = 'discarded' THEN now() END
                       WHERE status IN ('open', 'retry')",
-                    &[&status, &resolution],
-                )
-                .await,
+                        &[&status, &resolution],
+                    )
+                    .await
+            }
         };
         n.map_err(sql("updating dead letters"))
     }

@@ -52,9 +52,7 @@ fn known_record(m: &Mapping, known: &Option<Known>) -> Option<Record> {
 
 /// Fields stored on both sides (the only ones that can flow).
 fn shared_fields(m: &Mapping) -> Vec<usize> {
-    (0..m.fields.len())
-        .filter(|f| m.odoo.column_of(*f).is_some() && m.legacy.column_of(*f).is_some())
-        .collect()
+    (0..m.fields.len()).filter(|f| m.odoo.column_of(*f).is_some() && m.legacy.column_of(*f).is_some()).collect()
 }
 
 fn plan(change: Change, decision: Decision) -> Planned {
@@ -70,7 +68,13 @@ fn plan(change: Change, decision: Decision) -> Planned {
 }
 
 /// What Odoo holds now for the key: its record and row id, read from the database.
-async fn read_target(engine: &mut Engine, m: &Mapping, key: &str, record: &Record, xref: Option<&str>) -> Result<Option<(Record, Option<String>)>, SyncError> {
+async fn read_target(
+    engine: &mut Engine,
+    m: &Mapping,
+    key: &str,
+    record: &Record,
+    xref: Option<&str>,
+) -> Result<Option<(Record, Option<String>)>, SyncError> {
     let unavailable = |e: String| SyncError::Unavailable { system: "odoo", message: e };
     let id = match xref.and_then(|x| x.parse::<i64>().ok()) {
         Some(id) => Some(id),
@@ -85,7 +89,8 @@ async fn read_target(engine: &mut Engine, m: &Mapping, key: &str, record: &Recor
         }
     };
     let Some(id) = id else { return Ok(None) };
-    let rows = crate::mapping::odoo::read_by_ids(&engine.odoo_read, m, &[id]).await.map_err(|e| unavailable(e.to_string()))?;
+    let rows =
+        crate::mapping::odoo::read_by_ids(&engine.odoo_read, m, &[id]).await.map_err(|e| unavailable(e.to_string()))?;
     Ok(rows.into_iter().next().and_then(|(id, r)| r.ok().map(|r| (r, Some(id.to_string())))))
 }
 

@@ -128,7 +128,11 @@ impl LegacyDb {
     }
 
     /// The row a key names, as a record (`None` when there is no such row).
-    pub async fn read_by_key(&mut self, m: &Mapping, key: &str) -> Result<Option<Result<Record, FieldError>>, SyncError> {
+    pub async fn read_by_key(
+        &mut self,
+        m: &Mapping,
+        key: &str,
+    ) -> Result<Option<Result<Record, FieldError>>, SyncError> {
         if self.conn.is_none() {
             self.run(|_| ()).await?;
         }
@@ -141,7 +145,8 @@ impl LegacyDb {
             conditions.push(format!("{} = ?", self.dialect.quote(&c.column)));
             params.push(stored);
         }
-        let sql = format!("SELECT * FROM {} WHERE {}", self.dialect.quote_table(&m.legacy.table), conditions.join(" AND "));
+        let sql =
+            format!("SELECT * FROM {} WHERE {}", self.dialect.quote_table(&m.legacy.table), conditions.join(" AND "));
         let rows = self.select_rows(m.legacy.table.clone(), sql, params).await?;
         if rows.is_empty() {
             return Ok(None);

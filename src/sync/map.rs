@@ -47,7 +47,8 @@ pub async fn odoo_inputs(
                     }
                 }
                 Op::Delete if main => {
-                    let Some(id) = change.before.as_ref().and_then(|r| r.get(&m.odoo.id_column)).and_then(int_of) else {
+                    let Some(id) = change.before.as_ref().and_then(|r| r.get(&m.odoo.id_column)).and_then(int_of)
+                    else {
                         continue;
                     };
                     let Some(key) = engine.state.xref_key(&m.entity, "odoo", &id.to_string()).await? else {

@@ -134,7 +134,12 @@ impl Engine {
     }
 
     /// Decides, applies and records one batch of inputs from one source.
-    pub async fn process(&mut self, source: System, inputs: Vec<Input>, position: Option<String>) -> Result<BatchSummary, SyncError> {
+    pub async fn process(
+        &mut self,
+        source: System,
+        inputs: Vec<Input>,
+        position: Option<String>,
+    ) -> Result<BatchSummary, SyncError> {
         let mut writes = StateWrites::default();
         let mut summary = BatchSummary::default();
         let mut planned = Vec::new();
@@ -202,7 +207,10 @@ impl Engine {
         Ok(())
     }
 
-    async fn apply_to_odoo(&mut self, planned: &[Planned]) -> Result<Vec<Result<Option<String>, ApplyError>>, SyncError> {
+    async fn apply_to_odoo(
+        &mut self,
+        planned: &[Planned],
+    ) -> Result<Vec<Result<Option<String>, ApplyError>>, SyncError> {
         let unavailable = |message: String| SyncError::Unavailable { system: "odoo", message };
         for p in planned.iter().filter(|p| p.decision == Decision::Apply) {
             let m = &self.mappings.entities[p.change.entity];
@@ -224,7 +232,10 @@ impl Engine {
                 ChangeOp::Upsert => {
                     let record = p.change.record.as_ref().expect("upserts carry a record");
                     let id = p.target_id.as_deref().and_then(|s| s.parse().ok());
-                    writer.upsert(m, &p.change.key, record, &p.fields, id, p.create).await.map(|id| id.map(|i| i.to_string()))
+                    writer
+                        .upsert(m, &p.change.key, record, &p.fields, id, p.create)
+                        .await
+                        .map(|id| id.map(|i| i.to_string()))
                 }
                 ChangeOp::Delete => match p.target_id.as_deref().and_then(|s| s.parse().ok()) {
                     Some(id) => writer.delete(m, id).await.map(|_| None),
@@ -239,7 +250,11 @@ impl Engine {
                         .and_then(|c| field_named_in(m, System::Odoo, &format!("\"{c}\"")))
                         .or_else(|| field_named_in(m, System::Odoo, &reason))
                         .or(field);
-                    let reason = if reason.starts_with(&m.entity) { reason } else { format!("{} {}: {reason}", m.entity, p.change.key) };
+                    let reason = if reason.starts_with(&m.entity) {
+                        reason
+                    } else {
+                        format!("{} {}: {reason}", m.entity, p.change.key)
+                    };
                     Err(ApplyError::Dead { field, reason })
                 }
                 other => other,
@@ -259,7 +274,10 @@ impl Engine {
 }
 
 impl Engine {
-    async fn apply_to_legacy(&mut self, planned: &[Planned]) -> Result<Vec<Result<Option<String>, ApplyError>>, SyncError> {
+    async fn apply_to_legacy(
+        &mut self,
+        planned: &[Planned],
+    ) -> Result<Vec<Result<Option<String>, ApplyError>>, SyncError> {
         use crate::mapping::legacy::{stored_value, WriteValueError};
         use crate::sink::odbc::{ChangeFailure, LegacyWrite};
         if planned.iter().all(|p| p.decision != Decision::Apply) {
@@ -313,8 +331,7 @@ impl Engine {
                                     insert.push((column.clone(), legacy_default(value)));
                                 }
                             }
-                            let update =
-                                update.into_iter().filter(|(c, _)| !key.iter().any(|(k, _)| k == c)).collect();
+                            let update = update.into_iter().filter(|(c, _)| !key.iter().any(|(k, _)| k == c)).collect();
                             Ok(vec![LegacyWrite::Upsert {
                                 table: side.table.clone(),
                                 key,
@@ -369,7 +386,13 @@ impl Engine {
         Ok(outcomes.into_iter().map(|o| o.unwrap_or(Ok(None))).collect())
     }
 
-    fn record(&self, plan: Planned, outcome: Result<Option<String>, ApplyError>, w: &mut StateWrites, s: &mut BatchSummary) {
+    fn record(
+        &self,
+        plan: Planned,
+        outcome: Result<Option<String>, ApplyError>,
+        w: &mut StateWrites,
+        s: &mut BatchSummary,
+    ) {
         let m = &self.mappings.entities[plan.change.entity];
         let change = &plan.change;
         let source = change.source.as_str();
@@ -451,10 +474,20 @@ impl Engine {
                                 });
                             }
                             if let Some(id) = target_id.or(plan.target_id.clone()) {
-                                w.xref.push(XrefWrite { entity: entity.clone(), key: key.clone(), system: target, id: Some(id) });
+                                w.xref.push(XrefWrite {
+                                    entity: entity.clone(),
+                                    key: key.clone(),
+                                    system: target,
+                                    id: Some(id),
+                                });
                             }
                             if let Some(id) = &change.source_id {
-                                w.xref.push(XrefWrite { entity: entity.clone(), key: key.clone(), system: source, id: Some(id.clone()) });
+                                w.xref.push(XrefWrite {
+                                    entity: entity.clone(),
+                                    key: key.clone(),
+                                    system: source,
+                                    id: Some(id.clone()),
+                                });
                             }
                         }
                         ChangeOp::Delete => {
@@ -533,7 +566,9 @@ fn field_named_in(m: &Mapping, system: System, message: &str) -> Option<String> 
 fn legacy_default(value: &crate::model::Value) -> Option<String> {
     match value {
         crate::model::Value::Null => None,
-        crate::model::Value::Text(s) if s == "$now" => Some(Utc::now().naive_utc().format("%Y-%m-%d %H:%M:%S").to_string()),
+        crate::model::Value::Text(s) if s == "$now" => {
+            Some(Utc::now().naive_utc().format("%Y-%m-%d %H:%M:%S").to_string())
+        }
         other => Some(crate::source::legacy::convert::value_text(other)),
     }
 }

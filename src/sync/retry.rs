@@ -122,7 +122,12 @@ impl Engine {
                     continue;
                 }
                 Some(Err(error)) => {
-                    self.state.reopen_dead_letter(d.id, &format!("{} in {}: still unreadable: {error}", m.entity, m.side(source).table)).await?;
+                    self.state
+                        .reopen_dead_letter(
+                            d.id,
+                            &format!("{} in {}: still unreadable: {error}", m.entity, m.side(source).table),
+                        )
+                        .await?;
                     continue;
                 }
                 Some(Ok(found)) => found,

@@ -1,0 +1,140 @@
+//! Harness for sync tests: both databases loaded with their fixtures, a config, and a running
+//! `millrace run` whose log is kept for failure messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use super::legacy::MariaDb;
+use super::{millrace, millrace_command, TestDb};
+
+pub fn load_odoo_fixture(db: &TestDb) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in ["odoo17-mfg-schema.sql", "odoo17-mfg-demo-data.sql"] {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url, "-f"])
+            .arg(format!("{root}/sql/odoo17/{file}"))
+            .output()
+            .expect("run psql");
+        assert!(out.status.success(), "loading {file}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+pub fn load_legacy_demo(maria: &MariaDb) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in ["schema.sql", "demo-data.sql"] {
+        let sql = std::fs::read_to_string(format!("{root}/sql/legacy/mariadb/{file}")).expect("read legacy sql");
+        maria.exec(&sql);
+    }
+}
+
+/// A running `millrace run` with its log in a file; killed when dropped.
+pub struct Service {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Service {
+    pub fn start(config: &str, dir: &Path) -> Service {
+        let log = dir.join(format!("run-{}.log", Instant::now().elapsed().as_nanos()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = millrace_command(&[], &["--config", config, "run"])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start millrace run");
+        Service { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "millrace run did not stop after SIGTERM:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Both databases loaded, a config with the given mappings, `millrace setup` done.
+pub struct World {
+    pub odoo: TestDb,
+    pub maria: MariaDb,
+    pub dir: tempfile::TempDir,
+    pub config: String,
+}
+
+impl World {
+    pub async fn new(prefix: &str, mappings: &[&str]) -> World {
+        let odoo = TestDb::create(prefix).await;
+        load_odoo_fixture(&odoo);
+        let maria = MariaDb::create(prefix);
+        load_legacy_demo(&maria);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mapping_dir = dir.path().join("mappings");
+        std::fs::create_dir(&mapping_dir).expect("mapping dir");
+        for m in mappings {
+            std::fs::copy(
+                format!("{}/mappings/{m}.toml", env!("CARGO_MANIFEST_DIR")),
+                mapping_dir.join(format!("{m}.toml")),
+            )
+            .expect("copy mapping");
+        }
+        let config = dir.path().join("millrace.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[odoo]\nurl = \"{}?sslmode=disable\"\nslot = \"{}\"\npublication = \"millrace_pub\"\n\n\
+                 [legacy]\nkind = \"odbc\"\nconnection_string = \"{}\"\npoll_interval = \"300ms\"\n\n\
+                 [sync]\nmappings = \"mappings\"\nretry_interval = \"500ms\"\n",
+                odoo.url,
+                odoo.slot(),
+                maria.odbc()
+            ),
+        )
+        .expect("write config");
+        let config = config.display().to_string();
+        let out = millrace(&[], &["--config", &config, "setup"]);
+        assert!(out.status.success(), "setup: {}", String::from_utf8_lossy(&out.stderr));
+        World { odoo, maria, dir, config }
+    }
+
+    pub fn start(&self) -> Service {
+        Service::start(&self.config, self.dir.path())
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails with `what` and the service log.
+pub async fn eventually<T, F, Fut>(what: &str, service: &Service, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; service log:\n{}", service.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
