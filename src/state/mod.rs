@@ -163,7 +163,11 @@ impl StateStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StateError> {
-        self.client.batch_execute(MIGRATIONS).await.map_err(sql("creating the millrace schema"))
+        // IF NOT EXISTS on every run would otherwise print a dozen notices per connection.
+        self.client
+            .batch_execute(&format!("SET client_min_messages = warning; {MIGRATIONS}"))
+            .await
+            .map_err(sql("creating the millrace schema"))
     }
 
     pub async fn checkpoint(&self, table: &str, strategy: &str) -> Result<Checkpoint, StateError> {

@@ -109,7 +109,9 @@ pub async fn odoo_inputs(
                     }));
                 }
                 Err(crate::mapping::odoo::PartialRecord { error, partial }) => {
-                    if ours {
+                    // millrace's own writes, and rows this side does not replicate anyway, are
+                    // no one's problem.
+                    if ours || !m.passes_filter(System::Odoo, &partial) {
                         continue;
                     }
                     let key = match key_of(m, &partial) {
