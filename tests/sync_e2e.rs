@@ -321,3 +321,70 @@ async fn rows_read_twice_are_not_applied_twice() {
     assert_eq!(copies, 1);
     assert_eq!(service.stop().code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bom_arriving_before_its_items_waits_parked_then_lands_whole() {
+    let world = World::new("e2e_park", &["item", "bom", "bom_line"]).await;
+    let service = world.start();
+    let odoo = world.odoo.client().await;
+
+    // The ERP has no foreign keys: a BOM and its line can be written before their items.
+    world.maria.exec(
+        "INSERT INTO BOM_HEADER (ITEM_NO, BOM_ALT, DESCRIPTION, BOM_TYPE, BASE_QTY, UOM_CODE) VALUES ('MR-P1', '01', 'PARK-TEST', 'N', 1, 'EA');
+         INSERT INTO BOM_LINE (ITEM_NO, BOM_ALT, LINE_NO, COMP_ITEM_NO, QTY_PER, UOM_CODE) VALUES ('MR-P1', '01', 10, 'MR-C1', 2, 'EA')",
+    );
+    let parked: Vec<String> = eventually("the BOM and its line parked", &service, || async {
+        let rows = odoo.query("SELECT entity FROM millrace.parked ORDER BY entity", &[]).await.unwrap();
+        let entities: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        (entities.len() == 2).then_some(entities)
+    })
+    .await;
+    assert_eq!(parked, vec!["bom".to_string(), "bom_line".to_string()]);
+    let boms: i64 = odoo.query_one("SELECT count(*) FROM mrp_bom WHERE code = 'PARK-TEST'", &[]).await.unwrap().get(0);
+    assert_eq!(boms, 0, "nothing written while the items are missing");
+
+    // The items arrive: the parked BOM and line are applied, in order, and nothing stays parked.
+    world.maria.exec(
+        "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, ITEM_TYPE) VALUES ('MR-P1', 'Parked parent', 'EA', 'M'), ('MR-C1', 'Parked component', 'EA', 'P')",
+    );
+    let (component, qty): (String, String) = eventually("the BOM line in Odoo", &service, || async {
+        odoo.query_opt(
+            "SELECT c.default_code, trim_scale(l.product_qty)::text
+               FROM mrp_bom b JOIN mrp_bom_line l ON l.bom_id = b.id JOIN product_product c ON c.id = l.product_id
+               JOIN product_product p ON p.product_tmpl_id = b.product_tmpl_id
+              WHERE b.code = 'PARK-TEST' AND p.default_code = 'MR-P1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map(|r| (r.get(0), r.get(1)))
+    })
+    .await;
+    assert_eq!((component.as_str(), qty.as_str()), ("MR-C1", "2"));
+    eventually("nothing parked", &service, || async {
+        let n: i64 = odoo.query_one("SELECT count(*) FROM millrace.parked", &[]).await.unwrap().get(0);
+        (n == 0).then_some(())
+    })
+    .await;
+
+    // A later change of the line reaches the same Odoo row, not a copy of it.
+    world.maria.exec("UPDATE BOM_LINE SET QTY_PER = 3 WHERE ITEM_NO = 'MR-P1' AND LINE_NO = 10");
+    eventually("the updated quantity", &service, || async {
+        odoo.query_opt(
+            "SELECT 1 FROM mrp_bom b JOIN mrp_bom_line l ON l.bom_id = b.id WHERE b.code = 'PARK-TEST' AND l.product_qty = 3",
+            &[],
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+    let lines: i64 = odoo
+        .query_one("SELECT count(*) FROM mrp_bom b JOIN mrp_bom_line l ON l.bom_id = b.id WHERE b.code = 'PARK-TEST'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(lines, 1);
+    let dead: i64 = odoo.query_one("SELECT count(*) FROM millrace.dlq WHERE key LIKE '%MR-%'", &[]).await.unwrap().get(0);
+    assert_eq!(dead, 0);
+    assert_eq!(service.stop().code(), Some(0));
+}
