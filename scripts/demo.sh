@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# The millrace demo: a local PostgreSQL loaded with the Odoo 17 manufacturing fixture, a small
-# workload writing to it (new stock moves, quantity updates, state changes, product renames),
-# and `millrace tail --json` printing every committed change as it happens.
+# The millrace demo: the full sync service between a local PostgreSQL loaded with the Odoo 17
+# manufacturing fixture and a local MariaDB holding the demo legacy ERP (through the real ODBC
+# driver), with the shipped mappings, while a small workload writes to both sides:
+#
+#   legacy ERP → Odoo   new items and price changes (the item master is the ERP's), shop-floor
+#                       progress on released production orders
+#   Odoo → legacy ERP   production orders confirmed in Odoo, archived items
+#
+# Every applied, parked or dead-lettered change is logged with its entity, key and source
+# position; `millrace status` is printed every 15 seconds.
 #
 #   scripts/demo.sh                 runs until Ctrl-C
-#   DEMO_SECONDS=20 scripts/demo.sh stops by itself after 20 seconds
+#   DEMO_SECONDS=30 scripts/demo.sh stops by itself after 30 seconds (SIGTERM: drains, exits 0)
 set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -18,9 +25,26 @@ bash scripts/dev-env.sh
 source .dev/env
 
 DB=millrace_demo
-echo "==> loading the Odoo 17 fixture into database $DB"
+LEGACY_DB=legacy_demo
+echo "==> loading the Odoo 17 fixture into PostgreSQL database $DB"
 bash scripts/load-odoo-fixture.sh --fresh "$DB" >/dev/null
 DB_URL="${MILLRACE_TEST_PG_URL%/*}/$DB"
+echo "==> loading the demo legacy ERP into MariaDB database $LEGACY_DB"
+bash scripts/load-legacy-fixture.sh --fresh "$LEGACY_DB" >/dev/null
+mariadb_demo() {
+    local url=${MILLRACE_TEST_MARIADB_URL#mysql://}
+    local creds=${url%@*} hostport=${url#*@}
+    if [[ $# -gt 0 ]]; then
+        MYSQL_PWD=${creds#*:} mariadb -h "${hostport%:*}" -P "${hostport#*:}" -u "${creds%%:*}" -D "$LEGACY_DB" --batch -e "$1"
+    else
+        MYSQL_PWD=${creds#*:} mariadb -h "${hostport%:*}" -P "${hostport#*:}" -u "${creds%%:*}" -D "$LEGACY_DB" --batch
+    fi
+}
+# The demo data was derived from the fixture, but some numberings cannot be derived back from
+# Odoo's columns (BOM alternates and line numbers follow Odoo sequences, sales order lines are
+# keyed by Odoo line id): align them once, as an installation does before its first sync.
+psql -X -q -v ON_ERROR_STOP=1 "$DB_URL" -f sql/demo/align-odoo-keys.sql
+psql -X -q -At -v ON_ERROR_STOP=1 "$DB_URL" -f sql/demo/so-line-numbers.sql | mariadb_demo
 
 echo "==> building millrace (release)"
 cargo build --release --quiet
@@ -33,46 +57,72 @@ cat >.dev/demo/millrace.toml <<TOML
 url = "$DB_URL?sslmode=disable&application_name=millrace-demo"
 slot = "millrace_demo"
 publication = "millrace_demo"
-tables = [
-  "public.product_template", "public.product_product", "public.mrp_bom", "public.mrp_bom_line",
-  "public.mrp_production", "public.stock_move", "public.stock_lot", "public.sale_order",
-  "public.sale_order_line",
-]
+
+[legacy]
+kind = "odbc"
+connection_string = "${MILLRACE_TEST_ODBC}Database=$LEGACY_DB;"
+poll_interval = "1s"
+
+[sync]
+mappings = "$ROOT/mappings"
 TOML
 
+echo "==> millrace check"
+"$MILLRACE" --config .dev/demo/millrace.toml check
 echo "==> millrace setup"
 "$MILLRACE" --config .dev/demo/millrace.toml setup
 
-# The workload: one small Odoo-like transaction a second.
+# The workload: a few business events on each side every couple of seconds.
 workload() {
     local i=0
+    sleep 3
     while true; do
         i=$((i + 1))
+        # Legacy: a new item, a price change.
+        mariadb_demo "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE)
+                      VALUES ('DEMO-$i', 'Demo part $i', 'EA', $i.50);
+                      UPDATE ITEM_MASTER SET LIST_PRICE = LIST_PRICE + 1 WHERE ITEM_NO = 'FURN_7023';" || true
+        # Odoo: a new manufacturing order, confirmed.
         psql -X -q "$DB_URL" >/dev/null 2>&1 <<SQL || true
-BEGIN;
-CREATE TEMP TABLE new_move ON COMMIT DROP AS SELECT * FROM stock_move WHERE id = (SELECT min(id) FROM stock_move);
-UPDATE new_move SET id = nextval('stock_move_id_seq'), reference = 'DEMO/$i', name = 'Demo move $i',
-       product_uom_qty = $i % 7 + 1, state = 'draft', create_date = now() at time zone 'utc',
-       write_date = now() at time zone 'utc';
-INSERT INTO stock_move SELECT * FROM new_move;
-UPDATE mrp_production SET product_qty = product_qty + 1, write_date = now() at time zone 'utc'
- WHERE id = (SELECT min(id) FROM mrp_production WHERE state = 'confirmed');
-COMMIT;
-UPDATE stock_move SET state = 'done', quantity = product_uom_qty WHERE reference = 'DEMO/$((i - 1))';
-UPDATE product_template SET name = jsonb_set(name, '{en_US}', to_jsonb('Demo product rev $i'::text))
- WHERE id = (SELECT min(id) FROM product_template) AND $i % 5 = 0;
+INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+       location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
+SELECT 'WH/MO/D$(printf %04d "$i")', product_id, product_uom_id, picking_type_id, location_src_id,
+       location_dest_id, company_id, consumption, $((i % 5 + 1)), 0, now() at time zone 'utc', 'confirmed'
+  FROM mrp_production WHERE name = 'WH/MO/00001';
 SQL
-        sleep 1
+        # Legacy shop floor: progress on the previous demo order.
+        if ((i > 1)); then
+            mariadb_demo "UPDATE PROD_ORDER SET QTY_COMPLETED = QTY_COMPLETED + 1
+                          WHERE ORDER_NO = 'WH/MO/D$(printf %04d $((i - 1)))' AND STATUS = 'R';" || true
+        fi
+        # Odoo: archive every fifth demo item (an Odoo-owned field).
+        if ((i % 5 == 0)); then
+            psql -X -q "$DB_URL" -c "UPDATE product_product SET active = false WHERE default_code = 'DEMO-$((i - 2))'" >/dev/null 2>&1 || true
+        fi
+        sleep 2
+    done
+}
+
+status_loop() {
+    while true; do
+        sleep 15
+        echo "----- millrace status -----" >&2
+        "$MILLRACE" --config .dev/demo/millrace.toml status >&2 || true
     done
 }
 
 workload &
 WORKLOAD_PID=$!
-trap 'kill "$WORKLOAD_PID" 2>/dev/null || true' EXIT
+status_loop &
+STATUS_PID=$!
+trap 'kill "$WORKLOAD_PID" "$STATUS_PID" 2>/dev/null || true' EXIT
 
-echo "==> streaming changes (Ctrl-C to stop); logs on stderr, one JSON record per line on stdout"
+echo "==> millrace run (Ctrl-C to stop)"
 if [[ -n ${DEMO_SECONDS:-} ]]; then
-    timeout --signal=TERM "$DEMO_SECONDS" "$MILLRACE" --config .dev/demo/millrace.toml tail --json --ack || [[ $? -eq 124 ]]
+    timeout --signal=TERM "$DEMO_SECONDS" "$MILLRACE" --config .dev/demo/millrace.toml run || [[ $? -eq 124 ]]
+    kill "$WORKLOAD_PID" "$STATUS_PID" 2>/dev/null || true
+    echo "==> final status"
+    "$MILLRACE" --config .dev/demo/millrace.toml status
 else
-    "$MILLRACE" --config .dev/demo/millrace.toml tail --json --ack
+    "$MILLRACE" --config .dev/demo/millrace.toml run
 fi
