@@ -379,12 +379,72 @@ async fn a_bom_arriving_before_its_items_waits_parked_then_lands_whole() {
     })
     .await;
     let lines: i64 = odoo
-        .query_one("SELECT count(*) FROM mrp_bom b JOIN mrp_bom_line l ON l.bom_id = b.id WHERE b.code = 'PARK-TEST'", &[])
+        .query_one(
+            "SELECT count(*) FROM mrp_bom b JOIN mrp_bom_line l ON l.bom_id = b.id WHERE b.code = 'PARK-TEST'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(lines, 1);
-    let dead: i64 = odoo.query_one("SELECT count(*) FROM millrace.dlq WHERE key LIKE '%MR-%'", &[]).await.unwrap().get(0);
+    let dead: i64 =
+        odoo.query_one("SELECT count(*) FROM millrace.dlq WHERE key LIKE '%MR-%'", &[]).await.unwrap().get(0);
+    assert_eq!(dead, 0);
+    assert_eq!(service.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_the_legacy_database_is_unreachable_both_directions_wait_then_catch_up() {
+    let maria_port: u16 =
+        url::Url::parse(&std::env::var("MILLRACE_TEST_MARIADB_URL").expect("MILLRACE_TEST_MARIADB_URL"))
+            .ok()
+            .and_then(|u| u.port())
+            .unwrap_or(3306);
+    let proxy = common::proxy::Proxy::start(([127, 0, 0, 1], maria_port).into()).await;
+    let port = proxy.port;
+    let world = World::with_legacy_odbc("e2e_outage", &["item", "production_order"], |odbc| {
+        odbc.replace(&format!("Port={maria_port};"), &format!("Port={port};"))
+    })
+    .await;
+    let mut service = world.start();
+    let odoo = world.odoo.client().await;
+    world.maria.exec(
+        "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE) VALUES ('MR-OUT-1', 'Before the outage', 'EA')",
+    );
+    eventually("MR-OUT-1 in Odoo", &service, || async {
+        odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-OUT-1'", &[]).await.unwrap()
+    })
+    .await;
+
+    // The network to the legacy database goes down. Changes keep coming on both sides.
+    proxy.cut();
+    world.maria.exec(
+        "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE) VALUES ('MR-OUT-2', 'During the outage', 'EA')",
+    );
+    odoo.batch_execute(
+        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
+         SELECT 'WH/MO/00950', product_id, product_uom_id, picking_type_id, location_src_id, location_dest_id,
+                company_id, consumption, 2, 0, '2026-12-04 08:00:00', 'confirmed'
+           FROM mrp_production WHERE name = 'WH/MO/00001'",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(service.is_running(), "millrace must wait, not die:\n{}", service.log_text());
+    assert_eq!(world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00950'").trim(), "0");
+    let dead: i64 = odoo.query_one("SELECT count(*) FROM millrace.dlq", &[]).await.unwrap().get(0);
+    assert_eq!(dead, 0, "an outage is not bad data:\n{}", service.log_text());
+
+    // Back: both directions catch up, nothing lost.
+    proxy.restore();
+    eventually("MR-OUT-2 in Odoo and WH/MO/00950 in the legacy ERP", &service, || async {
+        let item = odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-OUT-2'", &[]).await.unwrap();
+        let order = world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00950'");
+        (item.is_some() && order.trim() == "1").then_some(())
+    })
+    .await;
+    let dead: i64 = odoo.query_one("SELECT count(*) FROM millrace.dlq", &[]).await.unwrap().get(0);
     assert_eq!(dead, 0);
     assert_eq!(service.stop().code(), Some(0));
 }

@@ -46,6 +46,10 @@ impl Service {
         Service { child, log }
     }
 
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -85,6 +89,12 @@ pub struct World {
 
 impl World {
     pub async fn new(prefix: &str, mappings: &[&str]) -> World {
+        World::with_legacy_odbc(prefix, mappings, |odbc| odbc.to_string()).await
+    }
+
+    /// Like `new`, with the ODBC connection string millrace uses rewritten (to go through a
+    /// proxy, say).
+    pub async fn with_legacy_odbc(prefix: &str, mappings: &[&str], odbc: impl Fn(&str) -> String) -> World {
         let odoo = TestDb::create(prefix).await;
         load_odoo_fixture(&odoo);
         let maria = MariaDb::create(prefix);
@@ -108,7 +118,7 @@ impl World {
                  [sync]\nmappings = \"mappings\"\nretry_interval = \"500ms\"\n",
                 odoo.url,
                 odoo.slot(),
-                maria.odbc()
+                odbc(&maria.odbc())
             ),
         )
         .expect("write config");

@@ -75,7 +75,11 @@ fn transient_state(error: &odbc_api::Error) -> bool {
     match error {
         odbc_api::Error::Diagnostics { record, .. } => {
             let state = record.state.as_str();
-            state.starts_with("08") || state.starts_with("HYT") || state == "40001" || state == "40P01"
+            // MariaDB/MySQL report a lost or refused connection as HY000 with these native
+            // codes (2002/2003 cannot connect, 2006 gone away, 2013 lost during a query, 2055
+            // lost at handshake, 1927 killed, 1205 lock wait timeout, 1213 deadlock).
+            let mysql_outage = matches!(record.native_error, 2002 | 2003 | 2006 | 2013 | 2055 | 1927 | 1205 | 1213);
+            state.starts_with("08") || state.starts_with("HYT") || state == "40001" || state == "40P01" || mysql_outage
         }
         _ => false,
     }
