@@ -3,8 +3,66 @@
 //! update-then-insert), one transaction per batch, a savepoint per change so that one bad
 //! change is dead-lettered without undoing the others.
 
+use crate::model::Value;
+use crate::source::legacy::mssql::MssqlConnection;
 use crate::source::legacy::odbc::{OdbcConnection, WriteError};
-use crate::source::legacy::Dialect;
+use crate::source::legacy::{Dialect, LegacyConnection};
+
+/// A legacy connection the sink can write through: ODBC, or SQL Server's own protocol.
+pub trait LegacyWriter: LegacyConnection {
+    /// A statement with `?` placeholders and text parameters; the rows it changed, if known.
+    fn execute_write(&mut self, sql: &str, params: &[Option<String>]) -> Result<Option<usize>, WriteError>;
+    /// Fixed SQL without parameters (savepoints).
+    fn execute_fixed(&mut self, sql: &str) -> Result<(), WriteError>;
+    fn begin(&mut self) -> Result<(), WriteError>;
+    fn commit(&mut self) -> Result<(), WriteError>;
+    fn rollback(&mut self) -> Result<(), WriteError>;
+}
+
+impl LegacyWriter for OdbcConnection {
+    fn execute_write(&mut self, sql: &str, params: &[Option<String>]) -> Result<Option<usize>, WriteError> {
+        OdbcConnection::execute_write(self, sql, params)
+    }
+    fn execute_fixed(&mut self, sql: &str) -> Result<(), WriteError> {
+        OdbcConnection::execute_write(self, sql, &[]).map(|_| ())
+    }
+    fn begin(&mut self) -> Result<(), WriteError> {
+        self.set_autocommit(false)
+    }
+    fn commit(&mut self) -> Result<(), WriteError> {
+        let committed = OdbcConnection::commit(self);
+        let restored = self.set_autocommit(true);
+        committed.and(restored)
+    }
+    fn rollback(&mut self) -> Result<(), WriteError> {
+        let rolled_back = OdbcConnection::rollback(self);
+        let restored = self.set_autocommit(true);
+        rolled_back.and(restored)
+    }
+}
+
+fn mssql_error(error: crate::source::legacy::LegacyError) -> WriteError {
+    WriteError { state: String::new(), transient: error.is_transient(), message: error.to_string() }
+}
+
+impl LegacyWriter for MssqlConnection {
+    fn execute_write(&mut self, sql: &str, params: &[Option<String>]) -> Result<Option<usize>, WriteError> {
+        let values: Vec<Value> = params.iter().map(|p| p.clone().map(Value::Text).unwrap_or(Value::Null)).collect();
+        self.execute(sql, &values).map(|n| Some(n as usize)).map_err(mssql_error)
+    }
+    fn execute_fixed(&mut self, sql: &str) -> Result<(), WriteError> {
+        self.execute_batch(sql).map_err(mssql_error)
+    }
+    fn begin(&mut self) -> Result<(), WriteError> {
+        self.execute_batch("BEGIN TRANSACTION").map_err(mssql_error)
+    }
+    fn commit(&mut self) -> Result<(), WriteError> {
+        self.execute_batch("COMMIT TRANSACTION").map_err(mssql_error)
+    }
+    fn rollback(&mut self) -> Result<(), WriteError> {
+        self.execute_batch("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION").map_err(mssql_error)
+    }
+}
 
 /// One row write. Values are text parameters (drivers convert them to the column types); names
 /// are quoted for the dialect, never spliced values.
@@ -149,7 +207,7 @@ fn savepoint_sql(dialect: Dialect) -> (&'static str, &'static str, Option<&'stat
 }
 
 fn run_write(
-    conn: &mut OdbcConnection,
+    conn: &mut dyn LegacyWriter,
     dialect: Dialect,
     write: &LegacyWrite,
 ) -> Result<Option<ChangeFailure>, WriteError> {
@@ -211,30 +269,25 @@ fn run_write(
 /// data the database refuses is rolled back to its savepoint and reported; an outage rolls the
 /// whole batch back and is returned as the error (the caller retries the batch).
 pub fn apply_batch(
-    conn: &mut OdbcConnection,
+    conn: &mut dyn LegacyWriter,
     dialect: Dialect,
     changes: &[Vec<LegacyWrite>],
 ) -> Result<Vec<Option<ChangeFailure>>, WriteError> {
-    conn.set_autocommit(false)?;
-    let result = apply_in_transaction(conn, dialect, changes);
-    match result {
+    conn.begin()?;
+    match apply_in_transaction(conn, dialect, changes) {
         Ok(outcomes) => {
-            let committed = conn.commit();
-            let restored = conn.set_autocommit(true);
-            committed?;
-            restored?;
+            conn.commit()?;
             Ok(outcomes)
         }
         Err(error) => {
             let _ = conn.rollback();
-            let _ = conn.set_autocommit(true);
             Err(error)
         }
     }
 }
 
 fn apply_in_transaction(
-    conn: &mut OdbcConnection,
+    conn: &mut dyn LegacyWriter,
     dialect: Dialect,
     changes: &[Vec<LegacyWrite>],
 ) -> Result<Vec<Option<ChangeFailure>>, WriteError> {
@@ -245,7 +298,7 @@ fn apply_in_transaction(
             outcomes.push(None);
             continue;
         }
-        conn.execute_write(save, &[])?;
+        conn.execute_fixed(save)?;
         let mut failure = None;
         for write in writes {
             match run_write(conn, dialect, write) {
@@ -264,9 +317,9 @@ fn apply_in_transaction(
             }
         }
         if failure.is_some() {
-            conn.execute_write(rollback, &[])?;
+            conn.execute_fixed(rollback)?;
         } else if let Some(release) = release {
-            conn.execute_write(release, &[])?;
+            conn.execute_fixed(release)?;
         }
         outcomes.push(failure);
     }

@@ -11,14 +11,15 @@ use crate::mapping::odoo::FieldError;
 use crate::mapping::transform::to_stored;
 use crate::mapping::{Mapping, Mappings, Record};
 use crate::model::{Row, Value};
-use crate::sink::odbc::{apply_batch, ChangeFailure, LegacyWrite};
+use crate::sink::odbc::{apply_batch, ChangeFailure, LegacyWrite, LegacyWriter};
 use crate::source::legacy::convert::value_text;
+use crate::source::legacy::mssql::MssqlConnection;
 use crate::source::legacy::odbc::OdbcConnection;
-use crate::source::legacy::{Dialect, LegacyConnection, LegacyError, ReadRow};
+use crate::source::legacy::{Dialect, LegacyError, ReadRow};
 
 pub struct LegacyDb {
     config: LegacyConfig,
-    conn: Option<OdbcConnection>,
+    conn: Option<Box<dyn LegacyWriter>>,
     dialect: Dialect,
     cache: LookupCache,
 }
@@ -28,13 +29,7 @@ fn unavailable(message: String) -> SyncError {
 }
 
 impl LegacyDb {
-    /// Checks that the sink can serve this kind of database.
     pub fn new(config: &LegacyConfig) -> Result<LegacyDb, String> {
-        if config.kind == LegacyKind::Mssql {
-            return Err("writing to SQL Server through its native protocol is not built yet: \
-                        use kind = \"odbc\" with Microsoft's ODBC driver for `run`; `tail` reads either"
-                .into());
-        }
         Ok(LegacyDb { config: config.clone(), conn: None, dialect: Dialect::Ansi, cache: LookupCache::default() })
     }
 
@@ -50,16 +45,24 @@ impl LegacyDb {
     /// transient failure reported by `f` should be followed by [`LegacyDb::reset`].
     async fn run<R: Send + 'static>(
         &mut self,
-        f: impl FnOnce(&mut OdbcConnection) -> R + Send + 'static,
+        f: impl FnOnce(&mut dyn LegacyWriter) -> R + Send + 'static,
     ) -> Result<R, SyncError> {
         let existing = self.conn.take();
         let config = self.config.clone();
-        let (conn, result) = tokio::task::spawn_blocking(move || -> Result<(OdbcConnection, R), LegacyError> {
-            let mut conn = match existing {
+        let (conn, result) = tokio::task::spawn_blocking(move || -> Result<(Box<dyn LegacyWriter>, R), LegacyError> {
+            let mut conn: Box<dyn LegacyWriter> = match existing {
                 Some(c) => c,
-                None => OdbcConnection::connect(&config.connection_string, config.password.as_ref())?,
+                None => match config.kind {
+                    LegacyKind::Odbc => {
+                        Box::new(OdbcConnection::connect(&config.connection_string, config.password.as_ref())?)
+                    }
+                    LegacyKind::Mssql => Box::new(MssqlConnection::connect(
+                        &config.connection_string,
+                        config.password.as_ref().map(|p| p.expose()),
+                    )?),
+                },
             };
-            let r = f(&mut conn);
+            let r = f(conn.as_mut());
             Ok((conn, r))
         })
         .await
