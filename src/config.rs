@@ -71,19 +71,17 @@ pub struct Config {
 pub struct SyncConfig {
     /// The mapping directory (`mappings`, relative to the config file's directory).
     pub mappings: PathBuf,
-    /// The replication origin millrace's writes into Odoo run under.
-    pub origin: String,
+    /// The replication origin millrace's writes into Odoo run under (`[sync] origin`); by
+    /// default the slot's name. Origins are cluster-wide and one session at a time may use one,
+    /// so each pipeline (slot) needs its own.
+    pub origin: Option<String>,
     /// How often parked changes and dead letters marked for retry are looked at.
     pub retry_interval: Duration,
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig {
-            mappings: PathBuf::from("mappings"),
-            origin: "millrace".into(),
-            retry_interval: Duration::from_secs(2),
-        }
+        SyncConfig { mappings: PathBuf::from("mappings"), origin: None, retry_interval: Duration::from_secs(2) }
     }
 }
 
@@ -102,6 +100,15 @@ impl Config {
             field: "legacy.connection_string",
             message: "missing; set it in the [legacy] section or MILLRACE_LEGACY_CONNECTION_STRING".into(),
         })
+    }
+
+    /// The replication origin of millrace's writes into Odoo: `[sync] origin`, else the slot name.
+    pub fn origin(&self) -> String {
+        match (&self.sync.origin, &self.odoo) {
+            (Some(origin), _) => origin.clone(),
+            (None, Some(odoo)) => odoo.slot.clone(),
+            (None, None) => "millrace".into(),
+        }
     }
 
     /// The control-state database: `[state] url`, else the Odoo database.
@@ -279,7 +286,7 @@ impl Config {
         }
         if let Some(origin) = raw.sync.origin {
             check_identifier("sync.origin", &origin, false)?;
-            sync.origin = origin;
+            sync.origin = Some(origin);
         }
         if let Some(interval) = raw.sync.retry_interval {
             sync.retry_interval = parse_duration("sync.retry_interval", &interval)?;

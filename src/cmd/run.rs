@@ -92,7 +92,7 @@ async fn connect_engine(
     let odoo = config.odoo()?.conn.clone();
     let state_info = config.state()?.clone();
     let legacy = LegacyDb::new(&legacy_config(config, &mappings)?).map_err(anyhow::Error::msg)?;
-    let origin = config.sync.origin.clone();
+    let origin = config.origin();
     let parts = with_backoff("control state and Odoo", shutdown, || {
         let (odoo, state_info, origin) = (odoo.clone(), state_info.clone(), origin.clone());
         async move {
@@ -237,7 +237,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let mut bad: Vec<BadInput> = Vec::new();
     let mut retry_tick = tokio::time::interval(config.sync.retry_interval);
     let mut applied_since_retry = true;
-    let conns = Conns { odoo: odoo.conn.clone(), state: config.state()?.clone(), origin: config.sync.origin.clone() };
+    let conns = Conns { odoo: odoo.conn.clone(), state: config.state()?.clone(), origin: config.origin() };
     while !shutdown.load(Ordering::SeqCst) {
         tokio::select! {
             message = odoo_rx.recv() => match message {

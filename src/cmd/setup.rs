@@ -31,16 +31,31 @@ pub async fn run(config: &Config, print_sql: bool) -> anyhow::Result<()> {
     let client = crate::pg::connect(&odoo.conn).await?;
     let steps = setup::plan(&client, odoo).await?;
     let mut out = std::io::stdout().lock();
-    let origin = &config.sync.origin;
+    let origin = &config.origin();
     if print_sql {
-        if steps.is_empty() {
+        let origin_exists = client
+            .query_opt("SELECT 1 FROM pg_replication_origin WHERE roname = $1", &[origin])
+            .await
+            .context("reading replication origins")?
+            .is_some();
+        let state = crate::pg::connect(config.state()?).await?;
+        let schema_exists = state
+            .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = 'millrace'", &[])
+            .await
+            .context("reading the control schema")?
+            .is_some();
+        if steps.is_empty() && origin_exists && schema_exists {
             writeln!(out, "-- nothing to do: publication {} and slot {} are in place", odoo.publication, odoo.slot)?;
         }
         for step in &steps {
             writeln!(out, "{}", step.sql())?;
         }
-        writeln!(out, "-- and, idempotently: the control schema \"millrace\" (CREATE SCHEMA/TABLE IF NOT EXISTS …)")?;
-        writeln!(out, "SELECT pg_replication_origin_create('{origin}'); -- unless it exists")?;
+        if !schema_exists {
+            writeln!(out, "CREATE SCHEMA millrace; -- and the control tables (CREATE TABLE IF NOT EXISTS …)")?;
+        }
+        if !origin_exists {
+            writeln!(out, "SELECT pg_replication_origin_create('{origin}');")?;
+        }
         return Ok(());
     }
     setup::apply(&client, &steps).await.context("setup failed part-way; it is safe to run again")?;
