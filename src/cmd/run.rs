@@ -103,7 +103,14 @@ async fn connect_engine(
         }
     })
     .await?;
-    Ok(parts.map(|(state, odoo_read, odoo)| Engine { mappings, state, odoo_read, odoo, legacy }))
+    Ok(parts.map(|(state, odoo_read, odoo)| Engine {
+        mappings,
+        state,
+        odoo_read,
+        odoo,
+        legacy,
+        prefetched: Default::default(),
+    }))
 }
 
 fn legacy_config(config: &Config, mappings: &Mappings) -> anyhow::Result<LegacyConfig> {

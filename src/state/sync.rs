@@ -140,7 +140,62 @@ fn dead_letter_from_row(r: &tokio_postgres::Row) -> DeadLetter {
 const DLQ_COLUMNS: &str =
     "id, entity, key, source, op, record, position, field, reason, created_at, status, resolution";
 
+/// Known records and cross-references of a batch's keys, read in two queries.
+#[derive(Debug, Default)]
+pub struct Prefetched {
+    /// (entity, key, system) → known.
+    pub known: std::collections::HashMap<(String, String, String), Known>,
+    /// (entity, key, system) → id.
+    pub xref: std::collections::HashMap<(String, String, String), String>,
+}
+
 impl StateStore {
+    /// What is known about these (entity, key) pairs on both sides.
+    pub async fn prefetch(&self, keys: &[(String, String)]) -> Result<Prefetched, StateError> {
+        let mut out = Prefetched::default();
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let entities: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let key_texts: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+        let rows = self
+            .client
+            .query(
+                "SELECT k.entity, k.key, k.system, k.record, k.fingerprint, k.position, k.written, k.pending_fingerprint
+                   FROM millrace.known k JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS u(entity, key)
+                     ON k.entity = u.entity AND k.key = u.key",
+                &[&entities, &key_texts],
+            )
+            .await
+            .map_err(sql("reading known records"))?;
+        for r in rows {
+            out.known.insert(
+                (r.get(0), r.get(1), r.get(2)),
+                Known {
+                    record: r.get(3),
+                    fingerprint: r.get(4),
+                    position: r.get(5),
+                    written: r.get(6),
+                    pending_fingerprint: r.get(7),
+                },
+            );
+        }
+        let rows = self
+            .client
+            .query(
+                "SELECT x.entity, x.key, x.system, x.id
+                   FROM millrace.xref x JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS u(entity, key)
+                     ON x.entity = u.entity AND x.key = u.key",
+                &[&entities, &key_texts],
+            )
+            .await
+            .map_err(sql("reading cross-references"))?;
+        for r in rows {
+            out.xref.insert((r.get(0), r.get(1), r.get(2)), r.get(3));
+        }
+        Ok(out)
+    }
+
     pub async fn known(&self, entity: &str, key: &str, system: &str) -> Result<Option<Known>, StateError> {
         let row = self
             .client
@@ -212,53 +267,89 @@ impl StateStore {
             return Ok(());
         }
         let tx = self.client.transaction().await.map_err(sql("starting a state transaction"))?;
+        // One statement per kind (a batch can hold thousands of writes); a later write of the
+        // same key in the batch wins, as it would statement by statement.
+        let mut upserts: std::collections::HashMap<(&str, &str, &str), &KnownWrite> = std::collections::HashMap::new();
+        let mut forget: Vec<&KnownWrite> = Vec::new();
         for k in &w.known {
+            let id = (k.entity.as_str(), k.key.as_str(), k.system);
             match &k.record {
-                Some((record, fingerprint)) => {
-                    tx.execute(
-                        "INSERT INTO millrace.known (entity, key, system, record, fingerprint, position, written, pending_fingerprint, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, now())
-                         ON CONFLICT (entity, key, system) DO UPDATE SET record = EXCLUDED.record,
-                            fingerprint = EXCLUDED.fingerprint, position = EXCLUDED.position,
-                            written = EXCLUDED.written, pending_fingerprint = NULL, updated_at = now()",
-                        &[&k.entity, &k.key, &k.system, record, fingerprint, &k.position, &k.written],
-                    )
-                    .await
-                    .map_err(sql("saving known records"))?;
+                Some(_) => {
+                    forget.retain(|f| (f.entity.as_str(), f.key.as_str(), f.system) != id);
+                    upserts.insert(id, k);
                 }
                 None => {
-                    tx.execute(
-                        "DELETE FROM millrace.known WHERE entity = $1 AND key = $2 AND system = $3",
-                        &[&k.entity, &k.key, &k.system],
-                    )
-                    .await
-                    .map_err(sql("forgetting known records"))?;
+                    upserts.remove(&id);
+                    forget.push(k);
                 }
             }
         }
-        for x in &w.xref {
-            match &x.id {
-                Some(id) => tx
-                    .execute(
-                        "INSERT INTO millrace.xref (entity, key, system, id) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (entity, key, system) DO UPDATE SET id = EXCLUDED.id, updated_at = now()",
-                        &[&x.entity, &x.key, &x.system, id],
-                    )
-                    .await
-                    .map_err(sql("saving cross-references"))?,
-                None => tx
-                    .execute(
-                        "DELETE FROM millrace.xref WHERE entity = $1 AND key = $2 AND system = $3",
-                        &[&x.entity, &x.key, &x.system],
-                    )
-                    .await
-                    .map_err(sql("removing cross-references"))?,
-            };
-        }
-        for (entity, key, source) in &w.unpark {
+        if !upserts.is_empty() {
+            let list: Vec<&KnownWrite> = upserts.into_values().collect();
+            let entities: Vec<&str> = list.iter().map(|k| k.entity.as_str()).collect();
+            let keys: Vec<&str> = list.iter().map(|k| k.key.as_str()).collect();
+            let systems: Vec<&str> = list.iter().map(|k| k.system).collect();
+            let records: Vec<Option<&serde_json::Value>> =
+                list.iter().map(|k| k.record.as_ref().map(|r| &r.0)).collect();
+            let fingerprints: Vec<Option<i64>> = list.iter().map(|k| k.record.as_ref().map(|r| r.1)).collect();
+            let positions: Vec<&str> = list.iter().map(|k| k.position.as_str()).collect();
+            let written: Vec<bool> = list.iter().map(|k| k.written).collect();
             tx.execute(
-                "DELETE FROM millrace.parked WHERE entity = $1 AND key = $2 AND source = $3",
-                &[entity, key, source],
+                "INSERT INTO millrace.known (entity, key, system, record, fingerprint, position, written, pending_fingerprint, updated_at)
+                 SELECT e, k, s, r, f, p, w, NULL, now()
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[], $6::text[], $7::bool[])
+                        AS u(e, k, s, r, f, p, w)
+                 ON CONFLICT (entity, key, system) DO UPDATE SET record = EXCLUDED.record,
+                    fingerprint = EXCLUDED.fingerprint, position = EXCLUDED.position,
+                    written = EXCLUDED.written, pending_fingerprint = NULL, updated_at = now()",
+                &[&entities, &keys, &systems, &records, &fingerprints, &positions, &written],
+            )
+            .await
+            .map_err(sql("saving known records"))?;
+        }
+        for k in forget {
+            tx.execute(
+                "DELETE FROM millrace.known WHERE entity = $1 AND key = $2 AND system = $3",
+                &[&k.entity, &k.key, &k.system],
+            )
+            .await
+            .map_err(sql("forgetting known records"))?;
+        }
+        let (set, unset): (Vec<&XrefWrite>, Vec<&XrefWrite>) = w.xref.iter().partition(|x| x.id.is_some());
+        if !set.is_empty() {
+            let mut latest: std::collections::HashMap<(&str, &str, &str), &str> = std::collections::HashMap::new();
+            for x in &set {
+                latest.insert((x.entity.as_str(), x.key.as_str(), x.system), x.id.as_deref().unwrap_or_default());
+            }
+            let entities: Vec<&str> = latest.keys().map(|k| k.0).collect();
+            let keys: Vec<&str> = latest.keys().map(|k| k.1).collect();
+            let systems: Vec<&str> = latest.keys().map(|k| k.2).collect();
+            let ids: Vec<&str> = latest.values().copied().collect();
+            tx.execute(
+                "INSERT INTO millrace.xref (entity, key, system, id)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                 ON CONFLICT (entity, key, system) DO UPDATE SET id = EXCLUDED.id, updated_at = now()",
+                &[&entities, &keys, &systems, &ids],
+            )
+            .await
+            .map_err(sql("saving cross-references"))?;
+        }
+        for x in unset {
+            tx.execute(
+                "DELETE FROM millrace.xref WHERE entity = $1 AND key = $2 AND system = $3",
+                &[&x.entity, &x.key, &x.system],
+            )
+            .await
+            .map_err(sql("removing cross-references"))?;
+        }
+        if !w.unpark.is_empty() {
+            let entities: Vec<&str> = w.unpark.iter().map(|u| u.0.as_str()).collect();
+            let keys: Vec<&str> = w.unpark.iter().map(|u| u.1.as_str()).collect();
+            let sources: Vec<&str> = w.unpark.iter().map(|u| u.2.as_str()).collect();
+            tx.execute(
+                "DELETE FROM millrace.parked p USING unnest($1::text[], $2::text[], $3::text[]) AS u(e, k, s)
+                  WHERE p.entity = u.e AND p.key = u.k AND p.source = u.s",
+                &[&entities, &keys, &sources],
             )
             .await
             .map_err(sql("unparking"))?;
@@ -292,16 +383,27 @@ impl StateStore {
             .await
             .map_err(sql("resolving dead letters"))?;
         }
-        for (entity, key, retried) in &w.settle {
-            let resolution = match retried {
-                Some(_) => "applied on retry",
-                None => "superseded: a later change of this key was applied",
-            };
+        for (entity, key, id) in w.settle.iter().filter(|s| s.2.is_some()) {
             tx.execute(
                 "UPDATE millrace.dlq SET status = 'resolved', resolved_at = now(),
-                        resolution = CASE WHEN id = $3 THEN 'applied on retry' ELSE $4 END
+                        resolution = CASE WHEN id = $3 THEN 'applied on retry'
+                                          ELSE 'superseded: a later change of this key was applied' END
                   WHERE entity = $1 AND key = $2 AND status IN ('open', 'retry')",
-                &[entity, key, &retried.unwrap_or(-1), &resolution],
+                &[entity, key, &id.unwrap_or(-1)],
+            )
+            .await
+            .map_err(sql("settling dead letters"))?;
+        }
+        let plain: Vec<&(String, String, Option<i64>)> = w.settle.iter().filter(|s| s.2.is_none()).collect();
+        if !plain.is_empty() {
+            let entities: Vec<&str> = plain.iter().map(|s| s.0.as_str()).collect();
+            let keys: Vec<&str> = plain.iter().map(|s| s.1.as_str()).collect();
+            tx.execute(
+                "UPDATE millrace.dlq d SET status = 'resolved', resolved_at = now(),
+                        resolution = 'superseded: a later change of this key was applied'
+                   FROM unnest($1::text[], $2::text[]) AS u(e, k)
+                  WHERE d.entity = u.e AND d.key = u.k AND d.status IN ('open', 'retry')",
+                &[&entities, &keys],
             )
             .await
             .map_err(sql("settling dead letters"))?;

@@ -102,9 +102,11 @@ pub(crate) async fn decide(engine: &mut Engine, change: Change) -> Result<Planne
     if change.ours {
         return Ok(plan(change, Decision::Echo));
     }
-    let known_s = engine.state.known(&m.entity, &change.key, source.as_str()).await?;
-    let known_t = engine.state.known(&m.entity, &change.key, target.as_str()).await?;
-    let xref_t = engine.state.xref_id(&m.entity, &change.key, target.as_str()).await?;
+    // Read for the whole batch before deciding (Engine::process).
+    let id = |system: System| (m.entity.clone(), change.key.clone(), system.as_str().to_string());
+    let known_s = engine.prefetched.known.get(&id(source)).cloned();
+    let known_t = engine.prefetched.known.get(&id(target)).cloned();
+    let xref_t = engine.prefetched.xref.get(&id(target)).cloned();
 
     if change.op == ChangeOp::Delete {
         let known_anywhere = known_s.as_ref().is_some_and(|k| k.record.is_some())

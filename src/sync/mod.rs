@@ -110,6 +110,8 @@ pub struct Engine {
     pub odoo_read: tokio_postgres::Client,
     pub odoo: OdooSink,
     pub legacy: LegacyDb,
+    /// Control state of the batch being decided.
+    pub(crate) prefetched: crate::state::sync::Prefetched,
 }
 
 /// The planned effect of one decided change on its target.
@@ -143,6 +145,14 @@ impl Engine {
         let mut writes = StateWrites::default();
         let mut summary = BatchSummary::default();
         let mut planned = Vec::new();
+        let keys: Vec<(String, String)> = inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::Change(c) => Some((self.mappings.entities[c.entity].entity.clone(), c.key.clone())),
+                Input::Bad(_) => None,
+            })
+            .collect();
+        self.prefetched = self.state.prefetch(&keys).await?;
         for input in inputs {
             match input {
                 Input::Bad(bad) => {
