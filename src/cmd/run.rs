@@ -110,6 +110,7 @@ async fn connect_engine(
         odoo,
         legacy,
         prefetched: Default::default(),
+        legacy_rows: Default::default(),
     }))
 }
 

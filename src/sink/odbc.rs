@@ -273,11 +273,31 @@ pub fn apply_batch(
     dialect: Dialect,
     changes: &[Vec<LegacyWrite>],
 ) -> Result<Vec<Option<ChangeFailure>>, WriteError> {
+    // First without savepoints (a third of the statements); only if some change fails is the
+    // batch rolled back and run again with a savepoint per change, to set that change aside.
+    match run_in_transaction(conn, dialect, changes, false)? {
+        Some(outcomes) => Ok(outcomes),
+        None => Ok(run_in_transaction(conn, dialect, changes, true)?.unwrap_or_default()),
+    }
+}
+
+/// One transaction over the batch. Without savepoints, `None` when a change failed (everything
+/// rolled back); with them, each change's outcome.
+fn run_in_transaction(
+    conn: &mut dyn LegacyWriter,
+    dialect: Dialect,
+    changes: &[Vec<LegacyWrite>],
+    savepoints: bool,
+) -> Result<Option<Vec<Option<ChangeFailure>>>, WriteError> {
     conn.begin()?;
-    match apply_in_transaction(conn, dialect, changes) {
-        Ok(outcomes) => {
+    match apply_in_transaction(conn, dialect, changes, savepoints) {
+        Ok(Some(outcomes)) => {
             conn.commit()?;
-            Ok(outcomes)
+            Ok(Some(outcomes))
+        }
+        Ok(None) => {
+            conn.rollback()?;
+            Ok(None)
         }
         Err(error) => {
             let _ = conn.rollback();
@@ -290,7 +310,8 @@ fn apply_in_transaction(
     conn: &mut dyn LegacyWriter,
     dialect: Dialect,
     changes: &[Vec<LegacyWrite>],
-) -> Result<Vec<Option<ChangeFailure>>, WriteError> {
+    savepoints: bool,
+) -> Result<Option<Vec<Option<ChangeFailure>>>, WriteError> {
     let (save, rollback, release) = savepoint_sql(dialect);
     let mut outcomes = Vec::with_capacity(changes.len());
     for writes in changes {
@@ -298,7 +319,9 @@ fn apply_in_transaction(
             outcomes.push(None);
             continue;
         }
-        conn.execute_fixed(save)?;
+        if savepoints {
+            conn.execute_fixed(save)?;
+        }
         let mut failure = None;
         for write in writes {
             match run_write(conn, dialect, write) {
@@ -316,14 +339,19 @@ fn apply_in_transaction(
                 Err(e) => return Err(e),
             }
         }
-        if failure.is_some() {
-            conn.execute_fixed(rollback)?;
-        } else if let Some(release) = release {
-            conn.execute_fixed(release)?;
+        if failure.is_some() && !savepoints {
+            return Ok(None);
+        }
+        if savepoints {
+            if failure.is_some() {
+                conn.execute_fixed(rollback)?;
+            } else if let Some(release) = release {
+                conn.execute_fixed(release)?;
+            }
         }
         outcomes.push(failure);
     }
-    Ok(outcomes)
+    Ok(Some(outcomes))
 }
 
 #[cfg(test)]

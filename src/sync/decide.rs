@@ -156,7 +156,10 @@ pub(crate) async fn decide(engine: &mut Engine, change: Change) -> Result<Planne
                     r
                 })
             }
-            System::Legacy => engine.legacy.read_by_key(m, &change.key).await?.and_then(Result::ok),
+            System::Legacy => match engine.legacy_rows.get(&(m.entity.clone(), change.key.clone())) {
+                Some(row) => row.clone(),
+                None => engine.legacy.read_by_key(m, &change.key).await?.and_then(Result::ok),
+            },
         };
     }
     let shared = shared_fields(m);

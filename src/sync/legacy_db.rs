@@ -2,6 +2,7 @@
 //! reads of the current row of a key, and the sink's writes. ODBC calls block, so each runs on
 //! the blocking pool with the connection moved there and back.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::SyncError;
@@ -162,6 +163,47 @@ impl LegacyDb {
             self.cache = extra;
         }
         Ok(Some(record_from_row(m, &rows[0], &self.cache)))
+    }
+
+    /// The rows of many keys of one mapping, read in a few queries: key text → record. Keys
+    /// with no row are absent; rows that cannot be read are left out (the caller reads them one
+    /// by one, which reports why).
+    pub async fn read_by_keys(&mut self, m: &Mapping, keys: &[String]) -> Result<HashMap<String, Record>, SyncError> {
+        let mut out = HashMap::new();
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        if self.conn.is_none() {
+            self.run(|_| ()).await?;
+        }
+        let mut columns = Vec::new();
+        for k in &m.key {
+            let Some(c) = m.legacy.column_of(*k) else { return Ok(out) };
+            columns.push(c);
+        }
+        let chunk = if columns.len() == 1 { 500 } else { 100 };
+        for part in keys.chunks(chunk) {
+            let mut params = Vec::new();
+            let mut terms = Vec::new();
+            for key in part {
+                let key_record = super::decide::key_record(m, key);
+                let mut conditions = Vec::new();
+                for (k, c) in m.key.iter().zip(&columns) {
+                    let stored = to_stored(c, m.legacy.timezone, &key_record.values[*k]).map_err(unavailable)?;
+                    conditions.push(format!("{} = ?", self.dialect.quote(&c.column)));
+                    params.push(stored);
+                }
+                terms.push(format!("({})", conditions.join(" AND ")));
+            }
+            let sql =
+                format!("SELECT * FROM {} WHERE {}", self.dialect.quote_table(&m.legacy.table), terms.join(" OR "));
+            for row in self.select_rows(m.legacy.table.clone(), sql, params).await? {
+                if let Ok(record) = record_from_row(m, &row, &self.cache) {
+                    out.insert(m.key_text(&record), record);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Applies one batch of writes in one transaction.

@@ -112,6 +112,9 @@ pub struct Engine {
     pub legacy: LegacyDb,
     /// Control state of the batch being decided.
     pub(crate) prefetched: crate::state::sync::Prefetched,
+    /// Legacy rows of the batch's keys that millrace knows nothing of yet, read in bulk:
+    /// (entity, key) → the row's record, or `None` when there is no row.
+    pub(crate) legacy_rows: std::collections::HashMap<(String, String), Option<Record>>,
 }
 
 /// The planned effect of one decided change on its target.
@@ -153,6 +156,10 @@ impl Engine {
             })
             .collect();
         self.prefetched = self.state.prefetch(&keys).await?;
+        self.legacy_rows.clear();
+        if source == System::Odoo {
+            self.prefetch_legacy_rows(&inputs).await?;
+        }
         for input in inputs {
             match input {
                 Input::Bad(bad) => {
@@ -186,6 +193,36 @@ impl Engine {
         }
         self.state.commit_writes(&writes).await?;
         Ok(summary)
+    }
+
+    /// Reads in bulk the legacy rows of the keys the batch will need a target read for (those
+    /// with nothing known on the legacy side).
+    async fn prefetch_legacy_rows(&mut self, inputs: &[Input]) -> Result<(), SyncError> {
+        let mut wanted: std::collections::BTreeMap<usize, Vec<String>> = std::collections::BTreeMap::new();
+        for input in inputs {
+            let Input::Change(c) = input else { continue };
+            let entity = &self.mappings.entities[c.entity].entity;
+            let id = (entity.clone(), c.key.clone(), "legacy".to_string());
+            if c.op == ChangeOp::Upsert
+                && !c.ours
+                && !self.prefetched.known.get(&id).is_some_and(|k| k.record.is_some())
+            {
+                wanted.entry(c.entity).or_default().push(c.key.clone());
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        self.legacy.refresh_lookups(&self.mappings.clone()).await?;
+        for (index, keys) in wanted {
+            let m = self.mappings.entities[index].clone();
+            let mut found = self.legacy.read_by_keys(&m, &keys).await?;
+            for key in keys {
+                let row = found.remove(&key);
+                self.legacy_rows.insert((m.entity.clone(), key), row);
+            }
+        }
+        Ok(())
     }
 
     async fn apply(
