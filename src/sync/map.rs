@@ -36,6 +36,37 @@ pub async fn odoo_inputs(
 ) -> Result<Vec<Input>, SyncError> {
     let ours = changes.iter().any(|c| c.origin.as_deref() == Some(origin));
     let mut inputs = Vec::new();
+    if ours {
+        // millrace's own transaction coming back: each of its main-table rows is an echo, to be
+        // counted and nothing else, so nothing is read (a large write would otherwise cost a
+        // read-through per row for nothing).
+        for change in changes {
+            for (index, m) in engine.mappings.entities.iter().enumerate() {
+                if TableName::parse(&m.odoo.table) != change.table {
+                    continue;
+                }
+                let id = change
+                    .after
+                    .as_ref()
+                    .or(change.before.as_ref())
+                    .and_then(|r| r.get(&m.odoo.id_column))
+                    .and_then(int_of)
+                    .map(|id| id.to_string());
+                inputs.push(Input::Change(Change {
+                    entity: index,
+                    source: System::Odoo,
+                    op: if change.op == Op::Delete { ChangeOp::Delete } else { ChangeOp::Upsert },
+                    key: format!("{}.id={}", m.odoo.table, id.as_deref().unwrap_or("?")),
+                    record: None,
+                    position: position.to_string(),
+                    ours: true,
+                    source_id: id,
+                    dead_letter: None,
+                }));
+            }
+        }
+        return Ok(inputs);
+    }
     let mut ids: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); engine.mappings.entities.len()];
     for change in changes {
         for (index, m) in engine.mappings.entities.iter().enumerate() {

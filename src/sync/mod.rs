@@ -151,7 +151,8 @@ impl Engine {
         let keys: Vec<(String, String)> = inputs
             .iter()
             .filter_map(|i| match i {
-                Input::Change(c) => Some((self.mappings.entities[c.entity].entity.clone(), c.key.clone())),
+                Input::Change(c) if !c.ours => Some((self.mappings.entities[c.entity].entity.clone(), c.key.clone())),
+                Input::Change(_) => None,
                 Input::Bad(_) => None,
             })
             .collect();
@@ -203,9 +204,7 @@ impl Engine {
             let Input::Change(c) = input else { continue };
             let entity = &self.mappings.entities[c.entity].entity;
             let id = (entity.clone(), c.key.clone(), "legacy".to_string());
-            if c.op == ChangeOp::Upsert
-                && !c.ours
-                && !self.prefetched.known.get(&id).is_some_and(|k| k.record.is_some())
+            if c.op == ChangeOp::Upsert && !c.ours && self.prefetched.known.get(&id).is_none_or(|k| k.record.is_none())
             {
                 wanted.entry(c.entity).or_default().push(c.key.clone());
             }
