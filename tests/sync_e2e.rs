@@ -72,6 +72,43 @@ async fn items_flow_from_legacy_and_ownership_is_enforced() {
         "Oak Leg 40cm"
     );
 
+    // A rename of a template with several variants re-emits each variant's item record: every
+    // one of them is a recorded conflict (the item master is the ERP's).
+    odoo.batch_execute(
+        "UPDATE product_template SET name = '{\"en_US\": \"Desk, renamed in Odoo\"}'
+          WHERE id = (SELECT product_tmpl_id FROM product_product WHERE default_code = 'FURN_0096')",
+    )
+    .await
+    .unwrap();
+    let variants: Vec<String> = odoo
+        .query(
+            "SELECT default_code FROM product_product WHERE default_code IS NOT NULL
+                AND product_tmpl_id = (SELECT product_tmpl_id FROM product_product WHERE default_code = 'FURN_0096') ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| format!("[\"{}\"]", r.get::<_, String>(0)))
+        .collect();
+    assert!(variants.len() >= 5, "the fixture's desk has several coded variants: {variants:?}");
+    let conflicted: Vec<String> = eventually("a conflict per variant", &service, || async {
+        let keys: Vec<String> = odoo
+            .query(
+                "SELECT DISTINCT key FROM millrace.conflict WHERE entity = 'item' AND source = 'odoo'
+                    AND fields = ARRAY['description'] AND key = ANY($1) ORDER BY 1",
+                &[&variants],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        (keys.len() == variants.len()).then_some(keys)
+    })
+    .await;
+    assert_eq!(conflicted, variants);
+
     // Archiving it in Odoo (an Odoo-owned field) reaches the legacy ERP.
     odoo.batch_execute("UPDATE product_product SET active = false WHERE default_code = 'MR-1001'").await.unwrap();
     eventually("STATUS 'I' in ITEM_MASTER", &service, || async {
