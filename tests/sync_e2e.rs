@@ -485,3 +485,40 @@ async fn while_the_legacy_database_is_unreachable_both_directions_wait_then_catc
     assert_eq!(dead, 0);
     assert_eq!(service.stop().code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_unit_renamed_in_the_erp_re_emits_the_items_that_use_it() {
+    let world = World::new("e2e_reemit", &["item"]).await;
+    let service = world.start();
+    let odoo = world.odoo.client().await;
+    // A unit Odoo has no counterpart of: the item that uses it cannot be written there.
+    world.maria.exec(
+        "INSERT INTO UOM (UOM_CODE, DESCRIPTION, BASE_UOM, FACTOR) VALUES ('BX', 'Boxes', 'EA', 12);
+         INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE) VALUES ('MR-BOXED', 'Boxed screws', 'BX')",
+    );
+    let reason: String = eventually("the item dead-lettered", &service, || async {
+        odoo.query_opt("SELECT reason FROM millrace.dlq WHERE key = '[\"MR-BOXED\"]' AND status = 'open'", &[])
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    })
+    .await;
+    assert!(reason.contains("Boxes") && reason.contains("uom_uom"), "{reason}");
+    // The ERP's unit table is corrected; the item row itself does not change, yet it is re-read
+    // and now reaches Odoo, which settles its dead letter.
+    world.maria.exec("UPDATE UOM SET DESCRIPTION = 'Dozens' WHERE UOM_CODE = 'BX'");
+    eventually("MR-BOXED in Odoo, in dozens", &service, || async {
+        odoo.query_opt(
+            "SELECT 1 FROM product_product p JOIN product_template t ON t.id = p.product_tmpl_id
+               JOIN uom_uom u ON u.id = t.uom_id WHERE p.default_code = 'MR-BOXED' AND u.name->>'en_US' = 'Dozens'",
+            &[],
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+    let open: i64 =
+        odoo.query_one("SELECT count(*) FROM millrace.dlq WHERE status = 'open'", &[]).await.unwrap().get(0);
+    assert_eq!(open, 0);
+    assert_eq!(service.stop().code(), Some(0));
+}

@@ -345,7 +345,9 @@ async fn legacy_batch(
     // The items are taken only once mapping can start, so a retry after an outage still has them.
     let taken = items.lock().map_err(|_| anyhow::anyhow!("poll lock poisoned"))?.clone();
     let Some(items) = taken else { return Ok(0) };
-    let inputs = map::legacy_inputs(engine, items);
+    let mut inputs = map::legacy_inputs(engine, &items);
+    let dependents = map::legacy_dependents(engine, &items, &inputs).await?;
+    inputs.extend(dependents);
     if inputs.is_empty() {
         return Ok(0);
     }

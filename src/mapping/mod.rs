@@ -466,13 +466,28 @@ impl Mappings {
         self.entities.iter().find(|m| m.entity == entity)
     }
 
-    /// Every legacy table polled, each once, in mapping order.
+    /// Every legacy table polled, each once, in mapping order; then the lookup tables no mapping
+    /// polls, compared by content (`hashdiff`: code tables are small), so that a change to a
+    /// looked-up row re-emits the entities that draw on it.
     pub fn legacy_tables(&self) -> Vec<LegacyTable> {
         let mut tables: Vec<LegacyTable> = Vec::new();
         for m in &self.entities {
             if let Some(poll) = &m.legacy.poll {
-                if !tables.iter().any(|t| t.table == poll.table) {
+                if !tables.iter().any(|t| t.table.eq_ignore_ascii_case(&poll.table)) {
                     tables.push(poll.clone());
+                }
+            }
+        }
+        for m in &self.entities {
+            for l in m.legacy.columns.iter().filter_map(|c| c.lookup.as_ref()) {
+                if !tables.iter().any(|t| t.table.eq_ignore_ascii_case(&l.table)) {
+                    tables.push(LegacyTable {
+                        table: l.table.clone(),
+                        key: vec![l.key.clone()],
+                        strategy: Strategy::Hashdiff { chunk_size: 10_000 },
+                        delete_scan_interval: None,
+                        chunk_size: 10_000,
+                    });
                 }
             }
         }

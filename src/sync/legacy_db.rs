@@ -165,6 +165,20 @@ impl LegacyDb {
         Ok(Some(record_from_row(m, &rows[0], &self.cache)))
     }
 
+    /// The rows of a mapping's table whose `column` holds `value` (the dependents of a looked-up
+    /// row).
+    pub async fn rows_where(&mut self, m: &Mapping, column: &str, value: &str) -> Result<Vec<Row>, SyncError> {
+        if self.conn.is_none() {
+            self.run(|_| ()).await?;
+        }
+        let sql = format!(
+            "SELECT * FROM {} WHERE {} = ?",
+            self.dialect.quote_table(&m.legacy.table),
+            self.dialect.quote(column)
+        );
+        self.select_rows(m.legacy.table.clone(), sql, vec![Value::Text(value.to_string())]).await
+    }
+
     /// The rows of many keys of one mapping, read in a few queries: key text → record. Keys
     /// with no row are absent; rows that cannot be read are left out (the caller reads them one
     /// by one, which reports why).

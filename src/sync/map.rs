@@ -182,7 +182,7 @@ fn legacy_key(m: &Mapping, row: &crate::model::Row) -> Result<String, String> {
 }
 
 /// The entity changes of one legacy poll. Lookup tables must be fresh in `engine.legacy`.
-pub fn legacy_inputs(engine: &Engine, items: Vec<LegacyItem>) -> Vec<Input> {
+pub fn legacy_inputs(engine: &Engine, items: &[LegacyItem]) -> Vec<Input> {
     let mut inputs = Vec::new();
     for item in items {
         match item {
@@ -268,4 +268,66 @@ pub fn legacy_inputs(engine: &Engine, items: Vec<LegacyItem>) -> Vec<Input> {
         }
     }
     inputs
+}
+
+/// Entities that draw on a changed legacy row through a lookup (a unit renamed in UOM re-emits
+/// every item of that unit), as changes at the changed row's position. Keys already changed
+/// in the same poll are left out: their own change carries the same current state.
+pub async fn legacy_dependents(
+    engine: &mut Engine,
+    items: &[LegacyItem],
+    direct: &[Input],
+) -> Result<Vec<Input>, SyncError> {
+    let mut seen: BTreeSet<(usize, String)> = direct
+        .iter()
+        .filter_map(|i| match i {
+            Input::Change(c) => Some((c.entity, c.key.clone())),
+            Input::Bad(_) => None,
+        })
+        .collect();
+    let mut inputs = Vec::new();
+    let mappings = engine.mappings.clone();
+    for item in items {
+        let LegacyItem::Change(change) = item else { continue };
+        let Some(row) = change.after.as_ref().or(change.before.as_ref()) else { continue };
+        for (index, m) in mappings.entities.iter().enumerate() {
+            for c in &m.legacy.columns {
+                let Some(l) = &c.lookup else { continue };
+                if !l.table.eq_ignore_ascii_case(&change.table.name) {
+                    continue;
+                }
+                let Some(value) = row.get(&l.key) else { continue };
+                let value = value_text(value).trim_end_matches(' ').to_string();
+                let position = change.position.to_string();
+                for dependent in engine.legacy.rows_where(m, &c.column, &value).await? {
+                    let Ok(key) = legacy_key(m, &dependent) else { continue };
+                    if !seen.insert((index, key.clone())) {
+                        continue;
+                    }
+                    inputs.push(match record_from_row(m, &dependent, engine.legacy.cache()) {
+                        Ok(record) => Input::Change(Change {
+                            entity: index,
+                            source: System::Legacy,
+                            op: ChangeOp::Upsert,
+                            key,
+                            record: Some(record),
+                            position: position.clone(),
+                            ours: false,
+                            source_id: None,
+                            dead_letter: None,
+                        }),
+                        Err(error) => Input::Bad(BadInput {
+                            entity: m.entity.clone(),
+                            source: System::Legacy,
+                            key,
+                            position: position.clone(),
+                            field: Some(error.field.clone()),
+                            reason: format!("{} in {}: {error}", m.entity, m.legacy.table),
+                        }),
+                    });
+                }
+            }
+        }
+    }
+    Ok(inputs)
 }
