@@ -64,6 +64,16 @@ pub struct Config {
     /// Where the control state lives (`[state] url`); the Odoo database by default.
     state: Option<PgConnInfo>,
     pub sync: SyncConfig,
+    /// `[http]`: the metrics, health and operator endpoint of `run`, when configured.
+    pub http: Option<HttpConfig>,
+}
+
+/// `[http]` (or `MILLRACE_HTTP_LISTEN`): where `run` serves /metrics, /health, /ready and the
+/// operator page, and the token operator actions need.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
+    pub token: Option<Secret>,
 }
 
 /// `[sync]`: the engine's settings.
@@ -165,6 +175,15 @@ struct RawConfig {
     state: RawState,
     #[serde(default)]
     sync: RawSync,
+    http: Option<RawHttp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -291,7 +310,27 @@ impl Config {
         if let Some(interval) = raw.sync.retry_interval {
             sync.retry_interval = parse_duration("sync.retry_interval", &interval)?;
         }
-        Ok(Config { odoo, legacy, state, sync })
+        let http = match (raw.http, env.var("MILLRACE_HTTP_LISTEN")) {
+            (None, None) => None,
+            (raw_http, listen_env) => {
+                let raw_http = raw_http.unwrap_or_default();
+                let listen = listen_env.or(raw_http.listen).unwrap_or_else(|| "127.0.0.1:9464".into());
+                let listen = listen.parse().map_err(|_| ConfigError::Invalid {
+                    field: "http.listen",
+                    message: format!("{listen:?} is not an address:port such as 127.0.0.1:9464"),
+                })?;
+                let token = match env.var("MILLRACE_HTTP_TOKEN") {
+                    Some(token) => Some(Secret::new(token)),
+                    None => resolve_password(
+                        "http.token_file",
+                        raw_http.token,
+                        env.var("MILLRACE_HTTP_TOKEN_FILE").map(PathBuf::from).or(raw_http.token_file),
+                    )?,
+                };
+                Some(HttpConfig { listen, token })
+            }
+        };
+        Ok(Config { odoo, legacy, state, sync, http })
     }
 }
 

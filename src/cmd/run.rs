@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{Config, LegacyConfig};
 use crate::mapping::{Mappings, System};
 use crate::model::{Lsn, RowChange};
+use crate::ops::metrics::Metrics;
 use crate::pg::PgConnInfo;
 use crate::sink::postgres::OdooSink;
 use crate::source::legacy::poller::{LegacyItem, LegacyPoller, PendingSave};
@@ -39,13 +40,14 @@ struct LegacyPoll {
 /// Evaluates an async expression until it succeeds, backing off between attempts; `None` when
 /// a shutdown was requested meanwhile.
 macro_rules! retrying {
-    ($what:expr, $shutdown:expr, $attempt:expr) => {{
+    ($what:expr, $shutdown:expr, $metrics:expr, $attempt:expr) => {{
         let mut delay = Duration::from_millis(250);
         loop {
             let result: anyhow::Result<_> = $attempt;
             match result {
                 Ok(v) => break Some(v),
                 Err(error) => {
+                    note_failure(&$metrics, &error);
                     if $shutdown.load(Ordering::SeqCst) {
                         break None;
                     }
@@ -61,6 +63,25 @@ macro_rules! retrying {
             }
         }
     }};
+}
+
+/// Marks the side a failed batch could not reach as down (for /ready and `millrace_up`).
+fn note_failure(metrics: &Metrics, error: &anyhow::Error) {
+    let system = match error.downcast_ref::<SyncError>() {
+        Some(SyncError::Unavailable { system, .. }) => system,
+        Some(SyncError::State(_)) => "state",
+        None if format!("{error:#}").contains("control state") => "state",
+        None => "odoo",
+    };
+    metrics.side(system, Some(&format!("{error:#}")));
+    metrics.reconnect(system);
+}
+
+/// Every side answered.
+fn note_success(metrics: &Metrics) {
+    for system in ["odoo", "legacy", "state"] {
+        metrics.side(system, None);
+    }
 }
 
 async fn with_backoff<T, F, Fut>(what: &str, shutdown: &AtomicBool, mut f: F) -> anyhow::Result<Option<T>>
@@ -88,6 +109,7 @@ async fn connect_engine(
     config: &Config,
     mappings: Arc<Mappings>,
     shutdown: &AtomicBool,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<Option<Engine>> {
     let odoo = config.odoo()?.conn.clone();
     let state_info = config.state()?.clone();
@@ -111,6 +133,7 @@ async fn connect_engine(
         legacy,
         prefetched: Default::default(),
         legacy_rows: Default::default(),
+        metrics,
     }))
 }
 
@@ -202,6 +225,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     );
     let odoo = super::setup::odoo_with_mapped_tables(config)?;
     let legacy = legacy_config(config, &mappings)?;
+    let legacy_tables: Vec<String> = legacy.tables.iter().map(|t| t.table.clone()).collect();
     let shutdown = Arc::new(AtomicBool::new(false));
     {
         let shutdown = shutdown.clone();
@@ -216,7 +240,38 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             shutdown.store(true, Ordering::SeqCst);
         });
     }
-    let Some(mut engine) = connect_engine(config, mappings.clone(), &shutdown).await? else { return Ok(()) };
+    let metrics = Arc::new(Metrics::default());
+    let Some(mut engine) = connect_engine(config, mappings.clone(), &shutdown, metrics.clone()).await? else {
+        return Ok(());
+    };
+    metrics.side("odoo", None);
+    metrics.side("state", None);
+    if let Some(http) = &config.http {
+        let listener = tokio::net::TcpListener::bind(http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} ([http] listen)", http.listen))?;
+        let address = listener.local_addr().context("reading the listening address")?;
+        let context = Arc::new(crate::ops::http::HttpContext {
+            metrics: metrics.clone(),
+            state: config.state()?.clone(),
+            odoo: odoo.conn.clone(),
+            slot: odoo.slot.clone(),
+            token: http.token.clone(),
+            legacy_stale_after: (legacy.poll_interval * 10).max(Duration::from_secs(10)),
+        });
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                while !stop.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            };
+            if let Err(error) = crate::ops::http::serve(listener, context, stopped).await {
+                tracing::error!(%error, "the HTTP endpoint stopped");
+            }
+        });
+        tracing::info!(%address, token = http.token.is_some(), "HTTP endpoint listening (/metrics, /health, /ready, operator page at /)");
+    }
     let mut stream_config = OdooStreamConfig::new(odoo.conn.clone(), &odoo.slot, &odoo.publication);
     stream_config.streaming = odoo.streaming;
     stream_config.status_interval = Duration::from_secs(1);
@@ -258,14 +313,20 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
                     field: None,
                     reason: format!("undecodable row of {}: {}", row.table, row.reason),
                 }),
-                Some(OdooMessage::Item(StreamItem::Commit { commit_lsn, end_lsn, .. })) => {
+                Some(OdooMessage::Item(StreamItem::Commit { commit_lsn, end_lsn, commit_ts, .. })) => {
                     let changes = std::mem::take(&mut txn);
                     let bad_rows = std::mem::take(&mut bad);
-                    let done = retrying!("applying an Odoo transaction", shutdown, odoo_batch(&mut engine, &changes, &bad_rows, commit_lsn, &conns).await);
+                    metrics.read("odoo", changes.len() as u64);
+                    metrics.odoo_in_flight(Some(commit_ts.timestamp_micros() as f64 / 1e6));
+                    let started = std::time::Instant::now();
+                    let done = retrying!("applying an Odoo transaction", shutdown, metrics, odoo_batch(&mut engine, &changes, &bad_rows, commit_lsn, &conns).await);
                     match done {
                         Some(applied) => {
                             applied_since_retry |= applied > 0;
                             acked.fetch_max(end_lsn.0, Ordering::SeqCst);
+                            metrics.odoo_in_flight(None);
+                            metrics.batch_took("odoo", started.elapsed());
+                            note_success(&metrics);
                         }
                         None => break,
                     }
@@ -276,12 +337,17 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             },
             poll = legacy_rx.recv() => {
                 let Some(LegacyPoll { items, done }) = poll else { anyhow::bail!("the legacy poller stopped") };
+                metrics.read("legacy", items.len() as u64);
                 let items = Arc::new(std::sync::Mutex::new(Some(items)));
-                let outcome = retrying!("applying a legacy poll", shutdown, legacy_batch(&mut engine, items.clone(), &conns).await);
+                let started = std::time::Instant::now();
+                let outcome = retrying!("applying a legacy poll", shutdown, metrics, legacy_batch(&mut engine, items.clone(), &conns).await);
                 match outcome {
                     Some(applied) => {
                         applied_since_retry |= applied > 0;
                         let _ = done.send(true);
+                        metrics.batch_took("legacy", started.elapsed());
+                        metrics.legacy_polled(&legacy_tables);
+                        note_success(&metrics);
                     }
                     None => break,
                 }
@@ -289,7 +355,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             _ = retry_tick.tick() => {
                 let parked = if applied_since_retry {
                     applied_since_retry = false;
-                    retrying!("retrying parked changes", shutdown, async {
+                    retrying!("retrying parked changes", shutdown, metrics, async {
                         ensure_connected(&mut engine, &conns).await?;
                         Ok(engine.retry_parked().await?)
                     }.await)
@@ -297,7 +363,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
                 if let Some(s) = parked {
                     applied_since_retry |= s.applied > 0;
                 }
-                if let Some(s) = retrying!("retrying dead letters", shutdown, async {
+                if let Some(s) = retrying!("retrying dead letters", shutdown, metrics, async {
                     ensure_connected(&mut engine, &conns).await?;
                     Ok(engine.retry_dead_letters().await?)
                 }.await) {

@@ -1,3 +1,5 @@
-//! Operations: logging setup (later metrics, health and status).
+//! Operations: logging setup, metrics, and the HTTP endpoint (metrics, health, operator page).
 
+pub mod http;
 pub mod logging;
+pub mod metrics;

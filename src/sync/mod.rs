@@ -115,6 +115,7 @@ pub struct Engine {
     /// Legacy rows of the batch's keys that millrace knows nothing of yet, read in bulk:
     /// (entity, key) → the row's record, or `None` when there is no row.
     pub(crate) legacy_rows: std::collections::HashMap<(String, String), Option<Record>>,
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
 }
 
 /// The planned effect of one decided change on its target.
@@ -193,6 +194,17 @@ impl Engine {
             writes.source_position = Some((source.as_str(), position));
         }
         self.state.commit_writes(&writes).await?;
+        for ((entity, source, decision), n) in &writes.counts {
+            let direction = if *source == "legacy" { "legacy_to_odoo" } else { "odoo_to_legacy" };
+            for _ in 0..*n {
+                self.metrics.decision(entity, source, decision);
+                match *decision {
+                    "apply" => self.metrics.applied(entity, direction),
+                    "dead_letter" => self.metrics.apply_failed(entity, direction),
+                    _ => {}
+                }
+            }
+        }
         Ok(summary)
     }
 

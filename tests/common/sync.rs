@@ -128,6 +128,13 @@ impl World {
         World { odoo, maria, dir, config }
     }
 
+    /// Appends TOML to the config file (sections the default config lacks).
+    pub fn append_config(&self, text: &str) {
+        let mut config = std::fs::read_to_string(&self.config).expect("read config");
+        config.push_str(text);
+        std::fs::write(&self.config, config).expect("write config");
+    }
+
     pub fn start(&self) -> Service {
         Service::start(&self.config, self.dir.path())
     }

@@ -1,0 +1,272 @@
+//! Process metrics, rendered in the Prometheus text format by `/metrics`.
+//!
+//! Counters and gauges the running service updates as it goes; gauges that live in a database
+//! (slot lag, parked, dead letters) are read when scraped and passed to [`Metrics::render`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Upper bounds (seconds) of the apply-latency histogram.
+const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    changes_read: BTreeMap<String, u64>,
+    decisions: BTreeMap<(String, String, String), u64>,
+    applied: BTreeMap<(String, String), u64>,
+    apply_failures: BTreeMap<(String, String), u64>,
+    reconnects: BTreeMap<String, u64>,
+    up: BTreeMap<String, bool>,
+    batch_seconds: BTreeMap<String, Histogram>,
+    /// Commit time (unix seconds) of the Odoo transaction being handled, while one is.
+    odoo_commit_in_flight: Option<f64>,
+    /// Per legacy table: unix seconds of the last poll whose changes were all handled.
+    legacy_polled: BTreeMap<String, f64>,
+    /// Why the service is not ready, per side, with the time it started.
+    failing: BTreeMap<String, (String, f64)>,
+}
+
+/// Shared by the engine loop and the HTTP endpoint.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Gauges read from the databases at scrape time.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Scraped {
+    pub replication_lag_bytes: Option<i64>,
+    pub parked: Option<i64>,
+    pub dlq_open: Option<i64>,
+}
+
+/// Why the service is not ready.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NotReady {
+    pub system: String,
+    pub reason: String,
+    pub since_seconds: f64,
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Metrics {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        // A panic while holding the lock leaves plain counters behind: still usable.
+        let mut guard = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+
+    pub fn read(&self, source: &str, n: u64) {
+        self.with(|m| *m.changes_read.entry(source.to_string()).or_default() += n);
+    }
+
+    pub fn decision(&self, entity: &str, source: &str, decision: &str) {
+        self.with(|m| *m.decisions.entry((entity.into(), source.into(), decision.into())).or_default() += 1);
+    }
+
+    pub fn applied(&self, entity: &str, direction: &str) {
+        self.with(|m| *m.applied.entry((entity.into(), direction.into())).or_default() += 1);
+    }
+
+    pub fn apply_failed(&self, entity: &str, direction: &str) {
+        self.with(|m| *m.apply_failures.entry((entity.into(), direction.into())).or_default() += 1);
+    }
+
+    pub fn reconnect(&self, system: &str) {
+        self.with(|m| *m.reconnects.entry(system.to_string()).or_default() += 1);
+    }
+
+    /// A side answered (`None`) or failed with a reason.
+    pub fn side(&self, system: &str, failure: Option<&str>) {
+        self.with(|m| {
+            m.up.insert(system.to_string(), failure.is_none());
+            match failure {
+                None => {
+                    m.failing.remove(system);
+                }
+                Some(reason) => {
+                    let since = m.failing.get(system).map(|f| f.1).unwrap_or_else(now);
+                    m.failing.insert(system.to_string(), (reason.to_string(), since));
+                }
+            }
+        });
+    }
+
+    pub fn batch_took(&self, source: &str, took: Duration) {
+        let seconds = took.as_secs_f64();
+        self.with(|m| {
+            let h = m.batch_seconds.entry(source.to_string()).or_default();
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if seconds <= *bound {
+                    h.counts[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += seconds;
+        });
+    }
+
+    /// The Odoo transaction being handled (its commit time), or `None` once it is acknowledged.
+    pub fn odoo_in_flight(&self, commit_unix_seconds: Option<f64>) {
+        self.with(|m| m.odoo_commit_in_flight = commit_unix_seconds);
+    }
+
+    /// Every change of a poll of these tables has been handled.
+    pub fn legacy_polled(&self, tables: &[String]) {
+        let t = now();
+        self.with(|m| {
+            for table in tables {
+                m.legacy_polled.insert(table.clone(), t);
+            }
+        });
+    }
+
+    /// What keeps the service from being ready (empty when ready).
+    pub fn not_ready(&self) -> Vec<NotReady> {
+        let t = now();
+        self.with(|m| {
+            let mut out: Vec<NotReady> = m
+                .failing
+                .iter()
+                .map(|(system, (reason, since))| NotReady {
+                    system: system.clone(),
+                    reason: reason.clone(),
+                    since_seconds: (t - since).max(0.0),
+                })
+                .collect();
+            for system in ["odoo", "legacy", "state"] {
+                if !m.up.contains_key(system) {
+                    out.push(NotReady {
+                        system: system.into(),
+                        reason: "not connected yet".into(),
+                        since_seconds: 0.0,
+                    });
+                }
+            }
+            out
+        })
+    }
+
+    /// Seconds since each legacy table's last fully handled poll.
+    pub fn legacy_lag(&self) -> BTreeMap<String, f64> {
+        let t = now();
+        self.with(|m| m.legacy_polled.iter().map(|(table, at)| (table.clone(), (t - at).max(0.0))).collect())
+    }
+
+    pub fn decisions(&self) -> BTreeMap<(String, String, String), u64> {
+        self.with(|m| m.decisions.clone())
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, scraped: &Scraped) -> String {
+        let t = now();
+        let mut out = String::new();
+        self.with(|m| {
+            let _ = writeln!(out, "# HELP millrace_changes_read_total Row changes read from a source.\n# TYPE millrace_changes_read_total counter");
+            for (source, n) in &m.changes_read {
+                let _ = writeln!(out, "millrace_changes_read_total{{source=\"{}\"}} {n}", escape(source));
+            }
+            let _ = writeln!(out, "# HELP millrace_decisions_total Entity changes decided, by decision.\n# TYPE millrace_decisions_total counter");
+            for ((entity, source, decision), n) in &m.decisions {
+                let _ = writeln!(
+                    out,
+                    "millrace_decisions_total{{entity=\"{}\",source=\"{}\",decision=\"{}\"}} {n}",
+                    escape(entity),
+                    escape(source),
+                    escape(decision)
+                );
+            }
+            for (name, map, help) in [
+                ("millrace_applied_total", &m.applied, "Changes applied to the other side."),
+                ("millrace_apply_failures_total", &m.apply_failures, "Changes the other side refused (dead-lettered)."),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                for ((entity, direction), n) in map {
+                    let _ = writeln!(out, "{name}{{entity=\"{}\",direction=\"{}\"}} {n}", escape(entity), escape(direction));
+                }
+            }
+            let _ = writeln!(out, "# HELP millrace_reconnects_total Connections re-established after a failure.\n# TYPE millrace_reconnects_total counter");
+            for (system, n) in &m.reconnects {
+                let _ = writeln!(out, "millrace_reconnects_total{{system=\"{}\"}} {n}", escape(system));
+            }
+            let _ = writeln!(out, "# HELP millrace_up Whether the last attempt to reach a system succeeded.\n# TYPE millrace_up gauge");
+            for (system, up) in &m.up {
+                let _ = writeln!(out, "millrace_up{{system=\"{}\"}} {}", escape(system), u8::from(*up));
+            }
+            let _ = writeln!(out, "# HELP millrace_batch_apply_seconds Time to decide, apply and record one batch.\n# TYPE millrace_batch_apply_seconds histogram");
+            for (source, h) in &m.batch_seconds {
+                let source = escape(source);
+                for (i, bound) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(out, "millrace_batch_apply_seconds_bucket{{source=\"{source}\",le=\"{bound}\"}} {}", h.counts[i]);
+                }
+                let _ = writeln!(out, "millrace_batch_apply_seconds_bucket{{source=\"{source}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "millrace_batch_apply_seconds_sum{{source=\"{source}\"}} {}", h.sum);
+                let _ = writeln!(out, "millrace_batch_apply_seconds_count{{source=\"{source}\"}} {}", h.count);
+            }
+            let lag_seconds = m.odoo_commit_in_flight.map(|c| (t - c).max(0.0)).unwrap_or(0.0);
+            let _ = writeln!(out, "# HELP millrace_replication_lag_seconds Age of the Odoo transaction being handled (0 when caught up).\n# TYPE millrace_replication_lag_seconds gauge\nmillrace_replication_lag_seconds {lag_seconds}");
+            let _ = writeln!(out, "# HELP millrace_legacy_poll_lag_seconds Seconds since a table's last fully handled poll.\n# TYPE millrace_legacy_poll_lag_seconds gauge");
+            for (table, at) in &m.legacy_polled {
+                let _ = writeln!(out, "millrace_legacy_poll_lag_seconds{{table=\"{}\"}} {}", escape(table), (t - at).max(0.0));
+            }
+        });
+        for (name, help, value) in [
+            (
+                "millrace_replication_lag_bytes",
+                "WAL between the server's position and the slot's confirmed flush.",
+                scraped.replication_lag_bytes,
+            ),
+            ("millrace_parked", "Changes parked until a dependency arrives.", scraped.parked),
+            ("millrace_dlq_open", "Dead letters open or marked for retry.", scraped.dlq_open),
+        ] {
+            if let Some(v) = value {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.read("legacy", 3);
+        m.decision("item", "legacy", "apply");
+        m.applied("item", "legacy_to_odoo");
+        m.batch_took("legacy", Duration::from_millis(30));
+        m.side("odoo", None);
+        m.side("legacy", Some("connection refused"));
+        m.legacy_polled(&["ITEM_MASTER".into()]);
+        let text = m.render(&Scraped { replication_lag_bytes: Some(128), parked: Some(0), dlq_open: Some(2) });
+        assert!(text.contains("millrace_changes_read_total{source=\"legacy\"} 3"), "{text}");
+        assert!(text.contains("millrace_decisions_total{entity=\"item\",source=\"legacy\",decision=\"apply\"} 1"));
+        assert!(text.contains("millrace_batch_apply_seconds_bucket{source=\"legacy\",le=\"0.025\"} 0"));
+        assert!(text.contains("millrace_batch_apply_seconds_bucket{source=\"legacy\",le=\"0.05\"} 1"));
+        assert!(text.contains("millrace_up{system=\"legacy\"} 0"));
+        assert!(text.contains("millrace_dlq_open 2"));
+        assert!(text.contains("millrace_legacy_poll_lag_seconds{table=\"ITEM_MASTER\"}"));
+        let not_ready = m.not_ready();
+        assert!(not_ready.iter().any(|n| n.system == "legacy" && n.reason == "connection refused"));
+        assert!(not_ready.iter().any(|n| n.system == "state"), "never connected counts too");
+    }
+}

@@ -1,0 +1,169 @@
+//! The HTTP endpoint of `millrace run` during a real two-way workload: /metrics moves with the
+//! workload, the legacy lag grows while the legacy database is unreachable and drains after,
+//! /ready says why it is not ready, dead letters are retried from the API only with the token,
+//! and no password appears anywhere the operator looks.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::sync::{eventually, World};
+
+const TOKEN: &str = "op-token-7f3a9c";
+
+/// One HTTP/1.1 request over a fresh connection: (status, body).
+fn request(address: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connect to millrace's HTTP endpoint");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    // Bodies may be chunked: good enough for substring and number checks below.
+    (status, body)
+}
+
+/// The value of one sample line of /metrics (exact name and labels).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_lag_readiness_and_operator_actions_over_http() {
+    let maria_port: u16 =
+        url::Url::parse(&std::env::var("MILLRACE_TEST_MARIADB_URL").expect("MILLRACE_TEST_MARIADB_URL"))
+            .ok()
+            .and_then(|u| u.port())
+            .unwrap_or(3306);
+    let proxy = common::proxy::Proxy::start(([127, 0, 0, 1], maria_port).into()).await;
+    let port = proxy.port;
+    let world = World::with_legacy_odbc("ops_http", &["item", "production_order"], |odbc| {
+        odbc.replace(&format!("Port={maria_port};"), &format!("Port={port};"))
+    })
+    .await;
+    world.append_config(&format!("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"));
+    let service = world.start();
+    let address: SocketAddr = eventually("the HTTP endpoint", &service, || async {
+        service
+            .log_text()
+            .lines()
+            .find(|l| l.contains("HTTP endpoint listening"))
+            .and_then(|l| l.split("address=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+    })
+    .await;
+    let (status, body) = request(address, "GET", "/health", None);
+    assert_eq!(status, 200, "{body}");
+    eventually("ready", &service, || async { (request(address, "GET", "/ready", None).0 == 200).then_some(()) }).await;
+
+    // The workload moves the counters.
+    let applied = |metrics: &str| {
+        sample(metrics, "millrace_decisions_total{entity=\"item\",source=\"legacy\",decision=\"apply\"}").unwrap_or(0.0)
+    };
+    let before = applied(&request(address, "GET", "/metrics", None).1);
+    world.maria.exec(
+        "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE) VALUES
+            ('MR-M1', 'Metric 1', 'EA'), ('MR-M2', 'Metric 2', 'EA'), ('MR-M3', 'Metric 3', 'EA')",
+    );
+    let metrics = eventually("three more applied items in /metrics", &service, || async {
+        let m = request(address, "GET", "/metrics", None).1;
+        (applied(&m) >= before + 3.0).then_some(m)
+    })
+    .await;
+    assert!(sample(&metrics, "millrace_changes_read_total{source=\"legacy\"}").unwrap_or(0.0) >= 3.0, "{metrics}");
+    assert!(
+        sample(&metrics, "millrace_applied_total{entity=\"item\",direction=\"legacy_to_odoo\"}").unwrap_or(0.0) >= 3.0
+    );
+    assert!(metrics.contains("millrace_batch_apply_seconds_bucket{source=\"legacy\",le=\"+Inf\"}"), "{metrics}");
+    assert!(sample(&metrics, "millrace_replication_lag_bytes").is_some(), "slot lag is read from the server");
+    assert_eq!(sample(&metrics, "millrace_up{system=\"legacy\"}"), Some(1.0));
+
+    // The legacy database becomes unreachable: its lag grows and /ready says why.
+    proxy.cut();
+    let lag = |m: &str| sample(m, "millrace_legacy_poll_lag_seconds{table=\"ITEM_MASTER\"}").unwrap_or(0.0);
+    let (status, body) = eventually("not ready while the legacy database is away", &service, || async {
+        let (status, body) = request(address, "GET", "/ready", None);
+        (status == 503).then_some((status, body))
+    })
+    .await;
+    assert_eq!(status, 503);
+    assert!(body.contains("legacy") && body.contains("ITEM_MASTER"), "{body}");
+    let first = lag(&request(address, "GET", "/metrics", None).1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = lag(&request(address, "GET", "/metrics", None).1);
+    assert!(first >= 10.0 && second > first, "the legacy lag grows while it is away: {first} then {second}");
+    // Back: it drains.
+    proxy.restore();
+    eventually("the legacy lag drained", &service, || async {
+        let m = request(address, "GET", "/metrics", None).1;
+        (lag(&m) < 5.0 && request(address, "GET", "/ready", None).0 == 200).then_some(())
+    })
+    .await;
+
+    // A dead letter: an order whose produced quantity is NULL, refused by PROD_ORDER (NOT NULL).
+    let odoo = world.odoo.client().await;
+    odoo.batch_execute(
+        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
+         SELECT 'WH/MO/00970', product_id, product_uom_id, picking_type_id, location_src_id, location_dest_id,
+                company_id, consumption, 1, NULL, '2026-12-06 08:00:00', 'confirmed'
+           FROM mrp_production WHERE name = 'WH/MO/00001'",
+    )
+    .await
+    .unwrap();
+    let id: i64 = eventually("the dead letter on the operator API", &service, || async {
+        let body = request(address, "GET", "/api/overview", None).1;
+        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+        json["dead_letters"].as_array()?.iter().find(|d| d["key"] == "[\"WH/MO/00970\"]").and_then(|d| d["id"].as_i64())
+    })
+    .await;
+    // The DBA relaxes the constraint; the retry needs the operator token.
+    world.maria.exec("ALTER TABLE PROD_ORDER MODIFY QTY_COMPLETED DECIMAL(18,4) NULL DEFAULT 0");
+    let path = format!("/api/dlq/{id}/retry");
+    assert_eq!(request(address, "POST", &path, None).0, 401, "no token: refused");
+    assert_eq!(request(address, "POST", &path, Some("wrong-token")).0, 403, "wrong token: refused");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00970'").trim(), "0");
+    let (status, body) = request(address, "POST", &path, Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    eventually("the retried order in PROD_ORDER", &service, || async {
+        (world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00970'").trim() == "1").then_some(())
+    })
+    .await;
+
+    // No password or token anywhere the operator looks.
+    let legacy_password = url::Url::parse(&std::env::var("MILLRACE_TEST_MARIADB_URL").unwrap())
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+        .expect("the dev MariaDB account has a password");
+    let status_out = common::millrace(&[], &["--config", &world.config, "status", "--json"]);
+    let looked_at = [
+        request(address, "GET", "/", None).1,
+        request(address, "GET", "/metrics", None).1,
+        request(address, "GET", "/api/overview", None).1,
+        request(address, "GET", "/ready", None).1,
+        String::from_utf8_lossy(&status_out.stdout).into_owned(),
+        String::from_utf8_lossy(&status_out.stderr).into_owned(),
+        service.log_text(),
+    ];
+    for (i, text) in looked_at.iter().enumerate() {
+        assert!(!text.contains(&legacy_password), "output {i} shows the legacy password");
+        assert!(!text.contains(TOKEN), "output {i} shows the operator token");
+    }
+    let page = &looked_at[0];
+    assert!(page.contains("<h1>millrace</h1>"));
+    assert!(
+        !page.contains("http://") && !page.contains("https://") && !page.contains("src=\""),
+        "the page loads nothing from elsewhere"
+    );
+    assert_eq!(service.stop().code(), Some(0));
+}
