@@ -56,6 +56,10 @@ MR_PACKAGES=(
     "unixodbc-dev:/usr/include/sql.h"
     "odbc-mariadb:"
     "odbc-postgresql:"
+    # The operator page's browser test: Debian's Chromium, driven by playwright-core (npm).
+    "chromium:/usr/bin/chromium"
+    "nodejs:node"
+    "npm:npm"
 )
 
 MR_TMP_DIRS=()
@@ -683,6 +687,19 @@ install_bench_tools() {
     python3 -c 'import pyodbc' || mr_die "pyodbc installed, but python3 cannot import it"
 }
 
+# playwright-core (the driver library only; it downloads no browser) for the operator page's
+# browser test, which drives Debian's Chromium. Kept under .dev/node, pinned to a major version.
+MR_NODE_DIR=$MR_DEV_DIR/node
+setup_browser() {
+    if [[ -f $MR_NODE_DIR/node_modules/playwright-core/package.json ]]; then
+        return 0
+    fi
+    mkdir -p "$MR_NODE_DIR"
+    mr_log "installing playwright-core into $MR_NODE_DIR (npm)"
+    (cd "$MR_NODE_DIR" && npm install --no-audit --no-fund --silent --prefix "$MR_NODE_DIR" playwright-core@1 >/dev/null) ||
+        mr_die "npm install playwright-core failed"
+}
+
 write_env() {
     local tmp=$MR_ENV_FILE.tmp
     {
@@ -702,7 +719,9 @@ write_env() {
             MILLRACE_TEST_MARIADB_URL "mysql://$MR_MARIA_USER:$MR_MARIA_PASSWORD@127.0.0.1:$MR_MARIA_PORT" \
             MILLRACE_TEST_MARIADB_PORT "$MR_MARIA_PORT" \
             MILLRACE_TEST_MARIADB_SOCKET "$MR_MARIA_SOCKET" \
-            MILLRACE_TEST_MARIADB_CTL "$MR_SCRIPTS_DIR/mariadb-ctl.sh"
+            MILLRACE_TEST_MARIADB_CTL "$MR_SCRIPTS_DIR/mariadb-ctl.sh" \
+            MILLRACE_TEST_CHROMIUM /usr/bin/chromium \
+            MILLRACE_TEST_PLAYWRIGHT "$MR_NODE_DIR/node_modules/playwright-core"
     } >"$tmp"
     mv -f -- "$tmp" "$MR_ENV_FILE"
 }
@@ -715,6 +734,7 @@ main() {
     setup_replica_postgres
     setup_mariadb
     setup_odbc
+    setup_browser
     if [[ ${MILLRACE_DEV_BENCH:-0} == 1 ]]; then
         install_bench_tools
     fi

@@ -26,8 +26,8 @@
 -- Load into an empty database (the change tracking part needs ALTER on the database):
 --   CREATE DATABASE legacy_demo;   -- the server's default collation, typically *_CI_AS
 --   sqlcmd -b -d legacy_demo -i schema.sql
--- There is no T-SQL copy of the demo data: ../mariadb/demo-data.sql would need N'' literals
--- for its non-ASCII text, BEGIN TRANSACTION instead of START TRANSACTION, and no SET NAMES.
+-- Then the demo data: sqlcmd -b -d legacy_demo -i demo-data.sql (generated from
+-- ../mariadb/demo-data.sql; docker/mssql-init.sh in the repository root loads both).
 
 SET ANSI_NULLS ON;
 SET QUOTED_IDENTIFIER ON;

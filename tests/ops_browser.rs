@@ -1,0 +1,90 @@
+//! The operator page in a real headless Chromium (Debian's package, driven by playwright-core,
+//! both installed by scripts/dev-env.sh): it loads with no request beyond millrace itself,
+//! shows a dead-lettered record, refuses a retry without the operator token, and with the token
+//! retries it, which applies it once the data is fixed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::sync::{eventually, World};
+
+const TOKEN: &str = "page-token-51c2";
+
+fn drive_page(base: &str, id: i64, mode: &str) -> serde_json::Value {
+    let script = format!("{}/tests/browser/operator_page.cjs", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("node")
+        .args([script.as_str(), base, &id.to_string(), mode])
+        .output()
+        .expect("run node (scripts/dev-env.sh installs nodejs, chromium and playwright-core)");
+    assert!(
+        out.status.success(),
+        "the browser script failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON line from the browser script")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_page_shows_a_dead_letter_and_retries_it_only_with_the_token() {
+    let world = World::new("ops_page", &["item", "production_order"]).await;
+    world.append_config(&format!("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"));
+    let service = world.start();
+    let address: String = eventually("the HTTP endpoint", &service, || async {
+        service
+            .log_text()
+            .lines()
+            .find(|l| l.contains("HTTP endpoint listening"))
+            .and_then(|l| l.split("address=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .map(str::to_string)
+    })
+    .await;
+    let base = format!("http://{address}");
+
+    // An order PROD_ORDER refuses (its produced quantity is NULL; the column is NOT NULL).
+    let odoo = world.odoo.client().await;
+    odoo.batch_execute(
+        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
+         SELECT 'WH/MO/00980', product_id, product_uom_id, picking_type_id, location_src_id, location_dest_id,
+                company_id, consumption, 1, NULL, '2026-12-07 08:00:00', 'confirmed'
+           FROM mrp_production WHERE name = 'WH/MO/00001'",
+    )
+    .await
+    .unwrap();
+    let id: i64 = eventually("the dead letter", &service, || async {
+        odoo.query_opt("SELECT id FROM millrace.dlq WHERE key = '[\"WH/MO/00980\"]' AND status = 'open'", &[])
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    })
+    .await;
+    // The data is fixed on the target (the DBA relaxes the constraint).
+    world.maria.exec("ALTER TABLE PROD_ORDER MODIFY QTY_COMPLETED DECIMAL(18,4) NULL DEFAULT 0");
+
+    let refused = drive_page(&base, id, "refuse");
+    assert_eq!(refused["external"], serde_json::json!([]), "the page requested nothing outside millrace");
+    let row = refused["row"].as_str().unwrap_or_default();
+    assert!(row.contains("production_order") && row.contains("WH/MO/00980") && row.contains("QTY_COMPLETED"), "{row}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("refused (401)"), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00980'").trim(),
+        "0",
+        "nothing applied without the token"
+    );
+
+    let accepted = drive_page(&base, id, TOKEN);
+    let message = accepted["message"].as_str().unwrap_or_default();
+    assert!(message.contains("done"), "{message}");
+    eventually("the retried order in PROD_ORDER", &service, || async {
+        (world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00980'").trim() == "1").then_some(())
+    })
+    .await;
+    let status: String = odoo.query_one("SELECT status FROM millrace.dlq WHERE id = $1", &[&id]).await.unwrap().get(0);
+    assert_eq!(status, "resolved");
+    assert_eq!(service.stop().code(), Some(0));
+}
