@@ -50,7 +50,11 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     })
     .await;
     world.append_config(&format!("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"));
-    let service = world.start();
+    // A password for Odoo too (the dev server trusts local connections, so it is never asked
+    // for): it must not show up either.
+    let odoo_password = "odoo-pw-4b1d9e".to_string();
+    let env = vec![("MILLRACE_ODOO_PASSWORD".to_string(), odoo_password.clone())];
+    let service = common::sync::Service::start_with_env(&world.config, world.dir.path(), &env);
     let address: SocketAddr = eventually("the HTTP endpoint", &service, || async {
         service
             .log_text()
@@ -84,6 +88,7 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
         sample(&metrics, "millrace_applied_total{entity=\"item\",direction=\"legacy_to_odoo\"}").unwrap_or(0.0) >= 3.0
     );
     assert!(metrics.contains("millrace_batch_apply_seconds_bucket{source=\"legacy\",le=\"+Inf\"}"), "{metrics}");
+    assert!(sample(&metrics, "millrace_queue_depth{source=\"odoo\"}").is_some(), "{metrics}");
     assert!(sample(&metrics, "millrace_replication_lag_bytes").is_some(), "slot lag is read from the server");
     assert_eq!(sample(&metrics, "millrace_up{system=\"legacy\"}"), Some(1.0));
 
@@ -145,7 +150,7 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
         .ok()
         .and_then(|u| u.password().map(str::to_string))
         .expect("the dev MariaDB account has a password");
-    let status_out = common::millrace(&[], &["--config", &world.config, "status", "--json"]);
+    let status_out = common::millrace(&env, &["--config", &world.config, "status", "--json"]);
     let looked_at = [
         request(address, "GET", "/", None).1,
         request(address, "GET", "/metrics", None).1,
@@ -157,6 +162,7 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     ];
     for (i, text) in looked_at.iter().enumerate() {
         assert!(!text.contains(&legacy_password), "output {i} shows the legacy password");
+        assert!(!text.contains(&odoo_password), "output {i} shows the Odoo password");
         assert!(!text.contains(TOKEN), "output {i} shows the operator token");
     }
     let page = &looked_at[0];

@@ -302,6 +302,8 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let mut applied_since_retry = true;
     let conns = Conns { odoo: odoo.conn.clone(), state: config.state()?.clone(), origin: config.origin() };
     while !shutdown.load(Ordering::SeqCst) {
+        metrics.queued("odoo", odoo_rx.len() as u64);
+        metrics.queued("legacy", legacy_rx.len() as u64);
         tokio::select! {
             message = odoo_rx.recv() => match message {
                 Some(OdooMessage::Item(StreamItem::Change(change))) => txn.push(change),

@@ -33,6 +33,8 @@ struct Inner {
     legacy_polled: BTreeMap<String, f64>,
     /// Why the service is not ready, per side, with the time it started.
     failing: BTreeMap<String, (String, f64)>,
+    /// Items read but not yet handled, per source.
+    queued: BTreeMap<String, u64>,
 }
 
 /// Shared by the engine loop and the HTTP endpoint.
@@ -86,6 +88,13 @@ impl Metrics {
 
     pub fn apply_failed(&self, entity: &str, direction: &str) {
         self.with(|m| *m.apply_failures.entry((entity.into(), direction.into())).or_default() += 1);
+    }
+
+    /// Items a source has handed over that wait to be handled.
+    pub fn queued(&self, source: &str, depth: u64) {
+        self.with(|m| {
+            m.queued.insert(source.to_string(), depth);
+        });
     }
 
     pub fn reconnect(&self, system: &str) {
@@ -218,6 +227,10 @@ impl Metrics {
                 let _ = writeln!(out, "millrace_batch_apply_seconds_bucket{{source=\"{source}\",le=\"+Inf\"}} {}", h.count);
                 let _ = writeln!(out, "millrace_batch_apply_seconds_sum{{source=\"{source}\"}} {}", h.sum);
                 let _ = writeln!(out, "millrace_batch_apply_seconds_count{{source=\"{source}\"}} {}", h.count);
+            }
+            let _ = writeln!(out, "# HELP millrace_queue_depth Items read from a source and waiting to be handled.\n# TYPE millrace_queue_depth gauge");
+            for (source, depth) in &m.queued {
+                let _ = writeln!(out, "millrace_queue_depth{{source=\"{}\"}} {depth}", escape(source));
             }
             let lag_seconds = m.odoo_commit_in_flight.map(|c| (t - c).max(0.0)).unwrap_or(0.0);
             let _ = writeln!(out, "# HELP millrace_replication_lag_seconds Age of the Odoo transaction being handled (0 when caught up).\n# TYPE millrace_replication_lag_seconds gauge\nmillrace_replication_lag_seconds {lag_seconds}");

@@ -36,9 +36,13 @@ pub struct Service {
 
 impl Service {
     pub fn start(config: &str, dir: &Path) -> Service {
+        Service::start_with_env(config, dir, &[])
+    }
+
+    pub fn start_with_env(config: &str, dir: &Path, env: &[(String, String)]) -> Service {
         let log = dir.join(format!("run-{}.log", Instant::now().elapsed().as_nanos()));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = millrace_command(&[], &["--config", config, "run"])
+        let child = millrace_command(env, &["--config", config, "run"])
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
