@@ -8,7 +8,8 @@
 #   Odoo → legacy ERP   production orders confirmed in Odoo, archived items
 #
 # Every applied, parked or dead-lettered change is logged with its entity, key and source
-# position; `millrace status` is printed every 15 seconds.
+# position; `millrace status` is printed every 15 seconds; the operator page and /metrics are on
+# http://127.0.0.1:9464/ (DEMO_HTTP_PORT to change it).
 #
 #   scripts/demo.sh                 runs until Ctrl-C
 #   DEMO_SECONDS=30 scripts/demo.sh stops by itself after 30 seconds (SIGTERM: drains, exits 0)
@@ -65,6 +66,11 @@ poll_interval = "1s"
 
 [sync]
 mappings = "$ROOT/mappings"
+
+# Metrics, health and the operator page; the token unlocks retry and discard on the page.
+[http]
+listen = "127.0.0.1:${DEMO_HTTP_PORT:-9464}"
+token = "demo-operator-token"
 TOML
 
 echo "==> millrace check"
@@ -117,7 +123,7 @@ status_loop &
 STATUS_PID=$!
 trap 'kill "$WORKLOAD_PID" "$STATUS_PID" 2>/dev/null || true' EXIT
 
-echo "==> millrace run (Ctrl-C to stop)"
+echo "==> millrace run (Ctrl-C to stop); operator page: http://127.0.0.1:${DEMO_HTTP_PORT:-9464}/ (token: demo-operator-token)"
 if [[ -n ${DEMO_SECONDS:-} ]]; then
     timeout --signal=TERM "$DEMO_SECONDS" "$MILLRACE" --config .dev/demo/millrace.toml run || [[ $? -eq 124 ]]
     kill "$WORKLOAD_PID" "$STATUS_PID" 2>/dev/null || true
