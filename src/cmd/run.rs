@@ -340,9 +340,8 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             poll = legacy_rx.recv() => {
                 let Some(LegacyPoll { items, done }) = poll else { anyhow::bail!("the legacy poller stopped") };
                 metrics.read("legacy", items.len() as u64);
-                let items = Arc::new(std::sync::Mutex::new(Some(items)));
                 let started = std::time::Instant::now();
-                let outcome = retrying!("applying a legacy poll", shutdown, metrics, legacy_batch(&mut engine, items.clone(), &conns).await);
+                let outcome = retrying!("applying a legacy poll", shutdown, metrics, legacy_batch(&mut engine, &items, &conns).await);
                 match outcome {
                     Some(applied) => {
                         applied_since_retry |= applied > 0;
@@ -403,18 +402,12 @@ async fn odoo_batch(
     Ok(summary.applied)
 }
 
-async fn legacy_batch(
-    engine: &mut Engine,
-    items: Arc<std::sync::Mutex<Option<Vec<LegacyItem>>>>,
-    conns: &Conns,
-) -> anyhow::Result<u64> {
+async fn legacy_batch(engine: &mut Engine, items: &[LegacyItem], conns: &Conns) -> anyhow::Result<u64> {
     ensure_connected(engine, conns).await?;
     engine.legacy.refresh_lookups(&engine.mappings.clone()).await?;
-    // The items are taken only once mapping can start, so a retry after an outage still has them.
-    let taken = items.lock().map_err(|_| anyhow::anyhow!("poll lock poisoned"))?.clone();
-    let Some(items) = taken else { return Ok(0) };
-    let mut inputs = map::legacy_inputs(engine, &items);
-    let dependents = map::legacy_dependents(engine, &items, &inputs).await?;
+    // Borrowed, not taken: a retry after an outage maps the same items again.
+    let mut inputs = map::legacy_inputs(engine, items);
+    let dependents = map::legacy_dependents(engine, items, &inputs).await?;
     inputs.extend(dependents);
     if inputs.is_empty() {
         return Ok(0);
