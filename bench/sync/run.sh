@@ -184,11 +184,11 @@ The first sync of the fixture's existing rows took $INITIAL_DECISIONS decisions 
 - (c) no loop: in 10 quiet seconds after (b) (once its echoes were decided), $((W1 - W0)) writes and $((Q1 - Q0)) decisions of any kind (expected 0 and 0).
 - millrace over the whole run ($ELAPSED_S s): peak RSS **$RSS_MB MB**, CPU $CPU_S s; dead letters at the end: $DEAD.
 - Where the time goes: a batch's control state is read in two queries and written in one
-  statement per kind, and the legacy rows a batch needs are read in bulk; (a) still finds each
-  new item's Odoo row by its number and looks its unit up one at a time before inserting the
-  template and the variant (about six round trips per item): batching those is the next step.
-  The legacy poll of (a) is held in memory until decided, so peak RSS grows with the largest
-  single poll.
+  statement per kind, the legacy rows a batch needs are read in bulk, a batch is written without
+  savepoints unless a change fails, and a looked-up value is resolved once per batch; (a) still
+  looks for each new item's Odoo row by its number while deciding, then inserts the template and
+  the variant (about four round trips per item): batching that search is the next step. The legacy
+  poll of (a) is held in memory until decided, so peak RSS grows with the largest single poll.
 EOF
 
 printf '\n===== bench/sync results =====\n' && cat "$RESULTS" && printf '==============================\n'

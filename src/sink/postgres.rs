@@ -180,6 +180,9 @@ fn value_expr(params: &mut Params, sql_type: &str, value: Option<String>) -> Str
 pub struct OdooWriter<'a, C: GenericClient + Sync> {
     pub catalog: &'a Catalog,
     pub tx: &'a C,
+    /// Lookups already resolved in this batch (value → referenced key). Only hits are kept:
+    /// a row the batch itself inserts may turn a miss into a hit.
+    pub resolved: Option<&'a std::cell::RefCell<HashMap<String, String>>>,
 }
 
 impl<C: GenericClient + Sync> OdooWriter<'_, C> {
@@ -192,6 +195,11 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
 
     async fn reverse_lookup(&self, m: &Mapping, key: &str, c: &Column, value: &str) -> Result<String, ApplyError> {
         let l = c.lookup.as_ref().expect("called for lookup columns");
+        let filters: Vec<String> = l.filter.iter().map(|(c, v)| format!("{c}={}", value_text(v))).collect();
+        let cache_key = format!("{}|{}|{}|{:?}|{}|{value}", l.table, l.key, l.value, l.translate, filters.join(","));
+        if let Some(hit) = self.resolved.and_then(|r| r.borrow().get(&cache_key).cloned()) {
+            return Ok(hit);
+        }
         let mut params = Params::default();
         let v = params.push(Some(value.to_string()));
         let mut value_col = format!("l.{}", quote_ident(&l.value));
@@ -216,7 +224,13 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
             .await
             .map_err(|e| ApplyError::from_pg(&format!("looking up {} in {}", value, l.table), &e))?;
         match row {
-            Some(r) => Ok(r.get(0)),
+            Some(r) => {
+                let key: String = r.get(0);
+                if let Some(resolved) = self.resolved {
+                    resolved.borrow_mut().insert(cache_key, key.clone());
+                }
+                Ok(key)
+            }
             None => {
                 let field = &m.fields[c.field].name;
                 let reason = format!(
@@ -423,6 +437,9 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
     /// Writes `fields` of `record`. Updates the row `id` (or the one found by key); inserts one
     /// (with its parent row) when there is none and `create` is allowed. Returns the row id, or
     /// `None` when there was no row and creating was not allowed.
+    /// `known_absent`: the batch already looked for the row by key and found none, so it is not
+    /// looked for again.
+    #[allow(clippy::too_many_arguments)]
     pub async fn upsert(
         &self,
         m: &Mapping,
@@ -431,9 +448,11 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
         fields: &[usize],
         id: Option<i64>,
         create: bool,
+        known_absent: bool,
     ) -> Result<Option<i64>, ApplyError> {
         let id = match id {
             Some(id) if self.exists(m, id).await? => Some(id),
+            None if known_absent => None,
             _ => self.find_by_key(m, key, record).await?,
         };
         match id {

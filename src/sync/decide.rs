@@ -61,6 +61,7 @@ fn plan(change: Change, decision: Decision) -> Planned {
         decision,
         fields: Vec::new(),
         create: false,
+        target_absent: false,
         target_id: None,
         expected: None,
         conflict_fields: Vec::new(),
@@ -80,7 +81,7 @@ async fn read_target(
         Some(id) => Some(id),
         None => {
             let catalog = crate::sink::postgres::Catalog::default();
-            let writer = OdooWriter { catalog: &catalog, tx: &engine.odoo_read };
+            let writer = OdooWriter { catalog: &catalog, tx: &engine.odoo_read, resolved: None };
             match writer.find_by_key(m, key, record).await {
                 Ok(id) => id,
                 Err(crate::sink::postgres::ApplyError::Transient(e)) => return Err(unavailable(e)),
@@ -165,6 +166,8 @@ pub(crate) async fn decide(engine: &mut Engine, change: Change) -> Result<Planne
     let shared = shared_fields(m);
     let target_exists = base_t.is_some();
     let mut p = plan(change, Decision::Apply);
+    // Odoo was just searched for the key (no cross-reference, nothing known) and has no row.
+    p.target_absent = target == System::Odoo && !target_exists && target_id.is_none() && known_t.is_none();
     p.target_id = target_id;
     let base = base_s.as_ref().or(base_t.as_ref());
     match base {

@@ -127,6 +127,8 @@ pub(crate) struct Planned {
     fields: Vec<usize>,
     /// Whether a missing target row may be created.
     create: bool,
+    /// The target was searched for the key while deciding and has no row.
+    target_absent: bool,
     /// The target row id when known (Odoo).
     target_id: Option<String>,
     /// What the target will hold after the write, for echo recognition.
@@ -274,9 +276,26 @@ impl Engine {
             let m = &self.mappings.entities[p.change.entity];
             self.odoo.prepare(m).await.map_err(|e| unavailable(format!("{e:?}")))?;
         }
+        // First without savepoints (a third of the statements); only if some change fails is the
+        // transaction rolled back and the batch run again with a savepoint per change.
+        match self.odoo_pass(planned, false).await? {
+            Some(outcomes) => Ok(outcomes),
+            None => Ok(self.odoo_pass(planned, true).await?.unwrap_or_default()),
+        }
+    }
+
+    /// One transaction over the batch. Without savepoints, `None` when a change failed (the
+    /// transaction is rolled back); with them, each change's outcome.
+    async fn odoo_pass(
+        &mut self,
+        planned: &[Planned],
+        savepoints: bool,
+    ) -> Result<Option<Vec<Result<Option<String>, ApplyError>>>, SyncError> {
+        let unavailable = |message: String| SyncError::Unavailable { system: "odoo", message };
         let mappings = self.mappings.clone();
         let (client, catalog) = self.odoo.parts();
         let tx = client.transaction().await.map_err(|e| unavailable(e.to_string()))?;
+        let resolved = std::cell::RefCell::new(std::collections::HashMap::new());
         let mut outcomes = Vec::with_capacity(planned.len());
         for p in planned {
             if p.decision != Decision::Apply {
@@ -284,14 +303,16 @@ impl Engine {
                 continue;
             }
             let m = &mappings.entities[p.change.entity];
-            let writer = OdooWriter { catalog, tx: &tx };
-            writer.savepoint().await.map_err(|e| unavailable(format!("{e:?}")))?;
+            let writer = OdooWriter { catalog, tx: &tx, resolved: Some(&resolved) };
+            if savepoints {
+                writer.savepoint().await.map_err(|e| unavailable(format!("{e:?}")))?;
+            }
             let result = match p.change.op {
                 ChangeOp::Upsert => {
                     let record = p.change.record.as_ref().expect("upserts carry a record");
                     let id = p.target_id.as_deref().and_then(|s| s.parse().ok());
                     writer
-                        .upsert(m, &p.change.key, record, &p.fields, id, p.create)
+                        .upsert(m, &p.change.key, record, &p.fields, id, p.create, p.target_absent)
                         .await
                         .map(|id| id.map(|i| i.to_string()))
                 }
@@ -321,13 +342,18 @@ impl Engine {
                 Err(ApplyError::Transient(message)) => {
                     return Err(unavailable(message.clone()));
                 }
+                Err(_) if !savepoints => {
+                    tx.rollback().await.map_err(|e| unavailable(e.to_string()))?;
+                    return Ok(None);
+                }
                 Err(_) => writer.rollback_to_savepoint().await.map_err(|e| unavailable(format!("{e:?}")))?,
-                Ok(_) => writer.release().await.map_err(|e| unavailable(format!("{e:?}")))?,
+                Ok(_) if savepoints => writer.release().await.map_err(|e| unavailable(format!("{e:?}")))?,
+                Ok(_) => {}
             }
             outcomes.push(result);
         }
         tx.commit().await.map_err(|e| unavailable(e.to_string()))?;
-        Ok(outcomes)
+        Ok(Some(outcomes))
     }
 }
 

@@ -99,7 +99,11 @@ impl Engine {
                         None => {
                             let record = super::decide::key_record(&m, &d.key);
                             let catalog = crate::sink::postgres::Catalog::default();
-                            let writer = crate::sink::postgres::OdooWriter { catalog: &catalog, tx: &self.odoo_read };
+                            let writer = crate::sink::postgres::OdooWriter {
+                                catalog: &catalog,
+                                tx: &self.odoo_read,
+                                resolved: None,
+                            };
                             writer.find_by_key(&m, &d.key, &record).await.ok().flatten()
                         }
                     };
