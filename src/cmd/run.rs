@@ -379,10 +379,6 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reconnect_hint(error: SyncError) -> anyhow::Error {
-    anyhow::Error::new(error)
-}
-
 async fn odoo_batch(
     engine: &mut Engine,
     changes: &[RowChange],
@@ -393,12 +389,12 @@ async fn odoo_batch(
     ensure_connected(engine, conns).await?;
     let origin = conns.origin.as_str();
     let position = commit_lsn.to_string();
-    let mut inputs = map::odoo_inputs(engine, changes, &position, origin).await.map_err(reconnect_hint)?;
+    let mut inputs = map::odoo_inputs(engine, changes, &position, origin).await?;
     inputs.extend(bad.iter().cloned().map(Input::Bad));
     if inputs.is_empty() {
         return Ok(0);
     }
-    let summary = engine.process(System::Odoo, inputs, Some(position)).await.map_err(reconnect_hint)?;
+    let summary = engine.process(System::Odoo, inputs, Some(position)).await?;
     Ok(summary.applied)
 }
 

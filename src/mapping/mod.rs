@@ -125,11 +125,6 @@ impl Side {
     pub fn column_of(&self, field: usize) -> Option<&Column> {
         self.columns.iter().find(|c| c.field == field)
     }
-
-    /// The key columns (legacy: the table's primary key as the mapping names it).
-    pub fn key_columns<'a>(&'a self, key: &'a [usize]) -> impl Iterator<Item = Option<&'a Column>> + 'a {
-        key.iter().map(|f| self.column_of(*f))
-    }
 }
 
 /// A compiled mapping.
@@ -178,10 +173,6 @@ impl Mapping {
     /// Whether a side replicates this record (`only` filters).
     pub fn passes_filter(&self, system: System, record: &Record) -> bool {
         self.side(system).only.iter().all(|(field, values)| values.contains(&record.values[*field]))
-    }
-
-    pub fn describe_field(&self, field: usize) -> String {
-        format!("{}.{}", self.entity, self.fields[field].name)
     }
 
     /// Compiles one parsed file.

@@ -178,10 +178,6 @@ impl Metrics {
         self.with(|m| m.legacy_polled.iter().map(|(table, at)| (table.clone(), (t - at).max(0.0))).collect())
     }
 
-    pub fn decisions(&self) -> BTreeMap<(String, String, String), u64> {
-        self.with(|m| m.decisions.clone())
-    }
-
     /// The Prometheus text exposition.
     pub fn render(&self, scraped: &Scraped) -> String {
         let t = now();

@@ -158,10 +158,6 @@ impl StateStore {
         &self.client
     }
 
-    pub fn client_mut(&mut self) -> &mut Client {
-        &mut self.client
-    }
-
     pub async fn migrate(&self) -> Result<(), StateError> {
         // IF NOT EXISTS on every run would otherwise print a dozen notices per connection.
         self.client

@@ -196,25 +196,6 @@ impl StateStore {
         Ok(out)
     }
 
-    pub async fn known(&self, entity: &str, key: &str, system: &str) -> Result<Option<Known>, StateError> {
-        let row = self
-            .client
-            .query_opt(
-                "SELECT record, fingerprint, position, written, pending_fingerprint FROM millrace.known
-                  WHERE entity = $1 AND key = $2 AND system = $3",
-                &[&entity, &key, &system],
-            )
-            .await
-            .map_err(sql("reading known records"))?;
-        Ok(row.map(|r| Known {
-            record: r.get(0),
-            fingerprint: r.get(1),
-            position: r.get(2),
-            written: r.get(3),
-            pending_fingerprint: r.get(4),
-        }))
-    }
-
     pub async fn xref_id(&self, entity: &str, key: &str, system: &str) -> Result<Option<String>, StateError> {
         let row = self
             .client
@@ -488,19 +469,6 @@ impl StateStore {
         Ok(row.as_ref().map(dead_letter_from_row))
     }
 
-    /// Open dead letters of a key, oldest first.
-    pub async fn open_dead_letters_of(&self, entity: &str, key: &str) -> Result<Vec<i64>, StateError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT id FROM millrace.dlq WHERE entity = $1 AND key = $2 AND status IN ('open', 'retry') ORDER BY id",
-                &[&entity, &key],
-            )
-            .await
-            .map_err(sql("reading dead letters"))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
     /// Marks dead letters for the running service to retry, or discards them. Returns how many
     /// changed.
     pub async fn set_dead_letter_status(&self, ids: Option<&[i64]>, status: &str) -> Result<u64, StateError> {
@@ -545,18 +513,6 @@ impl StateStore {
             .execute("UPDATE millrace.dlq SET status = 'open', reason = $2 WHERE id = $1", &[&id, &reason])
             .await
             .map_err(sql("reopening a dead letter"))?;
-        Ok(())
-    }
-
-    pub async fn record_source_error(&self, source: &str, error: Option<&str>) -> Result<(), StateError> {
-        self.client
-            .execute(
-                "INSERT INTO millrace.source_status (source, last_error, error_at) VALUES ($1, $2, CASE WHEN $2::text IS NULL THEN NULL ELSE now() END)
-                 ON CONFLICT (source) DO UPDATE SET last_error = EXCLUDED.last_error, error_at = EXCLUDED.error_at, updated_at = now()",
-                &[&source, &error],
-            )
-            .await
-            .map_err(sql("recording a source error"))?;
         Ok(())
     }
 }

@@ -97,12 +97,6 @@ pub struct BatchSummary {
     pub filtered: u64,
 }
 
-impl BatchSummary {
-    pub fn writes(&self) -> u64 {
-        self.applied
-    }
-}
-
 pub struct Engine {
     pub mappings: Arc<Mappings>,
     pub state: StateStore,

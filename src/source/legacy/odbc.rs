@@ -158,12 +158,6 @@ impl WriteError {
         };
         WriteError { state, message: error.to_string(), transient }
     }
-
-    /// The data itself is at fault (SQLSTATE class 22 data exception, 23 integrity constraint,
-    /// or MariaDB's HY000 for values it refuses): retrying cannot help, the change is dead-lettered.
-    pub fn is_data_error(&self) -> bool {
-        !self.transient && (self.state.starts_with("22") || self.state.starts_with("23") || self.state == "HY000")
-    }
 }
 
 impl LegacyConnection for OdbcConnection {

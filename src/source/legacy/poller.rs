@@ -13,7 +13,7 @@ use crate::pg::PgConnInfo;
 use crate::state::{SaveOutcome, StateError, StateStore};
 
 /// What a poll hands out, one at a time.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum LegacyItem {
     Change(RowChange),
     Bad(BadLegacyRow),
