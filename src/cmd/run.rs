@@ -84,27 +84,6 @@ fn note_success(metrics: &Metrics) {
     }
 }
 
-async fn with_backoff<T, F, Fut>(what: &str, shutdown: &AtomicBool, mut f: F) -> anyhow::Result<Option<T>>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match f().await {
-            Ok(v) => return Ok(Some(v)),
-            Err(error) => {
-                if shutdown.load(Ordering::SeqCst) {
-                    return Ok(None);
-                }
-                tracing::warn!(%what, error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "unavailable; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
-}
-
 async fn connect_engine(
     config: &Config,
     mappings: Arc<Mappings>,
@@ -115,16 +94,18 @@ async fn connect_engine(
     let state_info = config.state()?.clone();
     let legacy = LegacyDb::new(&legacy_config(config, &mappings)?).map_err(anyhow::Error::msg)?;
     let origin = config.origin();
-    let parts = with_backoff("control state and Odoo", shutdown, || {
-        let (odoo, state_info, origin) = (odoo.clone(), state_info.clone(), origin.clone());
-        async move {
+    let parts = retrying!(
+        "control state and Odoo",
+        shutdown,
+        metrics,
+        async {
             let state = StateStore::connect(&state_info).await?;
             let odoo_read = crate::pg::connect(&odoo).await?;
             let sink = OdooSink::connect(&odoo, &origin).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
             Ok((state, odoo_read, sink))
         }
-    })
-    .await?;
+        .await
+    );
     Ok(parts.map(|(state, odoo_read, odoo)| Engine {
         mappings,
         state,
@@ -275,17 +256,15 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let mut stream_config = OdooStreamConfig::new(odoo.conn.clone(), &odoo.slot, &odoo.publication);
     stream_config.streaming = odoo.streaming;
     stream_config.status_interval = Duration::from_secs(1);
-    let stream = match with_backoff("Odoo replication", &shutdown, || {
-        let c = stream_config.clone();
-        async move {
-            OdooStream::open(c).await.map_err(|e| {
-                let hint = if e.is_missing_slot() { " (run `millrace setup` first)" } else { "" };
-                anyhow::anyhow!("{e}{hint}")
-            })
-        }
-    })
-    .await?
-    {
+    let stream = match retrying!(
+        "Odoo replication",
+        shutdown,
+        metrics,
+        OdooStream::open(stream_config.clone()).await.map_err(|e| {
+            let hint = if e.is_missing_slot() { " (run `millrace setup` first)" } else { "" };
+            anyhow::anyhow!("{e}{hint}")
+        })
+    ) {
         Some(s) => s,
         None => return Ok(()),
     };
