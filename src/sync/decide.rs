@@ -68,14 +68,15 @@ fn plan(change: Change, decision: Decision) -> Planned {
     }
 }
 
-/// What Odoo holds now for the key: its record and row id, read from the database.
-async fn read_target(
-    engine: &mut Engine,
+/// The Odoo row of a key, by its cross-reference or else by the key's columns: its id and its
+/// record (or the field that could not be read). `None` when Odoo has no such row.
+pub(crate) async fn read_odoo_row(
+    engine: &Engine,
     m: &Mapping,
     key: &str,
     record: &Record,
     xref: Option<&str>,
-) -> Result<Option<(Record, Option<String>)>, SyncError> {
+) -> Result<Option<(i64, Result<Record, crate::mapping::odoo::PartialRecord>)>, SyncError> {
     let unavailable = |e: String| SyncError::Unavailable { system: "odoo", message: e };
     let id = match xref.and_then(|x| x.parse::<i64>().ok()) {
         Some(id) => Some(id),
@@ -92,7 +93,7 @@ async fn read_target(
     let Some(id) = id else { return Ok(None) };
     let rows =
         crate::mapping::odoo::read_by_ids(&engine.odoo_read, m, &[id]).await.map_err(|e| unavailable(e.to_string()))?;
-    Ok(rows.into_iter().next().and_then(|(id, r)| r.ok().map(|r| (r, Some(id.to_string())))))
+    Ok(rows.into_iter().next())
 }
 
 pub(crate) async fn decide(engine: &mut Engine, change: Change) -> Result<Planned, SyncError> {
@@ -149,12 +150,13 @@ pub(crate) async fn decide(engine: &mut Engine, change: Change) -> Result<Planne
     if base_t.is_none() {
         base_t = match target {
             System::Odoo => {
-                let found = read_target(engine, m, &change.key, &record, xref_t.as_deref()).await?;
-                found.map(|(r, id)| {
+                let found = read_odoo_row(engine, m, &change.key, &record, xref_t.as_deref()).await?;
+                found.and_then(|(id, r)| {
+                    let r = r.ok()?;
                     if target_id.is_none() {
-                        target_id = id;
+                        target_id = Some(id.to_string());
                     }
-                    r
+                    Some(r)
                 })
             }
             System::Legacy => match engine.legacy_rows.get(&(m.entity.clone(), change.key.clone())) {

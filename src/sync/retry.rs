@@ -94,28 +94,11 @@ impl Engine {
                     self.legacy.read_by_key(&m, &d.key).await?.map(|r| r.map(|rec| (rec, None)))
                 }
                 System::Odoo => {
-                    let id = match self.state.xref_id(&m.entity, &d.key, "odoo").await? {
-                        Some(id) => id.parse::<i64>().ok(),
-                        None => {
-                            let record = super::decide::key_record(&m, &d.key);
-                            let catalog = crate::sink::postgres::Catalog::default();
-                            let writer = crate::sink::postgres::OdooWriter {
-                                catalog: &catalog,
-                                tx: &self.odoo_read,
-                                resolved: None,
-                            };
-                            writer.find_by_key(&m, &d.key, &record).await.ok().flatten()
-                        }
-                    };
-                    match id {
-                        None => None,
-                        Some(id) => crate::mapping::odoo::read_by_ids(&self.odoo_read, &m, &[id])
-                            .await
-                            .map_err(|e| SyncError::Unavailable { system: "odoo", message: e.to_string() })?
-                            .into_iter()
-                            .next()
-                            .map(|(id, r)| r.map(|rec| (rec, Some(id.to_string()))).map_err(|p| p.error)),
-                    }
+                    let xref = self.state.xref_id(&m.entity, &d.key, "odoo").await?;
+                    let record = super::decide::key_record(&m, &d.key);
+                    super::decide::read_odoo_row(self, &m, &d.key, &record, xref.as_deref())
+                        .await?
+                        .map(|(id, r)| r.map(|rec| (rec, Some(id.to_string()))).map_err(|p| p.error))
                 }
             };
             let (record, source_id) = match current {
