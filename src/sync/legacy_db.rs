@@ -23,6 +23,8 @@ pub struct LegacyDb {
     conn: Option<Box<dyn LegacyWriter>>,
     dialect: Dialect,
     cache: LookupCache,
+    /// Whether `cache` was read during the current batch.
+    cache_fresh: bool,
 }
 
 fn unavailable(message: String) -> SyncError {
@@ -31,7 +33,13 @@ fn unavailable(message: String) -> SyncError {
 
 impl LegacyDb {
     pub fn new(config: &LegacyConfig) -> Result<LegacyDb, String> {
-        Ok(LegacyDb { config: config.clone(), conn: None, dialect: Dialect::Ansi, cache: LookupCache::default() })
+        Ok(LegacyDb {
+            config: config.clone(),
+            conn: None,
+            dialect: Dialect::Ansi,
+            cache: LookupCache::default(),
+            cache_fresh: false,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -103,6 +111,19 @@ impl LegacyDb {
         })
     }
 
+    /// Reads the lookup tables unless this batch already did.
+    pub async fn ensure_lookups(&mut self, mappings: &Arc<Mappings>) -> Result<(), SyncError> {
+        if self.cache_fresh {
+            return Ok(());
+        }
+        self.refresh_lookups(mappings).await
+    }
+
+    /// A new batch: the lookup tables are read again when next needed.
+    pub fn new_batch(&mut self) {
+        self.cache_fresh = false;
+    }
+
     /// Re-reads every lookup table the mappings use (small code tables).
     pub async fn refresh_lookups(&mut self, mappings: &Arc<Mappings>) -> Result<(), SyncError> {
         if self.conn.is_none() {
@@ -128,6 +149,7 @@ impl LegacyDb {
             }
         }
         self.cache = cache;
+        self.cache_fresh = true;
         Ok(())
     }
 

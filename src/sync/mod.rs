@@ -154,6 +154,8 @@ impl Engine {
             })
             .collect();
         self.prefetched = self.state.prefetch(&keys).await?;
+        // Lookup tables are read at most once per batch, by whichever step needs them first.
+        self.legacy.new_batch();
         self.legacy_rows.clear();
         if source == System::Odoo {
             self.prefetch_legacy_rows(&inputs).await?;
@@ -220,7 +222,7 @@ impl Engine {
         if wanted.is_empty() {
             return Ok(());
         }
-        self.legacy.refresh_lookups(&self.mappings.clone()).await?;
+        self.legacy.ensure_lookups(&self.mappings.clone()).await?;
         for (index, keys) in wanted {
             let m = self.mappings.entities[index].clone();
             let mut found = self.legacy.read_by_keys(&m, &keys).await?;
@@ -361,7 +363,7 @@ impl Engine {
         if planned.iter().all(|p| p.decision != Decision::Apply) {
             return Ok(planned.iter().map(|_| Ok(None)).collect());
         }
-        self.legacy.refresh_lookups(&self.mappings).await?;
+        self.legacy.ensure_lookups(&self.mappings).await?;
         let cache = self.legacy.cache();
         let mut outcomes: Vec<Option<Result<Option<String>, ApplyError>>> = Vec::with_capacity(planned.len());
         let mut batch: Vec<Vec<LegacyWrite>> = Vec::new();

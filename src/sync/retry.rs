@@ -90,7 +90,7 @@ impl Engine {
             let Some(source) = System::parse(&d.source) else { continue };
             let current = match source {
                 System::Legacy => {
-                    self.legacy.refresh_lookups(&self.mappings).await?;
+                    self.legacy.ensure_lookups(&self.mappings).await?;
                     self.legacy.read_by_key(&m, &d.key).await?.map(|r| r.map(|rec| (rec, None)))
                 }
                 System::Odoo => {
