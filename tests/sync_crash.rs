@@ -231,7 +231,23 @@ async fn killed_ten_times_during_a_two_way_workload_both_sides_converge() {
             .unwrap();
         (r.get(0), r.get(1), r.get(2))
     };
-    assert_eq!((dead, parked, conflicts), (0, 0, 0), "no spurious dead letter, parked change or conflict");
+    let reasons: Vec<String> = odoo
+        .query(
+            "(SELECT entity || ' ' || key || ': ' || reason FROM millrace.dlq ORDER BY id LIMIT 3)
+             UNION ALL (SELECT entity || ' ' || key || ' ' || source || ' ' || array_to_string(fields, ',') || ' at ' || position
+                          FROM millrace.conflict WHERE key LIKE '%MR-C%' OR key LIKE '%WH/MO/C%' ORDER BY id LIMIT 3)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        (dead, parked, conflicts),
+        (0, 0, 0),
+        "no spurious dead letter, parked change or conflict: {reasons:#?}"
+    );
     assert_eq!(service.stop().code(), Some(0));
 }
 

@@ -63,9 +63,11 @@ CREATE TABLE IF NOT EXISTS millrace.known (
     position            text,
     written             boolean NOT NULL DEFAULT false,
     pending_fingerprint bigint,
+    pending_record      jsonb,
     updated_at          timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (entity, key, system)
 );
+ALTER TABLE millrace.known ADD COLUMN IF NOT EXISTS pending_record jsonb;
 CREATE TABLE IF NOT EXISTS millrace.parked (
     entity      text NOT NULL,
     key         text NOT NULL,

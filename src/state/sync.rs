@@ -15,6 +15,8 @@ pub struct Known {
     pub position: Option<String>,
     pub written: bool,
     pub pending_fingerprint: Option<i64>,
+    /// What a write in flight would leave on this side (see `pending_fingerprint`).
+    pub pending_record: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,7 +163,7 @@ impl StateStore {
         let rows = self
             .client
             .query(
-                "SELECT k.entity, k.key, k.system, k.record, k.fingerprint, k.position, k.written, k.pending_fingerprint
+                "SELECT k.entity, k.key, k.system, k.record, k.fingerprint, k.position, k.written, k.pending_fingerprint, k.pending_record
                    FROM millrace.known k JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS u(entity, key)
                      ON k.entity = u.entity AND k.key = u.key",
                 &[&entities, &key_texts],
@@ -177,6 +179,7 @@ impl StateStore {
                     position: r.get(5),
                     written: r.get(6),
                     pending_fingerprint: r.get(7),
+                    pending_record: r.get(8),
                 },
             );
         }
@@ -220,9 +223,13 @@ impl StateStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    /// Records the fingerprints of writes about to be committed on a target, so that their echo
-    /// is recognised even if millrace stops before [`StateStore::commit_writes`].
-    pub async fn set_pending(&self, pending: &[(String, String, &'static str, i64)]) -> Result<(), StateError> {
+    /// Records the writes about to be committed on a target (what they leave there, and its
+    /// fingerprint), so that their echo is recognised, and a later change of the key is compared
+    /// with them, even if millrace stops before [`StateStore::commit_writes`].
+    pub async fn set_pending(
+        &self,
+        pending: &[(String, String, &'static str, i64, serde_json::Value)],
+    ) -> Result<(), StateError> {
         if pending.is_empty() {
             return Ok(());
         }
@@ -230,12 +237,14 @@ impl StateStore {
         let keys: Vec<&str> = pending.iter().map(|p| p.1.as_str()).collect();
         let systems: Vec<&str> = pending.iter().map(|p| p.2).collect();
         let fingerprints: Vec<i64> = pending.iter().map(|p| p.3).collect();
+        let records: Vec<&serde_json::Value> = pending.iter().map(|p| &p.4).collect();
         self.client
             .execute(
-                "INSERT INTO millrace.known (entity, key, system, pending_fingerprint)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-                 ON CONFLICT (entity, key, system) DO UPDATE SET pending_fingerprint = EXCLUDED.pending_fingerprint",
-                &[&entities, &keys, &systems, &fingerprints],
+                "INSERT INTO millrace.known (entity, key, system, pending_fingerprint, pending_record)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[])
+                 ON CONFLICT (entity, key, system) DO UPDATE SET pending_fingerprint = EXCLUDED.pending_fingerprint,
+                    pending_record = EXCLUDED.pending_record",
+                &[&entities, &keys, &systems, &fingerprints, &records],
             )
             .await
             .map_err(sql("recording writes in flight"))?;
@@ -282,7 +291,7 @@ impl StateStore {
                         AS u(e, k, s, r, f, p, w)
                  ON CONFLICT (entity, key, system) DO UPDATE SET record = EXCLUDED.record,
                     fingerprint = EXCLUDED.fingerprint, position = EXCLUDED.position,
-                    written = EXCLUDED.written, pending_fingerprint = NULL, updated_at = now()",
+                    written = EXCLUDED.written, pending_fingerprint = NULL, pending_record = NULL, updated_at = now()",
                 &[&entities, &keys, &systems, &records, &fingerprints, &positions, &written],
             )
             .await

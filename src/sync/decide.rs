@@ -174,7 +174,18 @@ pub(crate) async fn decide(engine: &mut Engine, change: Change) -> Result<Planne
     let base = base_s.as_ref().or(base_t.as_ref());
     match base {
         Some(base) if target_exists => {
-            let changed: Vec<usize> = shared.iter().copied().filter(|f| record.values[*f] != base.values[*f]).collect();
+            // A write of millrace's that may or may not have committed before it stopped: a field
+            // holding either what was known or what was being written has not changed.
+            let pending = known_s
+                .as_ref()
+                .and_then(|k| k.pending_record.as_ref())
+                .and_then(|json| Record::from_json(m, json).ok());
+            let changed: Vec<usize> = shared
+                .iter()
+                .copied()
+                .filter(|f| record.values[*f] != base.values[*f])
+                .filter(|f| pending.as_ref().is_none_or(|p| record.values[*f] != p.values[*f]))
+                .collect();
             // Compared with the source's last known state, a field may have changed back to what
             // the target holds: nothing to write for it.
             let changed: Vec<usize> = match &base_t {

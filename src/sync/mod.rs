@@ -243,13 +243,14 @@ impl Engine {
     ) -> Result<(), SyncError> {
         let target = source.other();
         // Echo recognition must survive a crash between the target's commit and the state's.
-        let pending: Vec<(String, String, &'static str, i64)> = planned
+        let pending: Vec<(String, String, &'static str, i64, serde_json::Value)> = planned
             .iter()
             .filter(|p| p.decision == Decision::Apply)
             .filter_map(|p| {
-                p.expected.as_ref().map(|e| {
-                    (self.mapping(&p.change).entity.clone(), p.change.key.clone(), target.as_str(), e.fingerprint())
-                })
+                let m = self.mapping(&p.change);
+                p.expected
+                    .as_ref()
+                    .map(|e| (m.entity.clone(), p.change.key.clone(), target.as_str(), e.fingerprint(), e.to_json(m)))
             })
             .collect();
         self.state.set_pending(&pending).await?;
