@@ -31,16 +31,7 @@ async fn the_operator_page_shows_a_dead_letter_and_retries_it_only_with_the_toke
     let world = World::new("ops_page", &["item", "production_order"]).await;
     world.append_config(&format!("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"));
     let service = world.start();
-    let address: String = eventually("the HTTP endpoint", &service, || async {
-        service
-            .log_text()
-            .lines()
-            .find(|l| l.contains("HTTP endpoint listening"))
-            .and_then(|l| l.split("address=").nth(1))
-            .and_then(|a| a.split_whitespace().next())
-            .map(str::to_string)
-    })
-    .await;
+    let address = eventually("the HTTP endpoint", &service, || async { service.http_address() }).await;
     let base = format!("http://{address}");
 
     // An order PROD_ORDER refuses (its produced quantity is NULL; the column is NOT NULL).

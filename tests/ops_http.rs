@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::sync::{eventually, World};
+use common::sync::eventually;
 
 const TOKEN: &str = "op-token-7f3a9c";
 
@@ -38,33 +38,16 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_lag_readiness_and_operator_actions_over_http() {
-    let maria_port: u16 =
-        url::Url::parse(&std::env::var("MILLRACE_TEST_MARIADB_URL").expect("MILLRACE_TEST_MARIADB_URL"))
-            .ok()
-            .and_then(|u| u.port())
-            .unwrap_or(3306);
-    let proxy = common::proxy::Proxy::start(([127, 0, 0, 1], maria_port).into()).await;
-    let port = proxy.port;
-    let world = World::with_legacy_odbc("ops_http", &["item", "production_order"], |odbc| {
-        odbc.replace(&format!("Port={maria_port};"), &format!("Port={port};"))
-    })
-    .await;
+    let (world, proxy) = common::sync::world_behind_proxy("ops_http", &["item", "production_order"]).await;
     world.append_config(&format!("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"));
     // A password for Odoo too (the dev server trusts local connections, so it is never asked
     // for): it must not show up either.
     let odoo_password = "odoo-pw-4b1d9e".to_string();
     let env = vec![("MILLRACE_ODOO_PASSWORD".to_string(), odoo_password.clone())];
     let service = common::sync::Service::start_with_env(&world.config, world.dir.path(), &env);
-    let address: SocketAddr = eventually("the HTTP endpoint", &service, || async {
-        service
-            .log_text()
-            .lines()
-            .find(|l| l.contains("HTTP endpoint listening"))
-            .and_then(|l| l.split("address=").nth(1))
-            .and_then(|a| a.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-    })
-    .await;
+    let address: SocketAddr =
+        eventually("the HTTP endpoint", &service, || async { service.http_address().and_then(|a| a.parse().ok()) })
+            .await;
     let (status, body) = request(address, "GET", "/health", None);
     assert_eq!(status, 200, "{body}");
     eventually("ready", &service, || async { (request(address, "GET", "/ready", None).0 == 200).then_some(()) }).await;

@@ -432,17 +432,7 @@ async fn a_bom_arriving_before_its_items_waits_parked_then_lands_whole() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn while_the_legacy_database_is_unreachable_both_directions_wait_then_catch_up() {
-    let maria_port: u16 =
-        url::Url::parse(&std::env::var("MILLRACE_TEST_MARIADB_URL").expect("MILLRACE_TEST_MARIADB_URL"))
-            .ok()
-            .and_then(|u| u.port())
-            .unwrap_or(3306);
-    let proxy = common::proxy::Proxy::start(([127, 0, 0, 1], maria_port).into()).await;
-    let port = proxy.port;
-    let world = World::with_legacy_odbc("e2e_outage", &["item", "production_order"], |odbc| {
-        odbc.replace(&format!("Port={maria_port};"), &format!("Port={port};"))
-    })
-    .await;
+    let (world, proxy) = common::sync::world_behind_proxy("e2e_outage", &["item", "production_order"]).await;
     let mut service = world.start();
     let odoo = world.odoo.client().await;
     world.maria.exec(

@@ -50,6 +50,16 @@ impl Service {
         Service { child, log }
     }
 
+    /// The address the HTTP endpoint listens on, from the service's log.
+    pub fn http_address(&self) -> Option<String> {
+        self.log_text()
+            .lines()
+            .find(|l| l.contains("HTTP endpoint listening"))
+            .and_then(|l| l.split("address=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .map(str::to_string)
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -158,4 +168,17 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}; service log:\n{}", service.log_text());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A world whose legacy connection goes through a TCP proxy the test can cut.
+pub async fn world_behind_proxy(prefix: &str, mappings: &[&str]) -> (World, super::proxy::Proxy) {
+    let maria_port: u16 =
+        url::Url::parse(&super::env_path("MILLRACE_TEST_MARIADB_URL")).ok().and_then(|u| u.port()).unwrap_or(3306);
+    let proxy = super::proxy::Proxy::start(([127, 0, 0, 1], maria_port).into()).await;
+    let port = proxy.port;
+    let world = World::with_legacy_odbc(prefix, mappings, |odbc| {
+        odbc.replace(&format!("Port={maria_port};"), &format!("Port={port};"))
+    })
+    .await;
+    (world, proxy)
 }
