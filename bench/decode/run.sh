@@ -29,6 +29,8 @@ set -euo pipefail
 BENCH_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 ROOT=$(cd -- "$BENCH_DIR/../.." && pwd -P)
 README=$ROOT/bench/README.md
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 DB=millrace_bench_decode
 PUB=bench_decode              # publication of stock_move (the throughput runs)
@@ -406,27 +408,8 @@ EOF
 
 printf '\n===== bench/decode results =====\n' && cat "$RESULTS" && printf '================================\n'
 
-# Replaces only the text between the decode markers, so other benchmarks keep their sections.
-update_readme() {
-    local tmp
-    if [[ ! -f $README ]]; then
-        # shellcheck disable=SC2016  # the backquotes are Markdown
-        printf '# millrace benchmarks\n\nEach benchmark is `bench/<name>/run.sh`; it rewrites its own section below.\n' >"$README"
-    fi
-    if ! grep -q '^<!-- decode:begin -->$' "$README" || ! grep -q '^<!-- decode:end -->$' "$README"; then
-        printf '\n## decode\n\n<!-- decode:begin -->\n<!-- decode:end -->\n' >>"$README"
-    fi
-    tmp=$(mktemp "$README.XXXXXX")
-    awk -v results="$RESULTS" '
-        /^<!-- decode:begin -->$/ { print; while ((getline line < results) > 0) print line; skip = 1; next }
-        /^<!-- decode:end -->$/ { skip = 0 }
-        !skip { print }
-    ' "$README" >"$tmp"
-    chmod 0644 "$tmp"
-    mv -f -- "$tmp" "$README"
-}
 if [[ -z ${BENCH_NO_README:-} ]]; then
-    update_readme
+    bench_update_readme decode "$RESULTS" "$README"
     log "updated $README"
 fi
 log "done in ${TOTAL_S}s"

@@ -38,6 +38,8 @@ set -euo pipefail
 BENCH_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 ROOT=$(cd -- "$BENCH_DIR/../.." && pwd -P)
 README=$ROOT/bench/README.md
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 DB=millrace_bench_poll              # the MariaDB database
 STATE_A=millrace_bench_poll_state_a # PostgreSQL: control state of (a) (stays empty: no --ack)
@@ -489,27 +491,8 @@ EOF
 
 printf '\n===== bench/poll results =====\n' && cat "$RESULTS" && printf '==============================\n'
 
-# Replaces only the text between the poll markers, so other benchmarks keep their sections.
-update_readme() {
-    local tmp
-    if [[ ! -f $README ]]; then
-        # shellcheck disable=SC2016  # the backquotes are Markdown
-        printf '# millrace benchmarks\n\nEach benchmark is `bench/<name>/run.sh`; it rewrites its own section below.\n' >"$README"
-    fi
-    if ! grep -q '^<!-- poll:begin -->$' "$README" || ! grep -q '^<!-- poll:end -->$' "$README"; then
-        printf '\n## poll\n\n<!-- poll:begin -->\n<!-- poll:end -->\n' >>"$README"
-    fi
-    tmp=$(mktemp "$README.XXXXXX")
-    awk -v results="$RESULTS" '
-        /^<!-- poll:begin -->$/ { print; while ((getline line < results) > 0) print line; skip = 1; next }
-        /^<!-- poll:end -->$/ { skip = 0 }
-        !skip { print }
-    ' "$README" >"$tmp"
-    chmod 0644 "$tmp"
-    mv -f -- "$tmp" "$README"
-}
 if [[ -z ${BENCH_NO_README:-} ]]; then
-    update_readme
+    bench_update_readme poll "$RESULTS" "$README"
     log "updated $README"
 fi
 log "done in ${TOTAL_S}s"

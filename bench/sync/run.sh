@@ -26,6 +26,8 @@ set -euo pipefail
 BENCH_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 ROOT=$(cd -- "$BENCH_DIR/../.." && pwd -P)
 README=$ROOT/bench/README.md
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 ITEMS=${BENCH_ITEMS:-10000}
 ORDERS=${BENCH_ORDERS:-2000}
 DB=millrace_bench_sync
@@ -193,22 +195,8 @@ EOF
 
 printf '\n===== bench/sync results =====\n' && cat "$RESULTS" && printf '==============================\n'
 
-update_readme() {
-    local tmp
-    if ! grep -q '^<!-- sync:begin -->$' "$README" || ! grep -q '^<!-- sync:end -->$' "$README"; then
-        printf '\n## sync\n\n`bench/sync/run.sh` (about 2 minutes): end-to-end throughput of `millrace run` in each\ndirection on the Odoo fixture and the demo legacy ERP, its memory, and a 10-second no-loop check\n(see the script'"'"'s header).\n\n<!-- sync:begin -->\n<!-- sync:end -->\n' >>"$README"
-    fi
-    tmp=$(mktemp "$README.XXXXXX")
-    awk -v results="$RESULTS" '
-        /^<!-- sync:begin -->$/ { print; while ((getline line < results) > 0) print line; skip = 1; next }
-        /^<!-- sync:end -->$/ { skip = 0 }
-        !skip { print }
-    ' "$README" >"$tmp"
-    chmod 0644 "$tmp"
-    mv -f -- "$tmp" "$README"
-}
 if [[ -z ${BENCH_NO_README:-} ]]; then
-    update_readme
+    bench_update_readme sync "$RESULTS" "$README"
     log "updated $README"
 fi
 log "done in ${TOTAL_S}s"
