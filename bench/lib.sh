@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the bench/*/run.sh scripts (sourced, not run).
 
 # bench_update_readme NAME RESULTS_FILE README: replaces only the text between the

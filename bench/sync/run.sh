@@ -58,7 +58,7 @@ mariadb_bench() {
 
 RUN_PID=""
 cleanup() {
-    [[ -n $RUN_PID ]] && kill "$RUN_PID" 2>/dev/null || true
+    if [[ -n $RUN_PID ]]; then kill "$RUN_PID" 2>/dev/null || true; fi
     wait 2>/dev/null || true
     psql -X -q "$MILLRACE_TEST_PG_URL" -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$DB'" >/dev/null 2>&1 || true
     psql -X -q "$MILLRACE_TEST_PG_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
