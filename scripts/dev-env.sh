@@ -7,7 +7,9 @@
 #   - creates and starts a project-local MariaDB (port 33306), the demo legacy ERP's database,
 #     with an administrative account for the tests;
 #   - registers the MariaDB and PostgreSQL ODBC drivers and checks that both connect;
-#   - writes .dev/env, which exports MILLRACE_TEST_* for the test suite.
+#   - creates a Python virtualenv in .dev/py with pinned pyarrow, duckdb and psycopg, which
+#     the tests use to read what millrace writes (MILLRACE_PYTHON);
+#   - writes .dev/env, which exports MILLRACE_TEST_* and MILLRACE_PYTHON for the test suite.
 #
 # Usage: bash scripts/dev-env.sh      (or `source scripts/dev-env.sh` to also import .dev/env)
 # Env:   MILLRACE_DEV_PG_PORT       port of the dev PostgreSQL (default 55432)
@@ -687,6 +689,53 @@ install_bench_tools() {
     python3 -c 'import pyodbc' || mr_die "pyodbc installed, but python3 cannot import it"
 }
 
+# The tests' Python readers (Parquet through pyarrow and DuckDB, PostgreSQL through psycopg) in a
+# virtualenv of their own, .dev/py, made from whatever python3 is on PATH (Debian's in CI). Pinned,
+# with wheels for CPython 3.11 on x86_64 (manylinux), so nothing is compiled. A marker file in the
+# venv holds the requirement list and the interpreter it was installed for: when it matches, a
+# re-run skips pip entirely.
+MR_PY_DIR=$MR_DEV_DIR/py
+MR_PY_REQUIREMENTS=(
+    "pyarrow==26.0.1"
+    "duckdb==2.0.1"
+    "psycopg[binary]==3.3.9"
+)
+MR_PY_MARKER=$MR_PY_DIR/millrace-requirements.txt
+setup_python() {
+    local py=$MR_PY_DIR/bin/python want version
+    # The venv's interpreter must still run (a python3 upgraded or removed under it breaks it).
+    version=$("$py" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null) || version=""
+    want=$(printf '%s\n' "python $version" "${MR_PY_REQUIREMENTS[@]}")
+    if [[ -n $version && -f $MR_PY_MARKER ]] && [[ "$(cat -- "$MR_PY_MARKER")" == "$want" ]]; then
+        return 0
+    fi
+
+    # Debian's python3 ships venv without ensurepip (that is in python3-venv): install it.
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        [[ "$(python3 -c 'import sys; print(sys.prefix)')" == /usr ]] ||
+            mr_die "$(command -v python3) has no venv/ensurepip module, and is not Debian's python3: install them for it"
+        mr_need_root "installing python3-venv"
+        mr_log "installing python3-venv (for the virtualenv in $MR_PY_DIR)"
+        mr_apt_install python3-venv
+        python3 -c 'import venv, ensurepip' || mr_die "python3-venv installed, but python3 still lacks venv/ensurepip"
+    fi
+    if [[ -z $version ]] || ! "$py" -m pip --version >/dev/null 2>&1; then
+        # Missing, half-made (a venv created before ensurepip was there has no pip), or broken.
+        mr_log "creating the Python virtualenv $MR_PY_DIR ($(python3 --version 2>&1))"
+        rm -rf -- "$MR_PY_DIR"
+        python3 -m venv "$MR_PY_DIR" || mr_die "python3 -m venv $MR_PY_DIR failed"
+        version=$("$py" -c 'import sys; print(sys.version.split()[0])')
+        want=$(printf '%s\n' "python $version" "${MR_PY_REQUIREMENTS[@]}")
+    fi
+    rm -f -- "$MR_PY_MARKER"
+    mr_log "installing ${MR_PY_REQUIREMENTS[*]} into $MR_PY_DIR (pip)"
+    "$py" -m pip install --quiet --disable-pip-version-check --only-binary=:all: "${MR_PY_REQUIREMENTS[@]}" ||
+        mr_die "pip install into $MR_PY_DIR failed"
+    "$py" -c 'import pyarrow.parquet, duckdb, psycopg' ||
+        mr_die "installed, but $py cannot import pyarrow.parquet, duckdb and psycopg"
+    printf '%s\n' "$want" >"$MR_PY_MARKER"
+}
+
 # playwright-core (the driver library only; it downloads no browser) for the operator page's
 # browser test, which drives Debian's Chromium. Kept under .dev/node, pinned to a major version.
 MR_NODE_DIR=$MR_DEV_DIR/node
@@ -721,7 +770,8 @@ write_env() {
             MILLRACE_TEST_MARIADB_SOCKET "$MR_MARIA_SOCKET" \
             MILLRACE_TEST_MARIADB_CTL "$MR_SCRIPTS_DIR/mariadb-ctl.sh" \
             MILLRACE_TEST_CHROMIUM /usr/bin/chromium \
-            MILLRACE_TEST_PLAYWRIGHT "$MR_NODE_DIR/node_modules/playwright-core"
+            MILLRACE_TEST_PLAYWRIGHT "$MR_NODE_DIR/node_modules/playwright-core" \
+            MILLRACE_PYTHON "$MR_PY_DIR/bin/python"
     } >"$tmp"
     mv -f -- "$tmp" "$MR_ENV_FILE"
 }
@@ -735,6 +785,7 @@ main() {
     setup_mariadb
     setup_odbc
     setup_browser
+    setup_python
     if [[ ${MILLRACE_DEV_BENCH:-0} == 1 ]]; then
         install_bench_tools
     fi
