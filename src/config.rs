@@ -66,6 +66,9 @@ pub struct Config {
     pub sync: SyncConfig,
     /// `[http]`: the metrics, health and operator endpoint of `run`, when configured.
     pub http: Option<HttpConfig>,
+    /// `[archive]` (or `MILLRACE_ARCHIVE_DIR`): where every decided change is written as
+    /// Parquet; no archive when absent.
+    pub archive: Option<crate::archive::ArchiveSettings>,
 }
 
 /// `[http]` (or `MILLRACE_HTTP_LISTEN`): where `run` serves /metrics, /health, /ready and the
@@ -176,6 +179,15 @@ struct RawConfig {
     #[serde(default)]
     sync: RawSync,
     http: Option<RawHttp>,
+    archive: Option<RawArchive>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArchive {
+    dir: Option<PathBuf>,
+    rotate_rows: Option<usize>,
+    rotate_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -266,9 +278,14 @@ impl Config {
             Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
         };
         let mut config = Config::from_raw(raw, env)?;
-        if config.sync.mappings.is_relative() && env.var("MILLRACE_MAPPINGS").is_none() {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if config.sync.mappings.is_relative() && env.var("MILLRACE_MAPPINGS").is_none() {
                 config.sync.mappings = dir.join(&config.sync.mappings);
+            }
+            if let Some(archive) = config.archive.as_mut().filter(|a| a.dir.is_relative()) {
+                if env.var("MILLRACE_ARCHIVE_DIR").is_none() {
+                    archive.dir = dir.join(&archive.dir);
+                }
             }
         }
         Ok(config)
@@ -330,7 +347,26 @@ impl Config {
                 Some(HttpConfig { listen, token })
             }
         };
-        Ok(Config { odoo, legacy, state, sync, http })
+        let archive = match (raw.archive, env.var("MILLRACE_ARCHIVE_DIR")) {
+            (None, None) => None,
+            (raw_archive, dir_env) => {
+                let raw_archive = raw_archive.unwrap_or_default();
+                let dir = dir_env.map(PathBuf::from).or(raw_archive.dir).unwrap_or_else(|| PathBuf::from("archive"));
+                let rotate_rows = raw_archive.rotate_rows.unwrap_or(100_000);
+                if rotate_rows == 0 {
+                    return Err(ConfigError::Invalid {
+                        field: "archive.rotate_rows",
+                        message: "must be at least 1".into(),
+                    });
+                }
+                let rotate_after = match raw_archive.rotate_after {
+                    Some(text) => parse_duration("archive.rotate_after", &text)?,
+                    None => Duration::from_secs(10),
+                };
+                Some(crate::archive::ArchiveSettings { dir, rotate_rows, rotate_after })
+            }
+        };
+        Ok(Config { odoo, legacy, state, sync, http, archive })
     }
 }
 

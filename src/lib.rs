@@ -3,8 +3,10 @@
 //! Data flows one way: sources ([`source`]) read row changes, later stages map, decide, apply and
 //! archive them. See DESIGN.md in the repository for the whole picture.
 
+pub mod archive;
 pub mod cmd;
 pub mod config;
+pub mod export;
 pub mod mapping;
 pub mod model;
 pub mod ops;

@@ -68,6 +68,39 @@ enum Command {
         #[command(subcommand)]
         action: cmd::dlq::DlqAction,
     },
+    /// Copy entities from their system of record to the other side (and the archive), in
+    /// key-ordered chunks; resumable after a kill. The first run creates the replication slot
+    /// and reads Odoo from its snapshot, so streaming continues exactly where it ends.
+    ///
+    /// Example: millrace --config millrace.toml backfill --entity item --entity bom
+    Backfill {
+        /// Entity to copy (repeatable); every mapped entity when none is named.
+        #[arg(long = "entity", value_name = "ENTITY")]
+        entities: Vec<String>,
+        /// Rows per chunk (one target transaction and one checkpoint each).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+        chunk: u32,
+        /// Start over instead of resuming where an interrupted backfill stopped.
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Write the current state of entities (or whole tables) as Parquet files for BI.
+    ///
+    /// Example: millrace export --entity item --out exports/   (writes exports/item.parquet)
+    Export {
+        /// Entity to export (repeatable); every mapped entity when neither this nor --table is given.
+        #[arg(long = "entity", value_name = "ENTITY")]
+        entities: Vec<String>,
+        /// A whole table instead, with its own columns and types (repeatable).
+        #[arg(long = "table", value_name = "TABLE")]
+        tables: Vec<String>,
+        /// Which side to read: for entities, each one's system of record by default; for tables, odoo.
+        #[arg(long, value_enum)]
+        side: Option<SourceArg>,
+        /// Output directory: one `<entity or table>.parquet` per export.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Lag, positions, decisions, parked changes and dead letters.
     Status {
         /// One JSON object instead of text.
@@ -113,6 +146,17 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Check => cmd::check::run(&config).await?,
         Command::Dlq { action } => cmd::dlq::run(&config, action).await?,
         Command::Status { json } => cmd::status::run(&config, json).await?,
+        Command::Backfill { entities, chunk, restart } => {
+            cmd::backfill::run(&config, cmd::backfill::BackfillOptions { entities, chunk: chunk as usize, restart })
+                .await?
+        }
+        Command::Export { entities, tables, side, out } => {
+            let side = side.map(|s| match s {
+                SourceArg::Odoo => millrace::mapping::System::Odoo,
+                SourceArg::Legacy => millrace::mapping::System::Legacy,
+            });
+            cmd::export::run(&config, cmd::export::ExportOptions { entities, tables, side, out }).await?
+        }
         Command::Tail { json, ack, until_caught_up, source } => {
             let options = cmd::tail::TailOptions { json, ack, until_caught_up };
             match source {

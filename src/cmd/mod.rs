@@ -1,8 +1,10 @@
 //! The commands behind the CLI, one file each. `main.rs` only parses arguments and calls these.
 
+pub mod backfill;
 pub mod check;
 pub mod dlq;
 pub mod envelope;
+pub mod export;
 pub mod run;
 pub mod setup;
 pub mod status;

@@ -25,7 +25,10 @@ use crate::source::legacy::poller::{LegacyItem, LegacyPoller, PendingSave};
 use crate::source::odoo::{OdooStream, OdooStreamConfig, StreamItem};
 use crate::state::StateStore;
 use crate::sync::legacy_db::LegacyDb;
-use crate::sync::{map, BadInput, Engine, Input, SyncError};
+use crate::sync::{map, BadInput, BatchMeta, Engine, Input, SyncError};
+
+/// 2000-01-01 00:00:00 UTC in Unix microseconds: PostgreSQL's zero timestamp.
+const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
 
 enum OdooMessage {
     Item(StreamItem),
@@ -115,10 +118,12 @@ async fn connect_engine(
         prefetched: Default::default(),
         legacy_rows: Default::default(),
         metrics,
+        archive: None,
+        batch: Default::default(),
     }))
 }
 
-fn legacy_config(config: &Config, mappings: &Mappings) -> anyhow::Result<LegacyConfig> {
+pub(crate) fn legacy_config(config: &Config, mappings: &Mappings) -> anyhow::Result<LegacyConfig> {
     let mut legacy = config.legacy()?.clone();
     for table in mappings.legacy_tables() {
         if !legacy.tables.iter().any(|t| t.table == table.table) {
@@ -225,6 +230,12 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let Some(mut engine) = connect_engine(config, mappings.clone(), &shutdown, metrics.clone()).await? else {
         return Ok(());
     };
+    if let Some(settings) = &config.archive {
+        let archive = crate::archive::Archive::open(settings.clone(), mappings.clone())
+            .with_context(|| format!("opening the archive directory {} ([archive] dir)", settings.dir.display()))?;
+        tracing::info!(dir = %settings.dir.display(), rotate_rows = settings.rotate_rows, rotate_after_s = settings.rotate_after.as_secs_f64(), "archiving every decided change");
+        engine.archive = Some(archive);
+    }
     metrics.side("odoo", None);
     metrics.side("state", None);
     if let Some(http) = &config.http {
@@ -278,6 +289,8 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let mut txn: Vec<RowChange> = Vec::new();
     let mut bad: Vec<BadInput> = Vec::new();
     let mut retry_tick = tokio::time::interval(config.sync.retry_interval);
+    let mut archive_tick = tokio::time::interval(Duration::from_millis(500));
+    let mut held = HeldAcks::default();
     let mut applied_since_retry = true;
     let conns = Conns { odoo: odoo.conn.clone(), state: config.state()?.clone(), origin: config.origin() };
     while !shutdown.load(Ordering::SeqCst) {
@@ -294,22 +307,32 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
                     field: None,
                     reason: format!("undecodable row of {}: {}", row.table, row.reason),
                 }),
-                Some(OdooMessage::Item(StreamItem::Commit { commit_lsn, end_lsn, commit_ts, .. })) => {
+                Some(OdooMessage::Item(StreamItem::Commit { xid, commit_lsn, end_lsn, commit_ts })) => {
                     let changes = std::mem::take(&mut txn);
                     let bad_rows = std::mem::take(&mut bad);
                     metrics.read("odoo", changes.len() as u64);
-                    metrics.odoo_in_flight(Some(commit_ts.timestamp_micros() as f64 / 1e6));
+                    // A transaction written under a replication origin (millrace's own writes)
+                    // reports the origin's timestamp, which millrace does not set: zero, that is
+                    // 2000-01-01. Its commit time is unknown, not 26 years ago.
+                    let commit_ts = (commit_ts.timestamp_micros() != PG_EPOCH_UNIX_MICROS).then_some(commit_ts);
+                    metrics.odoo_in_flight(commit_ts.map(|t| t.timestamp_micros() as f64 / 1e6));
                     let started = std::time::Instant::now();
+                    let xid = xid.or_else(|| changes.iter().find_map(|c| c.xid));
+                    engine.batch = BatchMeta { commit_ts, xid, snapshot: false, replayable: true };
                     let done = retrying!("applying an Odoo transaction", shutdown, metrics, odoo_batch(&mut engine, &changes, &bad_rows, commit_lsn, &conns).await);
+                    engine.batch = BatchMeta::default();
                     match done {
                         Some(applied) => {
                             applied_since_retry |= applied > 0;
-                            acked.fetch_max(end_lsn.0, Ordering::SeqCst);
+                            held.odoo = held.odoo.max(Some(end_lsn.0));
                             metrics.odoo_in_flight(None);
                             metrics.batch_took("odoo", started.elapsed());
                             note_success(&metrics);
                         }
                         None => break,
+                    }
+                    if !settle(&mut engine, &mut held, &acked, false, &shutdown, &metrics).await {
+                        break;
                     }
                 }
                 Some(OdooMessage::Item(StreamItem::CaughtUp)) => {}
@@ -320,16 +343,26 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
                 let Some(LegacyPoll { items, done }) = poll else { anyhow::bail!("the legacy poller stopped") };
                 metrics.read("legacy", items.len() as u64);
                 let started = std::time::Instant::now();
+                engine.batch = BatchMeta { replayable: true, ..BatchMeta::default() };
                 let outcome = retrying!("applying a legacy poll", shutdown, metrics, legacy_batch(&mut engine, &items, &conns).await);
+                engine.batch = BatchMeta::default();
                 match outcome {
                     Some(applied) => {
                         applied_since_retry |= applied > 0;
-                        let _ = done.send(true);
+                        held.legacy.push(done);
                         metrics.batch_took("legacy", started.elapsed());
                         metrics.legacy_polled(&legacy_tables);
                         note_success(&metrics);
                     }
                     None => break,
+                }
+                if !settle(&mut engine, &mut held, &acked, false, &shutdown, &metrics).await {
+                    break;
+                }
+            },
+            _ = archive_tick.tick() => {
+                if !settle(&mut engine, &mut held, &acked, false, &shutdown, &metrics).await {
+                    break;
                 }
             },
             _ = retry_tick.tick() => {
@@ -352,10 +385,72 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             },
         }
     }
+    // What was decided is archived and acknowledged before stopping; a flush that cannot be
+    // made now leaves it unacknowledged, to be read and archived again by the next run.
+    shutdown.store(false, Ordering::SeqCst);
+    let flush_deadline = tokio::time::sleep(Duration::from_secs(10));
+    tokio::select! {
+        _ = settle(&mut engine, &mut held, &acked, true, &shutdown, &metrics) => {}
+        _ = flush_deadline => tracing::warn!("the archive could not be written while stopping; the next run archives what was left"),
+    }
     tracing::info!(acknowledged = %Lsn(acked.load(Ordering::SeqCst)), "stopped");
     // Give the stream task a moment to report the final acknowledgement.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     Ok(())
+}
+
+/// Source positions handled but not yet acknowledged: they wait for the archive file that
+/// holds their changes to be durable.
+#[derive(Default)]
+struct HeldAcks {
+    odoo: Option<u64>,
+    legacy: Vec<oneshot::Sender<bool>>,
+}
+
+/// Acknowledges what the archive holds durably: at once when nothing waits in its buffers,
+/// else after a flush when one is due (or `force`). False when stopping mid-retry.
+async fn settle(
+    engine: &mut Engine,
+    held: &mut HeldAcks,
+    acked: &AtomicU64,
+    force: bool,
+    shutdown: &AtomicBool,
+    metrics: &Metrics,
+) -> bool {
+    if let Some(archive) = engine.archive.as_mut() {
+        if archive.buffered() > 0 {
+            if !(force || archive.due()) {
+                return true;
+            }
+            let started = std::time::Instant::now();
+            let rows = archive.buffered();
+            let flushed = retrying!(
+                "writing the archive",
+                shutdown,
+                metrics,
+                archive.flush().await.map_err(|e| {
+                    metrics.side("archive", Some(&e.to_string()));
+                    anyhow::Error::new(e)
+                })
+            );
+            let Some(flushed) = flushed else { return false };
+            metrics.side("archive", None);
+            metrics.archived(flushed.files.len() as u64, flushed.rows);
+            tracing::info!(
+                files = flushed.files.len(),
+                rows,
+                took_ms = started.elapsed().as_millis() as u64,
+                "archive files written"
+            );
+        }
+    }
+    if let Some(lsn) = held.odoo.take() {
+        acked.fetch_max(lsn, Ordering::SeqCst);
+    }
+    for done in held.legacy.drain(..) {
+        let _ = done.send(true);
+    }
+    true
 }
 
 async fn odoo_batch(

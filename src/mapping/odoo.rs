@@ -124,6 +124,31 @@ pub async fn read_by_ids(
     Ok(out)
 }
 
+/// Up to `limit` records with main-table ids above `after_id`, in id order: a key-ordered
+/// chunk of a whole-table read (backfill, export).
+pub async fn read_after(
+    client: &impl GenericClient,
+    m: &Mapping,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<(i64, Result<Record, PartialRecord>)>, tokio_postgres::Error> {
+    let (list, filter_params) = select_list(m, 3);
+    let id = quote_ident(&m.odoo.id_column);
+    let sql = format!("SELECT {list} {} WHERE m.{id} > $1::bigint ORDER BY m.{id} LIMIT $2::bigint", from_clause(m));
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&after_id, &limit];
+    for p in &filter_params {
+        params.push(p);
+    }
+    let rows = client.query(&sql, &params).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: Option<String> = row.get(0);
+        let Some(id) = id.and_then(|s| s.parse::<i64>().ok()) else { continue };
+        out.push((id, record_from_text_row(m, &row)));
+    }
+    Ok(out)
+}
+
 fn record_from_text_row(m: &Mapping, row: &tokio_postgres::Row) -> Result<Record, PartialRecord> {
     let mut values = vec![Value::Null; m.fields.len()];
     let mut first_error: Option<FieldError> = None;

@@ -35,6 +35,8 @@ struct Inner {
     failing: BTreeMap<String, (String, f64)>,
     /// Items read but not yet handled, per source.
     queued: BTreeMap<String, u64>,
+    archive_files: u64,
+    archive_rows: u64,
 }
 
 /// Shared by the engine loop and the HTTP endpoint.
@@ -94,6 +96,14 @@ impl Metrics {
     pub fn queued(&self, source: &str, depth: u64) {
         self.with(|m| {
             m.queued.insert(source.to_string(), depth);
+        });
+    }
+
+    /// A flush made `files` archive files holding `rows` changes durable.
+    pub fn archived(&self, files: u64, rows: u64) {
+        self.with(|m| {
+            m.archive_files += files;
+            m.archive_rows += rows;
         });
     }
 
@@ -210,6 +220,8 @@ impl Metrics {
             for (system, n) in &m.reconnects {
                 let _ = writeln!(out, "millrace_reconnects_total{{system=\"{}\"}} {n}", escape(system));
             }
+            let _ = writeln!(out, "# HELP millrace_archive_files_total Archive files written.\n# TYPE millrace_archive_files_total counter\nmillrace_archive_files_total {}", m.archive_files);
+            let _ = writeln!(out, "# HELP millrace_archive_rows_total Changes written to the archive.\n# TYPE millrace_archive_rows_total counter\nmillrace_archive_rows_total {}", m.archive_rows);
             let _ = writeln!(out, "# HELP millrace_up Whether the last attempt to reach a system succeeded.\n# TYPE millrace_up gauge");
             for (system, up) in &m.up {
                 let _ = writeln!(out, "millrace_up{{system=\"{}\"}} {}", escape(system), u8::from(*up));

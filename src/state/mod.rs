@@ -115,6 +115,16 @@ CREATE TABLE IF NOT EXISTS millrace.decision_count (
     last_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (entity, source, decision)
 );
+CREATE TABLE IF NOT EXISTS millrace.backfill (
+    entity       text PRIMARY KEY,
+    source       text NOT NULL,
+    last_key     jsonb,
+    rows_done    bigint NOT NULL DEFAULT 0,
+    position     text,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz
+);
 CREATE TABLE IF NOT EXISTS millrace.source_status (
     source      text PRIMARY KEY,
     position    text,

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
+use crate::archive::ArchiveRow;
 use crate::mapping::{Mapping, Mappings, Record, System};
 use crate::sink::postgres::{ApplyError, OdooSink, OdooWriter};
 use crate::state::sync::{DeadLetter, KnownWrite, NewConflict, Parked, StateWrites, XrefWrite};
@@ -110,6 +111,22 @@ pub struct Engine {
     /// (entity, key) → the row's record, or `None` when there is no row.
     pub(crate) legacy_rows: std::collections::HashMap<(String, String), Option<Record>>,
     pub metrics: Arc<crate::ops::metrics::Metrics>,
+    /// Where every decided change is written, when `[archive]` is configured.
+    pub archive: Option<crate::archive::Archive>,
+    /// What the caller knows of the batch being processed, for the archive.
+    pub batch: BatchMeta,
+}
+
+/// The source transaction (or read) a batch comes from.
+#[derive(Debug, Clone, Default)]
+pub struct BatchMeta {
+    pub commit_ts: Option<chrono::DateTime<Utc>>,
+    pub xid: Option<u32>,
+    /// Rows read by a backfill, not changes.
+    pub snapshot: bool,
+    /// Read from a source that replays after a crash (the Odoo stream, a legacy poll), as
+    /// opposed to a retry of parked changes or dead letters.
+    pub replayable: bool,
 }
 
 /// The planned effect of one decided change on its target.
@@ -145,6 +162,7 @@ impl Engine {
         let mut writes = StateWrites::default();
         let mut summary = BatchSummary::default();
         let mut planned = Vec::new();
+        let mut archived: Vec<ArchiveRow> = Vec::new();
         let keys: Vec<(String, String)> = inputs
             .iter()
             .filter_map(|i| match i {
@@ -163,6 +181,9 @@ impl Engine {
         for input in inputs {
             match input {
                 Input::Bad(bad) => {
+                    if let Some(row) = self.archive_bad(&bad) {
+                        archived.push(row);
+                    }
                     summary.dead_lettered += 1;
                     tracing::error!(entity = %bad.entity, key = %bad.key, source = bad.source.as_str(), position = %bad.position, field = ?bad.field, reason = %bad.reason, "dead-lettered: the source row cannot be read");
                     writes.count(&bad.entity, bad.source.as_str(), "dead_letter");
@@ -187,11 +208,17 @@ impl Engine {
                 }
             }
         }
-        self.apply(source, planned, &mut writes, &mut summary).await?;
+        self.apply(source, planned, &mut writes, &mut summary, &mut archived).await?;
         if let Some(position) = position {
             writes.source_position = Some((source.as_str(), position));
         }
         self.state.commit_writes(&writes).await?;
+        // Only now: a batch that failed before its outcome was saved runs again whole.
+        if let Some(archive) = self.archive.as_mut() {
+            for row in archived {
+                archive.push(row);
+            }
+        }
         for ((entity, source, decision), n) in &writes.counts {
             let direction = if *source == "legacy" { "legacy_to_odoo" } else { "odoo_to_legacy" };
             for _ in 0..*n {
@@ -240,6 +267,7 @@ impl Engine {
         planned: Vec<Planned>,
         writes: &mut StateWrites,
         summary: &mut BatchSummary,
+        archived: &mut Vec<ArchiveRow>,
     ) -> Result<(), SyncError> {
         let target = source.other();
         // Echo recognition must survive a crash between the target's commit and the state's.
@@ -259,6 +287,9 @@ impl Engine {
             System::Legacy => self.apply_to_legacy(&planned).await?,
         };
         for (plan, outcome) in planned.into_iter().zip(outcomes) {
+            if self.archive.is_some() {
+                archived.push(self.archive_row(&plan, &outcome));
+            }
             self.record(plan, outcome, writes, summary);
         }
         Ok(())
@@ -631,6 +662,87 @@ impl Engine {
                 }
             },
         }
+    }
+}
+
+impl Engine {
+    /// The archive's record of one decided change.
+    fn archive_row(&self, plan: &Planned, outcome: &Result<Option<String>, ApplyError>) -> ArchiveRow {
+        let m = &self.mappings.entities[plan.change.entity];
+        let change = &plan.change;
+        let source = change.source;
+        let known = self.prefetched.known.get(&(m.entity.clone(), change.key.clone(), source.as_str().to_string()));
+        let before = known.and_then(|k| k.record.as_ref()).and_then(|json| Record::from_json(m, json).ok());
+        let field_names =
+            |fields: &[usize]| fields.iter().map(|f| m.fields[*f].name.as_str()).collect::<Vec<_>>().join(", ");
+        let (decision, reason) = match plan.decision {
+            Decision::Echo => ("echo", Some("millrace's own write coming back".to_string())),
+            Decision::Stale => ("stale", Some("nothing new: already known or already on the other side".to_string())),
+            Decision::Filtered => ("filtered", Some(format!("outside what {} replicates", source.as_str()))),
+            Decision::Conflict => (
+                "conflict",
+                Some(format!("{} does not own {}: not applied", source.as_str(), field_names(&plan.conflict_fields))),
+            ),
+            Decision::Apply => match outcome {
+                Ok(_) if plan.conflict_fields.is_empty() => ("apply", None),
+                Ok(_) => (
+                    "apply",
+                    Some(format!(
+                        "conflict accepted: {} does not own {}",
+                        source.as_str(),
+                        field_names(&plan.conflict_fields)
+                    )),
+                ),
+                Err(ApplyError::Park(reason)) => ("parked", Some(reason.clone())),
+                Err(ApplyError::Dead { reason, .. }) => ("dead_letter", Some(reason.clone())),
+                Err(ApplyError::Transient(reason)) => ("failed", Some(reason.clone())),
+            },
+        };
+        let op = match (self.batch.snapshot, change.op, &before) {
+            (true, _, _) => "r",
+            (false, ChangeOp::Delete, _) => "d",
+            (false, ChangeOp::Upsert, Some(_)) => "u",
+            (false, ChangeOp::Upsert, None) => "c",
+        };
+        ArchiveRow {
+            entity: change.entity,
+            key: change.key.clone(),
+            source,
+            source_table: m.side(source).table.clone(),
+            op,
+            decision,
+            reason,
+            position: change.position.clone(),
+            commit_ts: self.batch.commit_ts,
+            xid: self.batch.xid,
+            captured_at: Utc::now(),
+            after: change.record.clone(),
+            before,
+            replayable: self.batch.replayable && change.dead_letter.is_none(),
+        }
+    }
+
+    /// The archive's record of a source row that could not be read (when it names an entity).
+    fn archive_bad(&self, bad: &BadInput) -> Option<ArchiveRow> {
+        self.archive.as_ref()?;
+        let entity = self.mappings.entities.iter().position(|m| m.entity == bad.entity)?;
+        let m = &self.mappings.entities[entity];
+        Some(ArchiveRow {
+            entity,
+            key: bad.key.clone(),
+            source: bad.source,
+            source_table: m.side(bad.source).table.clone(),
+            op: if self.batch.snapshot { "r" } else { "u" },
+            decision: "dead_letter",
+            reason: Some(bad.reason.clone()),
+            position: bad.position.clone(),
+            commit_ts: self.batch.commit_ts,
+            xid: self.batch.xid,
+            captured_at: Utc::now(),
+            after: None,
+            before: None,
+            replayable: self.batch.replayable,
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
 pub mod legacy;
+pub mod parquet;
 pub mod proxy;
 pub mod sync;
 

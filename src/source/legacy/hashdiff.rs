@@ -33,7 +33,7 @@ pub async fn pass(
     let started = chrono::Utc::now();
     let version = started.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     let first_pass = !store.checkpoint(&table.table, strategy).await?.exists;
-    let (mut rx, handle) = reader::spawn(conn, ReadPlan::KeysetScan { table: table.clone() });
+    let (mut rx, handle) = reader::spawn(conn, ReadPlan::KeysetScan { table: table.clone(), after: None });
     // Keys seen by this pass, as 64-bit fingerprints: 8 bytes a row however wide the key.
     let mut seen: HashSet<u64> = HashSet::new();
     let mut upserts = Vec::new();

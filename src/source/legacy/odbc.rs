@@ -111,6 +111,11 @@ impl OdbcConnection {
         Ok(OdbcConnection { connection, dialect, shown })
     }
 
+    /// The driver connection, for readers that fetch on their own (arrow-odbc's bulk reader).
+    pub fn raw(&self) -> &Connection<'static> {
+        &self.connection
+    }
+
     /// The connection string, password hidden.
     pub fn target(&self) -> &str {
         &self.shown

@@ -37,6 +37,22 @@ pub struct PendingSave {
     pub outcome: SaveOutcome,
 }
 
+/// Opens a connection to the legacy database (on the blocking pool: drivers block).
+pub async fn connect(config: &LegacyConfig) -> Result<Box<dyn LegacyConnection>, LegacyError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || -> Result<Box<dyn LegacyConnection>, LegacyError> {
+        Ok(match config.kind {
+            LegacyKind::Odbc => Box::new(OdbcConnection::connect(&config.connection_string, config.password.as_ref())?),
+            LegacyKind::Mssql => Box::new(super::mssql::MssqlConnection::connect(
+                &config.connection_string,
+                config.password.as_ref().map(|p| p.expose()),
+            )?),
+        })
+    })
+    .await
+    .map_err(|e| LegacyError::Other(format!("connect thread: {e}")))?
+}
+
 pub struct LegacyPoller {
     config: LegacyConfig,
     conn: Option<Box<dyn LegacyConnection>>,
@@ -58,20 +74,7 @@ impl LegacyPoller {
         if let Some(conn) = self.conn.take() {
             return Ok(conn);
         }
-        let config = self.config.clone();
-        tokio::task::spawn_blocking(move || -> Result<Box<dyn LegacyConnection>, LegacyError> {
-            Ok(match config.kind {
-                LegacyKind::Odbc => {
-                    Box::new(OdbcConnection::connect(&config.connection_string, config.password.as_ref())?)
-                }
-                LegacyKind::Mssql => Box::new(super::mssql::MssqlConnection::connect(
-                    &config.connection_string,
-                    config.password.as_ref().map(|p| p.expose()),
-                )?),
-            })
-        })
-        .await
-        .map_err(|e| LegacyError::Other(format!("connect thread: {e}")))?
+        connect(&self.config).await
     }
 
     /// Polls every table once. Transient faults (lost connection, deadlock, timeout) are

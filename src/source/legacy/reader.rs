@@ -14,7 +14,7 @@ pub enum ReadPlan {
     Query { table: String, sql: String, params: Vec<Value> },
     /// The whole table in key order, `chunk_size` rows per query (keyset paging: each query
     /// starts after the last key of the previous one, so no query holds the table for long).
-    KeysetScan { table: LegacyTable },
+    KeysetScan { table: LegacyTable, after: Option<Vec<Value>> },
 }
 
 pub type Reader = (mpsc::Receiver<Result<RowBatch, LegacyError>>, tokio::task::JoinHandle<Box<dyn LegacyConnection>>);
@@ -25,7 +25,7 @@ pub fn spawn(mut conn: Box<dyn LegacyConnection>, plan: ReadPlan) -> Reader {
     let handle = tokio::task::spawn_blocking(move || {
         let result = match &plan {
             ReadPlan::Query { table, sql, params } => conn.select(table, sql, params, &mut |batch| send(&tx, batch)),
-            ReadPlan::KeysetScan { table } => keyset_scan(conn.as_mut(), table, &tx),
+            ReadPlan::KeysetScan { table, after } => keyset_scan(conn.as_mut(), table, after.clone(), &tx),
         };
         if let Err(error) = result {
             let _ = tx.blocking_send(Err(error));
@@ -42,6 +42,7 @@ fn send(tx: &mpsc::Sender<Result<RowBatch, LegacyError>>, batch: RowBatch) -> Re
 fn keyset_scan(
     conn: &mut dyn LegacyConnection,
     table: &LegacyTable,
+    start_after: Option<Vec<Value>>,
     tx: &mpsc::Sender<Result<RowBatch, LegacyError>>,
 ) -> Result<(), LegacyError> {
     let dialect = conn.dialect();
@@ -51,7 +52,7 @@ fn keyset_scan(
     let first = dialect.limit(&format!("* FROM {quoted_table}"), &order_by, table.chunk_size);
     let (after, binds) = dialect.keys_after(&quoted_keys);
     let next = dialect.limit(&format!("* FROM {quoted_table} WHERE {after}"), &order_by, table.chunk_size);
-    let mut last_key: Option<Vec<Value>> = None;
+    let mut last_key: Option<Vec<Value>> = start_after;
     loop {
         let (sql, params) = match &last_key {
             None => (&first, Vec::new()),

@@ -1,0 +1,326 @@
+//! The archive: every decided change, with its decision, as Hive-partitioned zstd Parquet
+//! (DESIGN §8): `<dir>/entity=<entity>/date=<YYYY-MM-DD>/<system>-<first>-<last>.parquet`.
+//!
+//! Changes are buffered per (entity, day, source) and written when a buffer reaches
+//! `rotate_rows` or the oldest buffered change is `rotate_after` old. The caller acknowledges a
+//! source position only after the flush holding it returned, so a crash loses nothing: what
+//! was buffered is read again from the source. What was already written is not written twice:
+//! an Odoo change at or below the highest LSN of the entity's files is skipped, and a legacy
+//! change already in the entity's newest legacy file (the flush whose watermark save a crash
+//! may have prevented) is skipped too.
+
+pub mod columns;
+pub mod file;
+pub mod schema;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::mapping::{Mappings, Record, System};
+use crate::model::Lsn;
+pub use file::FileError;
+
+/// One decided change, as the archive stores it.
+#[derive(Debug, Clone)]
+pub struct ArchiveRow {
+    /// Index into [`Mappings::entities`].
+    pub entity: usize,
+    pub key: String,
+    pub source: System,
+    pub source_table: String,
+    /// The Debezium letter: c, u, d, or r for a snapshot (backfill) read.
+    pub op: &'static str,
+    pub decision: &'static str,
+    pub reason: Option<String>,
+    pub position: String,
+    pub commit_ts: Option<DateTime<Utc>>,
+    pub xid: Option<u32>,
+    pub captured_at: DateTime<Utc>,
+    pub after: Option<Record>,
+    /// What millrace knew of the entity on the source side before this change.
+    pub before: Option<Record>,
+    /// Read from a source stream that replays after a crash (not a retry of a parked change
+    /// or dead letter, which the archive must record every time).
+    pub replayable: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("archive {dir}: {source}")]
+    Io { dir: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("archive file {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("archive: {0}")]
+    Schema(String),
+}
+
+/// The `[archive]` settings.
+#[derive(Debug, Clone)]
+pub struct ArchiveSettings {
+    pub dir: PathBuf,
+    pub rotate_rows: usize,
+    pub rotate_after: Duration,
+}
+
+/// What a flush wrote.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Flushed {
+    pub files: Vec<PathBuf>,
+    pub rows: u64,
+}
+
+type BufferKey = (usize, NaiveDate, System);
+
+pub struct Archive {
+    settings: ArchiveSettings,
+    mappings: Arc<Mappings>,
+    buffers: BTreeMap<BufferKey, Vec<ArchiveRow>>,
+    buffered: usize,
+    oldest: Option<Instant>,
+    /// Entity → the highest commit LSN in its Odoo files.
+    odoo_archived: HashMap<String, u64>,
+    /// Entity → (key, position) of every change in its newest legacy file.
+    legacy_last: HashMap<String, HashSet<(String, String)>>,
+    skipped: u64,
+}
+
+impl Archive {
+    /// Opens the archive directory: removes what a crash left half-written and learns what is
+    /// already archived.
+    pub fn open(settings: ArchiveSettings, mappings: Arc<Mappings>) -> Result<Archive, ArchiveError> {
+        let io = |source| ArchiveError::Io { dir: settings.dir.clone(), source };
+        std::fs::create_dir_all(&settings.dir).map_err(io)?;
+        let removed = file::remove_temporaries(&settings.dir).map_err(io)?;
+        if removed > 0 {
+            tracing::info!(dir = %settings.dir.display(), removed, "removed archive files a crash left unfinished");
+        }
+        let mut archive = Archive {
+            settings,
+            mappings,
+            buffers: BTreeMap::new(),
+            buffered: 0,
+            oldest: None,
+            odoo_archived: HashMap::new(),
+            legacy_last: HashMap::new(),
+            skipped: 0,
+        };
+        archive.learn_existing()?;
+        Ok(archive)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.settings.dir
+    }
+
+    fn learn_existing(&mut self) -> Result<(), ArchiveError> {
+        let io = |source| ArchiveError::Io { dir: self.settings.dir.clone(), source };
+        for m in &self.mappings.entities {
+            let entity_dir = self.settings.dir.join(format!("entity={}", m.entity));
+            let Ok(days) = std::fs::read_dir(&entity_dir) else { continue };
+            let mut newest_legacy: Option<(std::time::SystemTime, PathBuf)> = None;
+            for day in days {
+                let day = day.map_err(io)?.path();
+                let Ok(files) = std::fs::read_dir(&day) else { continue };
+                for f in files {
+                    let f = f.map_err(io)?;
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    if let Some(last) = odoo_file_last(&name) {
+                        let hwm = self.odoo_archived.entry(m.entity.clone()).or_default();
+                        *hwm = (*hwm).max(last);
+                    } else if name.starts_with("legacy-") && name.ends_with(".parquet") {
+                        let modified = f.metadata().and_then(|md| md.modified()).map_err(io)?;
+                        if newest_legacy.as_ref().is_none_or(|(t, _)| modified > *t) {
+                            newest_legacy = Some((modified, f.path()));
+                        }
+                    }
+                }
+            }
+            if let Some((_, path)) = newest_legacy {
+                let positions = schema::read_keys_and_positions(&path)?;
+                self.legacy_last.insert(m.entity.clone(), positions.into_iter().collect());
+            }
+        }
+        Ok(())
+    }
+
+    /// Buffers a decided change; a replayed one already archived is skipped.
+    pub fn push(&mut self, row: ArchiveRow) {
+        let entity = &self.mappings.entities[row.entity].entity;
+        if row.replayable {
+            let already = match row.source {
+                System::Odoo => match (row.position.parse::<Lsn>(), self.odoo_archived.get(entity)) {
+                    (Ok(lsn), Some(hwm)) => lsn.0 <= *hwm,
+                    _ => false,
+                },
+                System::Legacy => self
+                    .legacy_last
+                    .get(entity)
+                    .is_some_and(|seen| seen.contains(&(row.key.clone(), row.position.clone()))),
+            };
+            if already {
+                self.skipped += 1;
+                return;
+            }
+        }
+        let day = row.commit_ts.unwrap_or(row.captured_at).date_naive();
+        self.buffers.entry((row.entity, day, row.source)).or_default().push(row);
+        self.buffered += 1;
+        self.oldest.get_or_insert_with(Instant::now);
+    }
+
+    /// Changes buffered and not yet durable.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Replayed changes skipped because an earlier run archived them.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// A buffer is full or the oldest buffered change waited long enough.
+    pub fn due(&self) -> bool {
+        self.buffers.values().any(|b| b.len() >= self.settings.rotate_rows)
+            || self.oldest.is_some_and(|t| t.elapsed() >= self.settings.rotate_after)
+    }
+
+    /// How long until the oldest buffered change makes a flush due.
+    pub fn due_in(&self) -> Option<Duration> {
+        self.oldest.map(|t| self.settings.rotate_after.saturating_sub(t.elapsed()))
+    }
+
+    /// Writes every buffer as a durable file. On failure nothing is lost: the buffers stay and
+    /// the next flush writes them again (a file written before the failure is replaced).
+    pub async fn flush(&mut self) -> Result<Flushed, ArchiveError> {
+        if self.buffers.is_empty() {
+            self.oldest = None;
+            return Ok(Flushed::default());
+        }
+        let buffers = std::mem::take(&mut self.buffers);
+        let dir = self.settings.dir.clone();
+        let mappings = self.mappings.clone();
+        let (result, buffers) = tokio::task::spawn_blocking(move || {
+            let result = write_buffers(&dir, &mappings, &buffers);
+            (result, buffers)
+        })
+        .await
+        .map_err(|e| ArchiveError::Schema(format!("archive writer thread: {e}")))?;
+        let flushed = match result {
+            Ok(flushed) => flushed,
+            Err(error) => {
+                self.buffers = buffers;
+                return Err(error);
+            }
+        };
+        for ((entity, _, source), rows) in &buffers {
+            let name = &self.mappings.entities[*entity].entity;
+            match source {
+                System::Odoo => {
+                    if let Some(max) = rows.iter().filter_map(|r| r.position.parse::<Lsn>().ok()).map(|l| l.0).max() {
+                        let hwm = self.odoo_archived.entry(name.clone()).or_default();
+                        *hwm = (*hwm).max(max);
+                    }
+                }
+                System::Legacy => {
+                    self.legacy_last
+                        .insert(name.clone(), rows.iter().map(|r| (r.key.clone(), r.position.clone())).collect());
+                }
+            }
+        }
+        self.buffered = 0;
+        self.oldest = None;
+        Ok(flushed)
+    }
+}
+
+fn write_buffers(
+    dir: &Path,
+    mappings: &Mappings,
+    buffers: &BTreeMap<BufferKey, Vec<ArchiveRow>>,
+) -> Result<Flushed, ArchiveError> {
+    let mut flushed = Flushed::default();
+    for ((entity, day, source), rows) in buffers {
+        let m = &mappings.entities[*entity];
+        let folder = dir.join(format!("entity={}", m.entity)).join(format!("date={}", day.format("%Y-%m-%d")));
+        let path = unused_name(&folder, &file_stem(*source, rows));
+        let schema = schema::archive_schema(m);
+        let batch = schema::archive_batch(m, schema.clone(), rows)?;
+        let mut out = file::ParquetFile::create(&path, schema)?;
+        out.write(&batch)?;
+        flushed.rows += out.commit()?;
+        flushed.files.push(path);
+    }
+    Ok(flushed)
+}
+
+/// `odoo-<first LSN>-<last LSN>` (16 hex digits each, so names sort by position), or
+/// `legacy-<first>-<last>-<digest>` (a legacy position is a version and a key, made safe for a
+/// file name; the digest tells apart polls that begin and end alike). A replayed legacy poll
+/// has the same name as its first writing, so it replaces it.
+fn file_stem(source: System, rows: &[ArchiveRow]) -> String {
+    match source {
+        System::Odoo => {
+            let lsns: Vec<u64> = rows.iter().filter_map(|r| r.position.parse::<Lsn>().ok()).map(|l| l.0).collect();
+            let first = lsns.iter().min().copied().unwrap_or(0);
+            let last = lsns.iter().max().copied().unwrap_or(0);
+            format!("odoo-{first:016X}-{last:016X}")
+        }
+        System::Legacy => {
+            let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+            for r in rows {
+                for b in r.key.bytes().chain([0]).chain(r.position.bytes()).chain([0]) {
+                    digest = (digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+            let first = rows.first().map(|r| safe(&r.position)).unwrap_or_default();
+            let last = rows.last().map(|r| safe(&r.position)).unwrap_or_default();
+            format!("legacy-{first}-{last}-{:08x}", digest as u32)
+        }
+    }
+}
+
+/// The stem's `.parquet` name in `folder`; an Odoo name already taken (retried changes keep
+/// their original position) gets a `~N` suffix rather than replacing an earlier file.
+fn unused_name(folder: &Path, stem: &str) -> PathBuf {
+    let path = folder.join(format!("{stem}.parquet"));
+    if stem.starts_with("legacy-") || !path.exists() {
+        return path;
+    }
+    (2..).map(|n| folder.join(format!("{stem}~{n}.parquet"))).find(|p| !p.exists()).unwrap_or(path)
+}
+
+fn safe(position: &str) -> String {
+    let mut out: String =
+        position.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).take(40).collect();
+    while out.ends_with('_') {
+        out.pop();
+    }
+    out
+}
+
+/// The last LSN of an `odoo-<first>-<last>[~N].parquet` name.
+fn odoo_file_last(name: &str) -> Option<u64> {
+    let stem = name.strip_prefix("odoo-")?.strip_suffix(".parquet")?;
+    let stem = stem.split('~').next()?;
+    let (_, last) = stem.split_once('-')?;
+    u64::from_str_radix(last, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odoo_names_carry_the_lsn_range() {
+        assert_eq!(odoo_file_last("odoo-0000000001000000-00000000010000A8.parquet"), Some(0x10000A8));
+        assert_eq!(odoo_file_last("odoo-0000000001000000-00000000010000A8~2.parquet"), Some(0x10000A8));
+        assert_eq!(odoo_file_last("legacy-1-2-abcd.parquet"), None);
+        assert_eq!(safe("2026-11-27 10:00:00.5 ITEM/1"), "2026_11_27_10_00_00.5_ITEM_1");
+    }
+}

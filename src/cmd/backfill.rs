@@ -1,0 +1,514 @@
+//! `millrace backfill`: copies entities from their system of record to the other side (and into
+//! the archive as snapshot records), in key-ordered chunks through the sync engine, so a
+//! backfilled row is decided, applied and remembered exactly as a streamed change would be.
+//!
+//! Each chunk is one target transaction followed by a checkpoint (`millrace.backfill`), so a
+//! killed backfill resumes after its last chunk; re-applying a chunk is harmless (the engine
+//! sees content it already knows).
+//!
+//! Hand-off to streaming: when the replication slot does not exist yet, backfill creates it and
+//! reads Odoo from the snapshot the slot exports, so every change after that snapshot — rows
+//! written while the backfill runs included — comes through the stream, and nothing before it
+//! does. When the slot exists (a resumed backfill, or one run beside the service), Odoo is
+//! read as it is now and the stream re-delivers whatever changed since the slot's position,
+//! which lands on top. Either way nothing is lost or doubled.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::config::{Config, ConfigError};
+use crate::mapping::{Mapping, Mappings, System};
+use crate::model::{quote_ident, Lsn, Op, Row, RowChange, Value};
+use crate::source::legacy::poller::LegacyItem;
+use crate::source::legacy::reader::{self, ReadPlan};
+use crate::source::legacy::{BadLegacyRow, ReadRow};
+use crate::source::odoo::replication::ReplicationConnection;
+use crate::source::odoo::setup::{self, SetupStep};
+use crate::state::StateStore;
+use crate::sync::legacy_db::LegacyDb;
+use crate::sync::{map, BadInput, BatchMeta, Change, ChangeOp, Engine, Input};
+
+pub struct BackfillOptions {
+    pub entities: Vec<String>,
+    pub chunk: usize,
+    pub restart: bool,
+}
+
+/// An exported snapshot, valid while the connection that created the slot stays open.
+struct Snapshot {
+    _connection: ReplicationConnection,
+    name: String,
+}
+
+pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super::CommandError> {
+    let mappings = Arc::new(
+        Mappings::load_dir(&config.sync.mappings)
+            .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?,
+    );
+    let selected = select(config, &mappings, &options.entities)?;
+    let odoo = super::setup::odoo_with_mapped_tables(config)?;
+    let legacy_config = super::run::legacy_config(config, &mappings)?;
+    let client = crate::pg::connect(&odoo.conn).await.context("connecting to Odoo's database")?;
+
+    // Setup first (publication, control schema, origin): streaming must be able to start
+    // right where the backfill's snapshot ends.
+    let steps = setup::plan(&client, &odoo).await.context("checking the publication and slot")?;
+    let create_slot = steps.iter().any(|s| matches!(s, SetupStep::CreateSlot { .. }));
+    let other: Vec<SetupStep> = steps.into_iter().filter(|s| !matches!(s, SetupStep::CreateSlot { .. })).collect();
+    setup::apply(&client, &other).await.context("creating the publication")?;
+    let state = StateStore::connect(config.state()?).await.context("opening the control state")?;
+    let origin = config.origin();
+    client
+        .execute(crate::sink::postgres::CREATE_ORIGIN_SQL, &[&origin])
+        .await
+        .with_context(|| format!("creating replication origin {origin} (needs superuser)"))?;
+    if options.restart {
+        let names: Vec<String> = selected.iter().map(|i| mappings.entities[*i].entity.clone()).collect();
+        state
+            .client()
+            .execute("DELETE FROM millrace.backfill WHERE entity = ANY($1)", &[&names])
+            .await
+            .context("forgetting earlier backfill progress")?;
+    }
+
+    let (snapshot, position) = if create_slot {
+        let mut connection =
+            ReplicationConnection::connect(&odoo.conn).await.context("opening a replication connection")?;
+        let rows = connection
+            .simple_query(&format!(
+                "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+                quote_ident(&odoo.slot)
+            ))
+            .await
+            .with_context(|| format!("creating replication slot {}", odoo.slot))?;
+        let row = rows.first().context("CREATE_REPLICATION_SLOT returned no row")?;
+        let lsn = row.get(1).cloned().flatten().context("no consistent point")?;
+        let name = row.get(2).cloned().flatten().context("no exported snapshot")?;
+        if !name.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(anyhow::anyhow!("unexpected snapshot name {name:?} from the server").into());
+        }
+        tracing::info!(slot = %odoo.slot, consistent_point = %lsn, snapshot = %name, "created the replication slot; reading Odoo from its snapshot");
+        (Some(Snapshot { _connection: connection, name }), lsn)
+    } else {
+        let row = client
+            .query_opt("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&odoo.slot])
+            .await
+            .context("reading the replication slot's position")?;
+        let lsn: Option<String> = row.and_then(|r| r.get(0));
+        let lsn = lsn.unwrap_or_else(|| Lsn::ZERO.to_string());
+        tracing::info!(slot = %odoo.slot, position = %lsn, "the slot exists; reading Odoo as it is now (the stream re-delivers later changes)");
+        (None, lsn)
+    };
+
+    let mut engine = Engine {
+        mappings: mappings.clone(),
+        state,
+        odoo_read: crate::pg::connect(&odoo.conn).await.context("connecting to Odoo's database")?,
+        odoo: crate::sink::postgres::OdooSink::connect(&odoo.conn, &origin)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting the Odoo writer: {e:?}"))?,
+        legacy: LegacyDb::new(&legacy_config).map_err(anyhow::Error::msg)?,
+        prefetched: Default::default(),
+        legacy_rows: Default::default(),
+        metrics: Arc::new(crate::ops::metrics::Metrics::default()),
+        archive: None,
+        batch: BatchMeta { snapshot: true, ..BatchMeta::default() },
+    };
+    if let Some(settings) = &config.archive {
+        engine.archive = Some(
+            crate::archive::Archive::open(settings.clone(), mappings.clone())
+                .with_context(|| format!("opening the archive directory {}", settings.dir.display()))?,
+        );
+    }
+    let reader = crate::pg::connect(&odoo.conn).await.context("connecting to Odoo's database")?;
+    let mut out = std::io::stdout().lock();
+    for index in selected {
+        let m = mappings.entities[index].clone();
+        let progress = Progress::new(&m.entity, m.owner);
+        let done = match m.owner {
+            System::Odoo => {
+                odoo_entity(&mut engine, &reader, &m, index, snapshot.as_ref(), &position, options.chunk, progress)
+                    .await
+            }
+            System::Legacy => legacy_entity(&mut engine, &legacy_config, &m, index, options.chunk, progress).await,
+        }
+        .with_context(|| format!("backfilling {} from {}", m.entity, m.owner.as_str()))?;
+        match done {
+            Outcome::AlreadyDone(rows) => writeln!(
+                out,
+                "{}: backfilled earlier ({rows} rows); --restart copies it again",
+                m.entity
+            )
+            .context("writing to stdout")?,
+            Outcome::Copied { rows, resumed, summary } => writeln!(
+                out,
+                "{}: {rows} rows from {}{} — applied {}, already there {}, conflicts {}, parked {}, dead-lettered {}, filtered {}",
+                m.entity,
+                m.owner.as_str(),
+                if resumed { " (resumed)" } else { "" },
+                summary.applied,
+                summary.stale + summary.echoes,
+                summary.conflicts,
+                summary.parked,
+                summary.dead_lettered,
+                summary.filtered
+            )
+            .context("writing to stdout")?,
+        }
+    }
+    if snapshot.is_some() {
+        writeln!(out, "replication slot {} created at {position}: `millrace run` streams from there", odoo.slot)
+            .context("writing to stdout")?;
+    }
+    Ok(())
+}
+
+fn select(config: &Config, mappings: &Mappings, names: &[String]) -> Result<Vec<usize>, ConfigError> {
+    if names.is_empty() {
+        return Ok(dependency_order(mappings));
+    }
+    let mut selected = Vec::new();
+    for name in names {
+        let index = mappings.entities.iter().position(|m| &m.entity == name).ok_or_else(|| ConfigError::Invalid {
+            field: "--entity",
+            message: format!(
+                "no mapping for entity {name:?} in {} (known: {})",
+                config.sync.mappings.display(),
+                mappings.entities.iter().map(|m| m.entity.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        selected.push(index);
+    }
+    Ok(selected)
+}
+
+/// Every entity, those others refer to first (units before items before BOMs …), so fewer
+/// rows wait parked for a dependency still to come.
+fn dependency_order(mappings: &Mappings) -> Vec<usize> {
+    const ORDER: [&str; 10] = [
+        "uom",
+        "work_center",
+        "item",
+        "lot",
+        "bom",
+        "bom_line",
+        "sales_order",
+        "sales_order_line",
+        "production_order",
+        "inventory_transaction",
+    ];
+    let rank = |name: &str| ORDER.iter().position(|n| *n == name).unwrap_or(ORDER.len());
+    let mut indices: Vec<usize> = (0..mappings.entities.len()).collect();
+    indices.sort_by_key(|i| (rank(&mappings.entities[*i].entity), *i));
+    indices
+}
+
+enum Outcome {
+    AlreadyDone(i64),
+    Copied { rows: u64, resumed: bool, summary: crate::sync::BatchSummary },
+}
+
+/// Saved progress of one entity.
+struct Checkpoint {
+    last_key: Option<serde_json::Value>,
+    rows: i64,
+    finished: bool,
+}
+
+async fn load_checkpoint(engine: &Engine, m: &Mapping) -> anyhow::Result<Option<Checkpoint>> {
+    let row = engine
+        .state
+        .client()
+        .query_opt(
+            "SELECT last_key, rows_done, finished_at IS NOT NULL FROM millrace.backfill WHERE entity = $1",
+            &[&m.entity],
+        )
+        .await
+        .context("reading backfill progress")?;
+    Ok(row.map(|r| Checkpoint { last_key: r.get(0), rows: r.get(1), finished: r.get(2) }))
+}
+
+async fn save_checkpoint(
+    engine: &Engine,
+    m: &Mapping,
+    last_key: &serde_json::Value,
+    rows: i64,
+    position: &str,
+    finished: bool,
+) -> anyhow::Result<()> {
+    engine
+        .state
+        .client()
+        .execute(
+            "INSERT INTO millrace.backfill (entity, source, last_key, rows_done, position, finished_at)
+             VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END)
+             ON CONFLICT (entity) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done,
+                 position = EXCLUDED.position, finished_at = EXCLUDED.finished_at, updated_at = now()",
+            &[&m.entity, &m.owner.as_str(), last_key, &rows, &position, &finished],
+        )
+        .await
+        .context("saving backfill progress")?;
+    Ok(())
+}
+
+/// Decides and applies one chunk, archives it, then saves the checkpoint after it.
+async fn commit_chunk(
+    engine: &mut Engine,
+    source: System,
+    inputs: Vec<Input>,
+    total: &mut crate::sync::BatchSummary,
+) -> anyhow::Result<()> {
+    if inputs.is_empty() {
+        return Ok(());
+    }
+    let summary = engine.process(source, inputs, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(archive) = engine.archive.as_mut() {
+        archive.flush().await.context("writing the archive")?;
+    }
+    total.applied += summary.applied;
+    total.echoes += summary.echoes;
+    total.stale += summary.stale;
+    total.conflicts += summary.conflicts;
+    total.parked += summary.parked;
+    total.dead_lettered += summary.dead_lettered;
+    total.filtered += summary.filtered;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn odoo_entity(
+    engine: &mut Engine,
+    reader: &tokio_postgres::Client,
+    m: &Mapping,
+    index: usize,
+    snapshot: Option<&Snapshot>,
+    position: &str,
+    chunk: usize,
+    mut progress: Progress,
+) -> anyhow::Result<Outcome> {
+    let checkpoint = load_checkpoint(engine, m).await?;
+    if let Some(c) = checkpoint.as_ref().filter(|c| c.finished) {
+        return Ok(Outcome::AlreadyDone(c.rows));
+    }
+    let resumed = checkpoint.is_some();
+    let mut after: i64 = checkpoint.as_ref().and_then(|c| c.last_key.as_ref()?.get("id")?.as_i64()).unwrap_or(i64::MIN);
+    let mut rows = checkpoint.as_ref().map(|c| c.rows).unwrap_or(0);
+    let mut total = crate::sync::BatchSummary::default();
+    // Reads run in a repeatable-read transaction on the exported snapshot when there is one.
+    let begin = |snapshot: Option<&Snapshot>| match snapshot {
+        Some(s) => format!("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{}'", s.name),
+        None => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_string(),
+    };
+    reader.batch_execute(&begin(snapshot)).await.context("starting the snapshot read")?;
+    let count = reader
+        .query_one(&format!("SELECT count(*) {}", crate::mapping::odoo::from_clause(m)), &[])
+        .await
+        .context("counting rows")?;
+    reader.batch_execute("COMMIT").await.context("ending the snapshot read")?;
+    progress.total = Some(count.get::<_, i64>(0) as u64);
+    progress.done = rows as u64;
+    loop {
+        reader.batch_execute(&begin(snapshot)).await.context("starting the snapshot read")?;
+        let records =
+            crate::mapping::odoo::read_after(reader, m, after, chunk as i64).await.context("reading a chunk")?;
+        reader.batch_execute("COMMIT").await.context("ending the snapshot read")?;
+        let Some((last, _)) = records.last() else { break };
+        let last = *last;
+        let n = records.len();
+        let mut inputs = Vec::with_capacity(n);
+        for (id, result) in records {
+            inputs.push(match result {
+                Ok(record) => Input::Change(Change {
+                    entity: index,
+                    source: System::Odoo,
+                    op: ChangeOp::Upsert,
+                    key: m.key_text(&record),
+                    record: Some(record),
+                    position: position.to_string(),
+                    ours: false,
+                    source_id: Some(id.to_string()),
+                    dead_letter: None,
+                }),
+                Err(partial) => Input::Bad(BadInput {
+                    entity: m.entity.clone(),
+                    source: System::Odoo,
+                    key: format!("{}.id={id}", m.odoo.table),
+                    position: position.to_string(),
+                    field: Some(partial.error.field.clone()),
+                    reason: format!("{} in {}: {}", m.entity, m.odoo.table, partial.error),
+                }),
+            });
+        }
+        commit_chunk(engine, System::Odoo, inputs, &mut total).await?;
+        rows += n as i64;
+        after = last;
+        save_checkpoint(engine, m, &serde_json::json!({ "id": after }), rows, position, false).await?;
+        progress.advance(n as u64);
+        if n < chunk {
+            break;
+        }
+    }
+    save_checkpoint(engine, m, &serde_json::json!({ "id": after }), rows, position, true).await?;
+    progress.finish();
+    Ok(Outcome::Copied { rows: rows as u64, resumed, summary: total })
+}
+
+async fn legacy_entity(
+    engine: &mut Engine,
+    legacy: &crate::config::LegacyConfig,
+    m: &Mapping,
+    index: usize,
+    chunk: usize,
+    mut progress: Progress,
+) -> anyhow::Result<Outcome> {
+    let _ = index;
+    let checkpoint = load_checkpoint(engine, m).await?;
+    if let Some(c) = checkpoint.as_ref().filter(|c| c.finished) {
+        return Ok(Outcome::AlreadyDone(c.rows));
+    }
+    let resumed = checkpoint.is_some();
+    let after: Option<Vec<Value>> = checkpoint
+        .as_ref()
+        .and_then(|c| c.last_key.as_ref()?.as_array().cloned())
+        .map(|keys| keys.iter().map(|k| k.as_str().map(|s| Value::Text(s.into())).unwrap_or(Value::Null)).collect());
+    let mut rows = checkpoint.as_ref().map(|c| c.rows).unwrap_or(0);
+    let mut table = engine
+        .mappings
+        .legacy_tables()
+        .into_iter()
+        .find(|t| t.table.eq_ignore_ascii_case(&m.legacy.table))
+        .with_context(|| format!("no legacy table {}", m.legacy.table))?;
+    table.chunk_size = chunk;
+    let mappings = engine.mappings.clone();
+    let conn = crate::source::legacy::poller::connect(legacy).await?;
+    let (mut rx, handle) = reader::spawn(conn, ReadPlan::KeysetScan { table: table.clone(), after });
+    progress.done = rows as u64;
+    let mut total = crate::sync::BatchSummary::default();
+    let mut last_key = serde_json::Value::Null;
+    while let Some(batch) = rx.recv().await {
+        let batch = batch?;
+        let key_positions: Vec<usize> =
+            table.key.iter().filter_map(|k| batch.columns.iter().position(|c| c.eq_ignore_ascii_case(k))).collect();
+        let mut items = Vec::with_capacity(batch.rows.len());
+        for read in &batch.rows {
+            let values = match read {
+                ReadRow::Ok(values) | ReadRow::Bad { values, .. } => values,
+            };
+            let key_values: Vec<&Value> = key_positions.iter().map(|p| &values[*p]).collect();
+            let key = crate::source::legacy::key_text(&key_values);
+            last_key = serde_json::Value::Array(
+                key_values
+                    .iter()
+                    .map(|v| serde_json::Value::String(crate::source::legacy::convert::value_text(v)))
+                    .collect(),
+            );
+            items.push(match read {
+                ReadRow::Ok(values) => LegacyItem::Change(RowChange::legacy(
+                    &table.table,
+                    Op::Snapshot,
+                    None,
+                    Some(Row { columns: batch.columns.clone(), values: values.clone() }),
+                    "snapshot".into(),
+                    key,
+                )),
+                ReadRow::Bad { column, raw, reason, .. } => LegacyItem::Bad(BadLegacyRow {
+                    table: table.table.clone(),
+                    key,
+                    column: batch.columns.get(*column).cloned().unwrap_or_default(),
+                    value: raw.clone(),
+                    reason: reason.clone(),
+                }),
+            });
+        }
+        engine.legacy.refresh_lookups(&mappings).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let inputs = map::legacy_inputs(engine, &items);
+        let n = items.len();
+        commit_chunk(engine, System::Legacy, inputs, &mut total).await?;
+        rows += n as i64;
+        save_checkpoint(engine, m, &last_key, rows, "snapshot", false).await?;
+        progress.advance(n as u64);
+    }
+    let _ = handle.await;
+    save_checkpoint(engine, m, &last_key, rows, "snapshot", true).await?;
+    progress.finish();
+    Ok(Outcome::Copied { rows: rows as u64, resumed, summary: total })
+}
+
+/// A progress bar on a terminal; otherwise a plain line every few seconds.
+struct Progress {
+    entity: String,
+    source: &'static str,
+    tty: bool,
+    total: Option<u64>,
+    done: u64,
+    started: Instant,
+    start_done: Option<u64>,
+    last_shown: Option<Instant>,
+}
+
+impl Progress {
+    fn new(entity: &str, source: System) -> Progress {
+        Progress {
+            entity: entity.to_string(),
+            source: source.as_str(),
+            tty: std::io::stderr().is_terminal(),
+            total: None,
+            done: 0,
+            started: Instant::now(),
+            start_done: None,
+            last_shown: None,
+        }
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.start_done.get_or_insert(self.done);
+        self.done += n;
+        let every = if self.tty { Duration::from_millis(100) } else { Duration::from_secs(5) };
+        if self.last_shown.is_none_or(|t| t.elapsed() >= every) {
+            self.show(false);
+        }
+    }
+
+    fn finish(&mut self) {
+        self.show(true);
+    }
+
+    fn show(&mut self, last: bool) {
+        self.last_shown = Some(Instant::now());
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = (self.done - self.start_done.unwrap_or(self.done)) as f64 / elapsed;
+        let share = self.total.filter(|t| *t > 0).map(|t| (self.done as f64 / t as f64).min(1.0));
+        let total = self.total.map(|t| format!("/{t}")).unwrap_or_default();
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let bar = match share {
+                Some(s) => {
+                    let filled = (s * 30.0).round() as usize;
+                    format!("[{}{}] {:>3.0}% ", "#".repeat(filled), " ".repeat(30 - filled), s * 100.0)
+                }
+                None => String::new(),
+            };
+            let _ = write!(
+                err,
+                "\r{} from {}: {bar}{}{total} rows, {rate:.0} rows/s  ",
+                self.entity, self.source, self.done
+            );
+            if last {
+                let _ = writeln!(err);
+            }
+        } else {
+            let pct = share.map(|s| format!(" ({:.0}%)", s * 100.0)).unwrap_or_default();
+            let _ = writeln!(
+                err,
+                "backfill {} from {}: {}{total} rows{pct}, {rate:.0} rows/s{}",
+                self.entity,
+                self.source,
+                self.done,
+                if last { ", done" } else { "" }
+            );
+        }
+    }
+}

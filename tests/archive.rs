@@ -1,0 +1,224 @@
+//! The Parquet archive of `millrace run`: every decided change, with its decision, read back
+//! by pyarrow and DuckDB; and, under SIGKILL during a workload, every change exactly once.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::parquet::report;
+use common::sync::{eventually, World};
+
+const ARCHIVE: &str = "\n[archive]\ndir = \"archive\"\nrotate_rows = 500\nrotate_after = \"1s\"\n";
+
+fn archived_rows(dir: &Path, condition: &str) -> u64 {
+    archive_scalar(dir, &format!("SELECT count(*) FROM {{src}} WHERE {condition}"))
+}
+
+fn archive_scalar(dir: &Path, sql: &str) -> u64 {
+    if !dir.exists() {
+        return 0;
+    }
+    let any = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if !any {
+        return 0;
+    }
+    let r = report(dir, &[sql]);
+    r.scalar(0).as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_decision_is_archived_with_typed_columns_that_pyarrow_and_duckdb_read() {
+    let world = World::new("archive_read", &["item", "production_order"]).await;
+    world.append_config(ARCHIVE);
+    let archive = world.dir.path().join("archive");
+    let service = world.start();
+    let odoo = world.odoo.client().await;
+
+    world.maria.exec(
+        "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, ITEM_TYPE, LOT_CONTROL, STD_COST, LIST_PRICE, STATUS)
+         VALUES ('MR-A001', 'Walnut Top', 'EA', 'P', 'N', 3.2500, 12.3456, 'A'),
+                ('MR-A002', 'Walnut Leg', 'EA', 'P', 'L', 1.0000, 0.0001, 'A')",
+    );
+    eventually("both items in Odoo", &service, || async {
+        let n: i64 = odoo
+            .query_one("SELECT count(*) FROM product_product WHERE default_code IN ('MR-A001', 'MR-A002')", &[])
+            .await
+            .unwrap()
+            .get(0);
+        (n == 2).then_some(())
+    })
+    .await;
+    // A rename in Odoo of a legacy-owned field: a conflict, archived with its reason.
+    odoo.batch_execute(
+        "UPDATE product_template SET name = '{\"en_US\": \"Renamed in Odoo\"}'
+          WHERE id = (SELECT product_tmpl_id FROM product_product WHERE default_code = 'MR-A001')",
+    )
+    .await
+    .unwrap();
+    eventually("the archived conflict", &service, || async {
+        (archived_rows(&archive.join("entity=item"), "_decision = 'conflict'") >= 1).then_some(())
+    })
+    .await;
+    eventually("the archived item creations", &service, || async {
+        (archived_rows(
+            &archive.join("entity=item"),
+            "_source_system = 'legacy' AND _decision = 'apply' AND _key LIKE '%MR-A%'",
+        ) >= 2)
+            .then_some(())
+    })
+    .await;
+    let status = service.stop();
+    assert!(status.success());
+
+    // Files are where DESIGN §8 says, named by position range, with no temporary left behind.
+    let item_dir = archive.join("entity=item");
+    let days: Vec<_> = std::fs::read_dir(&item_dir).unwrap().map(|d| d.unwrap().file_name()).collect();
+    assert!(days.iter().all(|d| d.to_string_lossy().starts_with("date=")), "{days:?}");
+    let files: Vec<String> = walk(&archive);
+    assert!(files.iter().all(|f| f.ends_with(".parquet")), "only finished Parquet files: {files:?}");
+    assert!(files.iter().any(|f| f.contains("/legacy-")) && files.iter().any(|f| f.contains("/odoo-")), "{files:?}");
+
+    // One entity's folder is one table to a reader, its days a partition column.
+    let r = report(
+        &item_dir,
+        &[
+            "SELECT _key, description, list_price::VARCHAR, _op, _decision, _source_table, _position, uom
+               FROM {src} WHERE _source_system = 'legacy' AND _decision = 'apply' AND _key LIKE '%MR-A%' ORDER BY _key",
+            "SELECT _reason, before.description, description, _commit_ts IS NOT NULL, _xid IS NOT NULL, _op
+               FROM {src} WHERE _decision = 'conflict'",
+            "SELECT count(*) FROM {src} WHERE _captured_at IS NULL OR _position IS NULL",
+            "SELECT count(*) FROM {src} WHERE date <> CAST(coalesce(_commit_ts, _captured_at) AS DATE)::VARCHAR",
+        ],
+    );
+    // Typed columns from the mapping, the metadata columns, and `before` as a struct.
+    assert_eq!(r.type_of("list_price"), "decimal128(38, 10)");
+    assert_eq!(r.type_of("active"), "bool");
+    assert_eq!(r.type_of("_commit_ts"), "timestamp[us, tz=UTC]");
+    assert_eq!(r.type_of("_xid"), "int64");
+    let before = r.type_of("before");
+    assert!(before.starts_with("struct<") && before.contains("list_price: decimal128(38, 10)"), "{before}");
+    for column in ["_op", "_decision", "_reason", "_source_system", "_source_table", "_position", "_captured_at"] {
+        assert_ne!(r.type_of(column), "<missing>", "column {column}");
+    }
+    let created = &r.queries[0];
+    assert_eq!(created.len(), 2, "{created:?}");
+    assert_eq!(created[0][0], "[\"MR-A001\"]");
+    assert_eq!(created[0][1], "Walnut Top");
+    // Exact decimals: 12.3456 and 0.0001 as the ERP stored them, not floats.
+    assert_eq!(created[0][2], "12.3456000000");
+    assert_eq!(created[1][2], "0.0001000000");
+    assert_eq!((created[0][3].as_str(), created[0][4].as_str()), (Some("c"), Some("apply")));
+    assert_eq!(created[0][5], "ITEM_MASTER");
+    assert!(created[0][6].as_str().unwrap().contains("MR-A001"), "a legacy position names the row: {created:?}");
+    assert_eq!(created[0][7], "Units");
+    let conflict = &r.queries[1][0];
+    assert!(conflict[0].as_str().unwrap().contains("description"), "the reason names the field: {conflict:?}");
+    assert_eq!(conflict[1], "Walnut Top", "before holds what was known");
+    assert_eq!(conflict[2], "Renamed in Odoo");
+    assert_eq!((conflict[3].as_bool(), conflict[4].as_bool()), (Some(true), Some(true)), "Odoo's commit time and xid");
+    assert_eq!(conflict[5], "u");
+    assert_eq!(r.scalar(2), 0);
+    assert_eq!(r.scalar(3), 0, "each change sits in the partition of its day");
+    assert_eq!(r.type_of("date"), "string", "the day partition");
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}
+
+/// 1,000 manufacturing orders in 40 Odoo transactions and 600 items in 30 legacy statements,
+/// while `millrace run` is SIGKILLed five times: the archive ends with each change exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_a_workload_the_archive_holds_every_change_exactly_once() {
+    let world = World::new("archive_kill", &["item", "production_order"]).await;
+    world.append_config(ARCHIVE);
+    let archive = world.dir.path().join("archive");
+    let mut service = world.start();
+
+    let url = world.odoo.url.clone();
+    let odoo_side = tokio::spawn(async move {
+        let odoo = common::connect(&url).await;
+        for batch in 0..40 {
+            odoo.batch_execute(&format!(
+                "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+                        location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
+                 SELECT 'WH/MO/K' || lpad((({batch} * 25) + g)::text, 4, '0'), m.product_id, m.product_uom_id,
+                        m.picking_type_id, m.location_src_id, m.location_dest_id, m.company_id, m.consumption,
+                        1 + g % 7, 0, '2026-12-03 06:00:00', 'confirmed'
+                   FROM mrp_production m, generate_series(0, 24) g WHERE m.name = 'WH/MO/00001'"
+            ))
+            .await
+            .expect("insert orders");
+            tokio::time::sleep(Duration::from_millis(120)).await;
+        }
+    });
+    let legacy = async {
+        for batch in 0..30 {
+            let rows: Vec<String> = (0..20)
+                .map(|i| {
+                    let n = batch * 20 + i;
+                    format!("('MR-K{n:04}', 'Kill item {n}', 'EA', {}.2500)", n % 50)
+                })
+                .collect();
+            world.maria.exec(&format!(
+                "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE) VALUES {}",
+                rows.join(",")
+            ));
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    };
+    let killer = async {
+        for i in 0..5u64 {
+            tokio::time::sleep(Duration::from_millis(700 + (i * 389) % 900)).await;
+            let _ = std::process::Command::new("kill").args(["-KILL", &service.pid().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while service.is_running() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            service = world.start();
+        }
+    };
+    tokio::join!(legacy, killer);
+    odoo_side.await.unwrap();
+
+    let (orders_dir, items_dir) = (archive.join("entity=production_order"), archive.join("entity=item"));
+    let count_orders = "_source_system = 'odoo' AND _key LIKE '%WH/MO/K%'";
+    let count_items = "_source_system = 'legacy' AND _key LIKE '%MR-K%'";
+    eventually("every order and item archived", &service, || async {
+        let orders =
+            archive_scalar(&orders_dir, &format!("SELECT count(DISTINCT _key) FROM {{src}} WHERE {count_orders}"));
+        let items =
+            archive_scalar(&items_dir, &format!("SELECT count(DISTINCT _key) FROM {{src}} WHERE {count_items}"));
+        (orders >= 1000 && items >= 600).then_some(())
+    })
+    .await;
+    assert!(service.stop().success());
+
+    // A change is its (source, key, position): none may appear twice.
+    let twice =
+        "SELECT count(*) FROM (SELECT _source_system, _key, _position FROM {src} GROUP BY ALL HAVING count(*) > 1)";
+    let examples =
+        "SELECT _source_system, _key, _position, count(*) FROM {src} GROUP BY ALL HAVING count(*) > 1 LIMIT 5";
+    let orders = report(
+        &orders_dir,
+        &[twice, examples, &format!("SELECT count(DISTINCT _key) FROM {{src}} WHERE {count_orders}")],
+    );
+    let items = report(
+        &items_dir,
+        &[twice, examples, &format!("SELECT count(DISTINCT _key) FROM {{src}} WHERE {count_items}")],
+    );
+    assert_eq!(orders.scalar(0), 0, "order changes archived twice: {:?}", orders.queries[1]);
+    assert_eq!(items.scalar(0), 0, "item changes archived twice: {:?}", items.queries[1]);
+    assert_eq!(orders.scalar(2), 1000, "every order's change is archived");
+    assert_eq!(items.scalar(2), 600, "every item's change is archived");
+}

@@ -1,0 +1,211 @@
+//! `millrace backfill`: entities copied from their system of record to the other side in
+//! key-ordered chunks; killed mid-way and run again, every row lands exactly once; rows written
+//! while it runs reach the other side once, through the stream that starts at its snapshot.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::millrace_command;
+use common::parquet::report;
+use common::sync::{eventually, World};
+
+async fn drop_slot(world: &World) {
+    let odoo = world.odoo.client().await;
+    odoo.execute("SELECT pg_drop_replication_slot($1)", &[&world.odoo.slot()]).await.expect("drop the slot setup made");
+}
+
+async fn insert_orders(odoo: &tokio_postgres::Client, prefix: &str, from: i64, n: i64) {
+    odoo.batch_execute(&format!(
+        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
+         SELECT '{prefix}' || lpad(({from} + g)::text, 5, '0'), m.product_id, m.product_uom_id,
+                m.picking_type_id, m.location_src_id, m.location_dest_id, m.company_id, m.consumption,
+                1 + g % 7, 0, '2026-12-03 06:00:00', 'confirmed'
+           FROM mrp_production m, generate_series(0, {n} - 1) g WHERE m.name = 'WH/MO/00001'"
+    ))
+    .await
+    .expect("insert orders");
+}
+
+fn insert_items(world: &World, from: usize, n: usize) {
+    for start in (from..from + n).step_by(200) {
+        let rows: Vec<String> = (start..(start + 200).min(from + n))
+            .map(|i| format!("('MR-B{i:05}', 'Backfill item {i}', 'EA', {}.1250)", i % 40))
+            .collect();
+        world.maria.exec(&format!(
+            "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE) VALUES {}",
+            rows.join(",")
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_midway_and_run_again_every_row_lands_exactly_once() {
+    let world = World::new("bf_kill", &["item", "production_order"]).await;
+    world.append_config("\n[archive]\ndir = \"archive\"\n");
+    drop_slot(&world).await;
+    let odoo = world.odoo.client().await;
+    insert_orders(&odoo, "WH/MO/B", 0, 1500).await;
+    insert_items(&world, 0, 2000);
+
+    let log = world.dir.path().join("backfill-1.log");
+    let mut first = millrace_command(&[], &["--config", &world.config, "backfill", "--chunk", "50"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start backfill");
+    // Kill it once some chunks are saved and before it is done.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let progress: i64 = odoo
+            .query_opt("SELECT coalesce(sum(rows_done), 0)::bigint FROM millrace.backfill", &[])
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if progress >= 400 {
+            break;
+        }
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "backfill ended before it could be killed: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(Instant::now() < deadline, "no progress: {}", std::fs::read_to_string(&log).unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let unfinished: i64 =
+        odoo.query_one("SELECT count(*) FROM millrace.backfill WHERE finished_at IS NULL", &[]).await.unwrap().get(0);
+    assert!(unfinished >= 1, "the kill came mid-way");
+    let progress_log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        progress_log.contains("backfill ") && progress_log.contains(" rows"),
+        "plain progress lines off a terminal: {progress_log}"
+    );
+
+    let again = millrace_command(&[], &["--config", &world.config, "backfill", "--chunk", "50"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "second backfill: {}\n{stdout}", String::from_utf8_lossy(&again.stderr));
+    assert!(stdout.contains("(resumed)"), "{stdout}");
+
+    // Every order exactly once in the ERP, with its quantity; every item exactly once in Odoo.
+    let legacy = world.maria.exec(
+        "SELECT COUNT(*), COUNT(DISTINCT ORDER_NO), SUM(QTY_ORDERED) FROM PROD_ORDER WHERE ORDER_NO LIKE 'WH/MO/B%'",
+    );
+    let odoo_qty: String = odoo
+        .query_one("SELECT sum(product_qty)::text FROM mrp_production WHERE name LIKE 'WH/MO/B%'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let parts: Vec<&str> = legacy.split_whitespace().collect();
+    assert_eq!((parts[0], parts[1]), ("1500", "1500"), "{legacy}");
+    assert_eq!(parts[2].parse::<f64>().unwrap(), odoo_qty.parse::<f64>().unwrap());
+    let row = odoo
+        .query_one(
+            "SELECT count(*), count(DISTINCT default_code) FROM product_product WHERE default_code LIKE 'MR-B%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (2000, 2000));
+    let problems: i64 = odoo
+        .query_one("SELECT (SELECT count(*) FROM millrace.dlq) + (SELECT count(*) FROM millrace.parked)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(problems, 0);
+    // A third run has nothing left to do.
+    let third = millrace_command(&[], &["--config", &world.config, "backfill"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&third.stdout).contains("backfilled earlier"));
+
+    // The archive holds the snapshot records.
+    let archive = world.dir.path().join("archive");
+    let snapshot =
+        "SELECT count(DISTINCT _key) FROM {src} WHERE _op = 'r' AND (_key LIKE '%WH/MO/B%' OR _key LIKE '%MR-B%')";
+    assert_eq!(report(&archive.join("entity=production_order"), &[snapshot]).scalar(0), 1500);
+    assert_eq!(report(&archive.join("entity=item"), &[snapshot]).scalar(0), 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_written_during_a_backfill_reach_the_other_side_once_through_the_stream() {
+    let world = World::new("bf_handoff", &["item", "production_order"]).await;
+    drop_slot(&world).await;
+    let odoo = world.odoo.client().await;
+    insert_orders(&odoo, "WH/MO/H", 0, 3000).await;
+
+    let mut backfill = millrace_command(
+        &[],
+        &["--config", &world.config, "backfill", "--entity", "production_order", "--chunk", "10"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start backfill");
+    // Once the slot is created (its first chunk saved) the backfill reads from its snapshot:
+    // write while it does.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let started = odoo.query_opt("SELECT 1 FROM millrace.backfill WHERE rows_done > 0", &[]).await.ok().flatten();
+        if started.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backfill did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // New orders, and changes to orders both already copied and not yet copied.
+    insert_orders(&odoo, "WH/MO/H", 3000, 100).await;
+    odoo.batch_execute("UPDATE mrp_production SET product_qty = product_qty + 100 WHERE name BETWEEN 'WH/MO/H00000' AND 'WH/MO/H00099'")
+        .await
+        .unwrap();
+    odoo.batch_execute("UPDATE mrp_production SET product_qty = product_qty + 200 WHERE name BETWEEN 'WH/MO/H02900' AND 'WH/MO/H02999'")
+        .await
+        .unwrap();
+    assert!(backfill.try_wait().unwrap().is_none(), "the writes must land while the backfill runs");
+    let output = backfill.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "backfill: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    // The fixture's 7 orders and the 3,000 written before the snapshot; none written after it.
+    assert!(stdout.contains("production_order: 3007 rows"), "the snapshot holds only the orders before it: {stdout}");
+
+    let legacy_state = || {
+        world.maria.exec("SELECT COUNT(*), COUNT(DISTINCT ORDER_NO), SUM(QTY_ORDERED) FROM PROD_ORDER WHERE ORDER_NO LIKE 'WH/MO/H%'")
+    };
+    let before_stream: Vec<String> = legacy_state().split_whitespace().map(str::to_string).collect();
+    assert_eq!(before_stream[0], "3000", "the backfill copied the snapshot: {before_stream:?}");
+
+    // Streaming continues exactly after the snapshot.
+    let service = world.start();
+    let odoo_qty: String = odoo
+        .query_one("SELECT sum(product_qty)::text FROM mrp_production WHERE name LIKE 'WH/MO/H%'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let expected = odoo_qty.parse::<f64>().unwrap();
+    eventually("the writes made during the backfill in the ERP", &service, || async {
+        let state = legacy_state();
+        let parts: Vec<&str> = state.split_whitespace().collect();
+        (parts.len() == 3 && parts[0] == "3100" && parts[2].parse::<f64>().ok() == Some(expected)).then_some(())
+    })
+    .await;
+    let parts: Vec<String> = legacy_state().split_whitespace().map(str::to_string).collect();
+    assert_eq!((parts[0].as_str(), parts[1].as_str()), ("3100", "3100"), "no order twice");
+    // Nothing is decided twice: 3,007 orders from the snapshot, then exactly the 300 changes
+    // written after it (100 new orders, 200 updates) from the stream (besides the echoes of
+    // millrace's own writes into Odoo: the shop floor's reports on the fixture's orders).
+    let decided: i64 = odoo
+        .query_one(
+            "SELECT coalesce(sum(n), 0)::bigint FROM millrace.decision_count
+              WHERE entity = 'production_order' AND source = 'odoo' AND decision <> 'echo'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(decided, 3307, "{}", service.log_text());
+    drop(service);
+}
