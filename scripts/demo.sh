@@ -67,6 +67,11 @@ poll_interval = "1s"
 [sync]
 mappings = "$ROOT/mappings"
 
+# Every decided change as Parquet, under .dev/demo/archive/entity=…/date=…/
+[archive]
+dir = "archive"
+rotate_after = "5s"
+
 # Metrics, health and the operator page; the token unlocks retry and discard on the page.
 [http]
 listen = "127.0.0.1:${DEMO_HTTP_PORT:-9464}"
@@ -129,6 +134,8 @@ if [[ -n ${DEMO_SECONDS:-} ]]; then
     kill "$WORKLOAD_PID" "$STATUS_PID" 2>/dev/null || true
     echo "==> final status"
     "$MILLRACE" --config .dev/demo/millrace.toml status
+    echo "==> the archive: $ROOT/.dev/demo/archive (one folder per entity); items and orders exported for BI:"
+    "$MILLRACE" --config .dev/demo/millrace.toml export --entity item --entity production_order --out .dev/demo/export
 else
     "$MILLRACE" --config .dev/demo/millrace.toml run
 fi
