@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::parquet::report;
-use common::sync::{eventually, World};
+use common::sync::{eventually, insert_confirmed_orders, World};
 
 const ARCHIVE: &str = "\n[archive]\ndir = \"archive\"\nrotate_rows = 500\nrotate_after = \"1s\"\n";
 
@@ -149,16 +149,7 @@ async fn killed_during_a_workload_the_archive_holds_every_change_exactly_once() 
     let odoo_side = tokio::spawn(async move {
         let odoo = common::connect(&url).await;
         for batch in 0..40 {
-            odoo.batch_execute(&format!(
-                "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
-                        location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
-                 SELECT 'WH/MO/K' || lpad((({batch} * 25) + g)::text, 4, '0'), m.product_id, m.product_uom_id,
-                        m.picking_type_id, m.location_src_id, m.location_dest_id, m.company_id, m.consumption,
-                        1 + g % 7, 0, '2026-12-03 06:00:00', 'confirmed'
-                   FROM mrp_production m, generate_series(0, 24) g WHERE m.name = 'WH/MO/00001'"
-            ))
-            .await
-            .expect("insert orders");
+            insert_confirmed_orders(&odoo, "WH/MO/K", batch * 25, 25, 4).await;
             tokio::time::sleep(Duration::from_millis(120)).await;
         }
     });

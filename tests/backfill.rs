@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::millrace_command;
 use common::parquet::report;
-use common::sync::{eventually, World};
+use common::sync::{eventually, insert_confirmed_orders, World};
 
 async fn drop_slot(world: &World) {
     let odoo = world.odoo.client().await;
@@ -17,16 +17,7 @@ async fn drop_slot(world: &World) {
 }
 
 async fn insert_orders(odoo: &tokio_postgres::Client, prefix: &str, from: i64, n: i64) {
-    odoo.batch_execute(&format!(
-        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
-                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
-         SELECT '{prefix}' || lpad(({from} + g)::text, 5, '0'), m.product_id, m.product_uom_id,
-                m.picking_type_id, m.location_src_id, m.location_dest_id, m.company_id, m.consumption,
-                1 + g % 7, 0, '2026-12-03 06:00:00', 'confirmed'
-           FROM mrp_production m, generate_series(0, {n} - 1) g WHERE m.name = 'WH/MO/00001'"
-    ))
-    .await
-    .expect("insert orders");
+    insert_confirmed_orders(odoo, prefix, from, n, 5).await;
 }
 
 fn insert_items(world: &World, from: usize, n: usize) {

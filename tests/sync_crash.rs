@@ -58,16 +58,7 @@ async fn odoo_workload(url: String) -> u64 {
     let mut changes = 0;
     // 1,000 confirmed manufacturing orders, 50 per transaction.
     for batch in 0..20 {
-        odoo.batch_execute(&format!(
-            "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
-                    location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
-             SELECT 'WH/MO/C' || lpad((({batch} * 50) + g)::text, 4, '0'), m.product_id, m.product_uom_id,
-                    m.picking_type_id, m.location_src_id, m.location_dest_id, m.company_id, m.consumption,
-                    1 + g % 7, 0, '2026-12-03 06:00:00', 'confirmed'
-               FROM mrp_production m, generate_series(0, 49) g WHERE m.name = 'WH/MO/00001'"
-        ))
-        .await
-        .expect("insert orders");
+        common::sync::insert_confirmed_orders(&odoo, "WH/MO/C", batch * 50, 50, 4).await;
         changes += 50;
         tokio::time::sleep(Duration::from_millis(30)).await;
     }

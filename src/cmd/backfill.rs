@@ -167,22 +167,7 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
 }
 
 fn select(config: &Config, mappings: &Mappings, names: &[String]) -> Result<Vec<usize>, ConfigError> {
-    if names.is_empty() {
-        return Ok(dependency_order(mappings));
-    }
-    let mut selected = Vec::new();
-    for name in names {
-        let index = mappings.entities.iter().position(|m| &m.entity == name).ok_or_else(|| ConfigError::Invalid {
-            field: "--entity",
-            message: format!(
-                "no mapping for entity {name:?} in {} (known: {})",
-                config.sync.mappings.display(),
-                mappings.entities.iter().map(|m| m.entity.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        })?;
-        selected.push(index);
-    }
-    Ok(selected)
+    Ok(super::entity_indices(config, mappings, names)?.unwrap_or_else(|| dependency_order(mappings)))
 }
 
 /// Every entity, those others refer to first (units before items before BOMs …), so fewer

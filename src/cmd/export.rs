@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::config::{Config, ConfigError};
+
 use crate::export;
 use crate::mapping::{Mappings, System};
 
@@ -57,23 +58,9 @@ pub async fn run(config: &Config, options: ExportOptions) -> Result<(), super::C
         Mappings::load_dir(&config.sync.mappings)
             .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?,
     );
-    let selected: Vec<usize> = if options.entities.is_empty() {
-        (0..mappings.entities.len()).collect()
-    } else {
-        let mut selected = Vec::new();
-        for name in &options.entities {
-            let index =
-                mappings.entities.iter().position(|m| &m.entity == name).ok_or_else(|| ConfigError::Invalid {
-                    field: "--entity",
-                    message: format!(
-                        "no mapping for entity {name:?} in {} (known: {})",
-                        config.sync.mappings.display(),
-                        mappings.entities.iter().map(|m| m.entity.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                })?;
-            selected.push(index);
-        }
-        selected
+    let selected = match super::entity_indices(config, &mappings, &options.entities)? {
+        Some(named) => named,
+        None => (0..mappings.entities.len()).collect(),
     };
     let mut odoo: Option<tokio_postgres::Client> = None;
     for index in selected {

@@ -28,3 +28,30 @@ impl CommandError {
         }
     }
 }
+
+/// The mapping indices of the entities named on the command line (`--entity`), or `None` when
+/// none was named; an unknown name is a usage error listing the known ones.
+pub fn entity_indices(
+    config: &crate::config::Config,
+    mappings: &crate::mapping::Mappings,
+    names: &[String],
+) -> Result<Option<Vec<usize>>, crate::config::ConfigError> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mut selected = Vec::new();
+    for name in names {
+        let index = mappings.entities.iter().position(|m| &m.entity == name).ok_or_else(|| {
+            crate::config::ConfigError::Invalid {
+                field: "--entity",
+                message: format!(
+                    "no mapping for entity {name:?} in {} (known: {})",
+                    config.sync.mappings.display(),
+                    mappings.entities.iter().map(|m| m.entity.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        })?;
+        selected.push(index);
+    }
+    Ok(Some(selected))
+}

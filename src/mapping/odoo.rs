@@ -114,14 +114,7 @@ pub async fn read_by_ids(
     for p in &filter_params {
         params.push(p);
     }
-    let rows = client.query(&sql, &params).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: Option<String> = row.get(0);
-        let Some(id) = id.and_then(|s| s.parse::<i64>().ok()) else { continue };
-        out.push((id, record_from_text_row(m, &row)));
-    }
-    Ok(out)
+    Ok(records_of(m, client.query(&sql, &params).await?))
 }
 
 /// Up to `limit` records with main-table ids above `after_id`, in id order: a key-ordered
@@ -139,14 +132,18 @@ pub async fn read_after(
     for p in &filter_params {
         params.push(p);
     }
-    let rows = client.query(&sql, &params).await?;
+    Ok(records_of(m, client.query(&sql, &params).await?))
+}
+
+/// `(id, record)` of each row of a [`select_list`] query.
+fn records_of(m: &Mapping, rows: Vec<tokio_postgres::Row>) -> Vec<(i64, Result<Record, PartialRecord>)> {
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let id: Option<String> = row.get(0);
         let Some(id) = id.and_then(|s| s.parse::<i64>().ok()) else { continue };
         out.push((id, record_from_text_row(m, &row)));
     }
-    Ok(out)
+    out
 }
 
 fn record_from_text_row(m: &Mapping, row: &tokio_postgres::Row) -> Result<Record, PartialRecord> {

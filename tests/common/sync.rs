@@ -182,3 +182,19 @@ pub async fn world_behind_proxy(prefix: &str, mappings: &[&str]) -> (World, supe
     .await;
     (world, proxy)
 }
+
+/// Inserts `n` confirmed manufacturing orders in one transaction, copies of the fixture's
+/// WH/MO/00001 named `<prefix><number>` (numbers from `from`, zero-padded to `width` digits),
+/// ordering 1 to 7 units.
+pub async fn insert_confirmed_orders(odoo: &tokio_postgres::Client, prefix: &str, from: i64, n: i64, width: usize) {
+    odoo.batch_execute(&format!(
+        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
+         SELECT '{prefix}' || lpad(({from} + g)::text, {width}, '0'), m.product_id, m.product_uom_id,
+                m.picking_type_id, m.location_src_id, m.location_dest_id, m.company_id, m.consumption,
+                1 + g % 7, 0, '2026-12-03 06:00:00', 'confirmed'
+           FROM mrp_production m, generate_series(0, {n} - 1) g WHERE m.name = 'WH/MO/00001'"
+    ))
+    .await
+    .expect("insert manufacturing orders");
+}
