@@ -35,7 +35,7 @@ fn insert_items(world: &World, from: usize, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_midway_and_run_again_every_row_lands_exactly_once() {
     let world = World::new("bf_kill", &["item", "production_order"]).await;
-    world.append_config("\n[archive]\ndir = \"archive\"\n");
+    world.append_config("\n[archive]\ndir = \"archive\"\nrotate_rows = 200\n");
     drop_slot(&world).await;
     let odoo = world.odoo.client().await;
     insert_orders(&odoo, "WH/MO/B", 0, 1500).await;
@@ -120,6 +120,12 @@ async fn killed_midway_and_run_again_every_row_lands_exactly_once() {
         "SELECT count(DISTINCT _key) FROM {src} WHERE _op = 'r' AND (_key LIKE '%WH/MO/B%' OR _key LIKE '%MR-B%')";
     assert_eq!(report(&archive.join("entity=production_order"), &[snapshot]).scalar(0), 1500);
     assert_eq!(report(&archive.join("entity=item"), &[snapshot]).scalar(0), 2000);
+    // Files rotate by rows (200 here), not per chunk of 50.
+    let files = std::fs::read_dir(archive.join("entity=item"))
+        .unwrap()
+        .flat_map(|day| std::fs::read_dir(day.unwrap().path()).unwrap())
+        .count();
+    assert!(files <= 15, "{files} files for 2,000 items");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -239,20 +239,39 @@ async fn save_checkpoint(
     Ok(())
 }
 
-/// Decides and applies one chunk, archives it, then saves the checkpoint after it.
+/// Decides and applies one chunk; writes the archive when a file is due. True when everything
+/// processed so far is durable, archive included: only then may a checkpoint pass it (files
+/// rotate by `rotate_rows` and `rotate_after`, not per chunk, so a big backfill does not leave
+/// one small file per chunk).
 async fn commit_chunk(
     engine: &mut Engine,
     source: System,
     inputs: Vec<Input>,
     total: &mut crate::sync::BatchSummary,
-) -> anyhow::Result<()> {
-    if inputs.is_empty() {
-        return Ok(());
+) -> anyhow::Result<bool> {
+    if !inputs.is_empty() {
+        let summary = engine.process(source, inputs, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        add(total, &summary);
     }
-    let summary = engine.process(source, inputs, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    match engine.archive.as_mut() {
+        None => Ok(true),
+        Some(archive) if archive.due() => {
+            archive.flush().await.context("writing the archive")?;
+            Ok(true)
+        }
+        Some(archive) => Ok(archive.buffered() == 0),
+    }
+}
+
+/// Writes what the archive holds (at the end of an entity).
+async fn flush_archive(engine: &mut Engine) -> anyhow::Result<()> {
     if let Some(archive) = engine.archive.as_mut() {
         archive.flush().await.context("writing the archive")?;
     }
+    Ok(())
+}
+
+fn add(total: &mut crate::sync::BatchSummary, summary: &crate::sync::BatchSummary) {
     total.applied += summary.applied;
     total.echoes += summary.echoes;
     total.stale += summary.stale;
@@ -260,7 +279,6 @@ async fn commit_chunk(
     total.parked += summary.parked;
     total.dead_lettered += summary.dead_lettered;
     total.filtered += summary.filtered;
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -327,15 +345,18 @@ async fn odoo_entity(
                 }),
             });
         }
-        commit_chunk(engine, System::Odoo, inputs, &mut total).await?;
+        let durable = commit_chunk(engine, System::Odoo, inputs, &mut total).await?;
         rows += n as i64;
         after = last;
-        save_checkpoint(engine, m, &serde_json::json!({ "id": after }), rows, position, false).await?;
+        if durable {
+            save_checkpoint(engine, m, &serde_json::json!({ "id": after }), rows, position, false).await?;
+        }
         progress.advance(n as u64);
         if n < chunk {
             break;
         }
     }
+    flush_archive(engine).await?;
     save_checkpoint(engine, m, &serde_json::json!({ "id": after }), rows, position, true).await?;
     progress.finish();
     Ok(Outcome::Copied { rows: rows as u64, resumed, summary: total })
@@ -411,12 +432,15 @@ async fn legacy_entity(
         engine.legacy.refresh_lookups(&mappings).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let inputs = map::legacy_inputs(engine, &items);
         let n = items.len();
-        commit_chunk(engine, System::Legacy, inputs, &mut total).await?;
+        let durable = commit_chunk(engine, System::Legacy, inputs, &mut total).await?;
         rows += n as i64;
-        save_checkpoint(engine, m, &last_key, rows, "snapshot", false).await?;
+        if durable {
+            save_checkpoint(engine, m, &last_key, rows, "snapshot", false).await?;
+        }
         progress.advance(n as u64);
     }
     let _ = handle.await;
+    flush_archive(engine).await?;
     save_checkpoint(engine, m, &last_key, rows, "snapshot", true).await?;
     progress.finish();
     Ok(Outcome::Copied { rows: rows as u64, resumed, summary: total })
