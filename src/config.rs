@@ -361,7 +361,7 @@ impl Config {
                 }
                 let rotate_after = match raw_archive.rotate_after {
                     Some(text) => parse_duration("archive.rotate_after", &text)?,
-                    None => Duration::from_secs(10),
+                    None => Duration::from_secs(60),
                 };
                 Some(crate::archive::ArchiveSettings { dir, rotate_rows, rotate_after })
             }

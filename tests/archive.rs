@@ -75,8 +75,12 @@ async fn every_decision_is_archived_with_typed_columns_that_pyarrow_and_duckdb_r
     let item_dir = archive.join("entity=item");
     let days: Vec<_> = std::fs::read_dir(&item_dir).unwrap().map(|d| d.unwrap().file_name()).collect();
     assert!(days.iter().all(|d| d.to_string_lossy().starts_with("date=")), "{days:?}");
-    let files: Vec<String> = walk(&archive);
+    let (spool, files): (Vec<String>, Vec<String>) = walk(&archive).into_iter().partition(|f| f.contains("/_spool/"));
     assert!(files.iter().all(|f| f.ends_with(".parquet")), "only finished Parquet files: {files:?}");
+    // Stopped cleanly: everything spooled is in the files, the spool is empty.
+    for f in spool.iter().filter(|f| f.ends_with(".jsonl")) {
+        assert_eq!(std::fs::metadata(f).unwrap().len(), 0, "{f} still holds changes");
+    }
     assert!(files.iter().any(|f| f.contains("/legacy-")) && files.iter().any(|f| f.contains("/odoo-")), "{files:?}");
 
     // One entity's folder is one table to a reader, its days a partition column.
@@ -212,4 +216,81 @@ async fn killed_during_a_workload_the_archive_holds_every_change_exactly_once() 
     assert_eq!(items.scalar(0), 0, "item changes archived twice: {:?}", items.queries[1]);
     assert_eq!(orders.scalar(2), 1000, "every order's change is archived");
     assert_eq!(items.scalar(2), 600, "every item's change is archived");
+}
+
+/// With files rotating only hourly, changes still flow at once and source positions are
+/// acknowledged at once (the spool makes them durable); a SIGKILL loses nothing of what the
+/// spool held, and the next run archives it exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_nothing() {
+    let world = World::new("archive_spool", &["item", "production_order"]).await;
+    world.append_config("\n[archive]\ndir = \"archive\"\nrotate_after = \"1h\"\n");
+    let archive = world.dir.path().join("archive");
+    let mut service = world.start();
+    let odoo = world.odoo.client().await;
+
+    // Three ERP polls in a row: each item reaches Odoo without waiting for an archive file.
+    for i in 0..3 {
+        world.maria.exec(&format!(
+            "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE) VALUES ('MR-S{i}', 'Spool item {i}', 'EA', 2.5)"
+        ));
+        eventually(&format!("item MR-S{i} in Odoo"), &service, || async {
+            odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = $1", &[&format!("MR-S{i}")])
+                .await
+                .unwrap()
+                .map(|_| ())
+        })
+        .await;
+    }
+    // An Odoo order reaches the ERP, and the slot is acknowledged past it.
+    insert_confirmed_orders(&odoo, "WH/MO/S", 0, 3, 4).await;
+    let after: String = odoo.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.unwrap().get(0);
+    eventually("the orders in the ERP", &service, || async {
+        let n: u64 =
+            world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO LIKE 'WH/MO/S%'").trim().parse().ok()?;
+        (n == 3).then_some(())
+    })
+    .await;
+    eventually("the slot acknowledged past the orders", &service, || async {
+        let acked: Option<bool> = odoo
+            .query_one(
+                "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
+                &[&after, &world.odoo.slot()],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (acked == Some(true)).then_some(())
+    })
+    .await;
+    assert!(walk(&archive).iter().all(|f| !f.ends_with(".parquet")), "no file rotated yet");
+    let spooled: usize = walk(&archive.join("_spool/run"))
+        .iter()
+        .filter(|f| f.ends_with(".jsonl"))
+        .map(|f| {
+            std::fs::read_to_string(f).unwrap().lines().filter(|l| l.contains("MR-S") || l.contains("WH/MO/S")).count()
+        })
+        .sum();
+    assert!(spooled >= 6, "the changes are in the spool: {spooled}");
+
+    // Killed: the source does not replay what was acknowledged; the spool brings it back.
+    let _ = std::process::Command::new("kill").args(["-KILL", &service.pid().to_string()]).status();
+    while service.is_running() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let service = world.start();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(service.stop().success());
+    let twice =
+        "SELECT count(*) FROM (SELECT _source_system, _key, _position FROM {src} GROUP BY ALL HAVING count(*) > 1)";
+    let items = report(
+        &archive.join("entity=item"),
+        &[twice, "SELECT count(DISTINCT _key) FROM {src} WHERE _key LIKE '%MR-S%' AND _decision = 'apply'"],
+    );
+    assert_eq!((items.scalar(0).as_u64(), items.scalar(1).as_u64()), (Some(0), Some(3)));
+    let orders = report(
+        &archive.join("entity=production_order"),
+        &[twice, "SELECT count(DISTINCT _key) FROM {src} WHERE _key LIKE '%WH/MO/S%' AND _decision = 'apply'"],
+    );
+    assert_eq!((orders.scalar(0).as_u64(), orders.scalar(1).as_u64()), (Some(0), Some(3)));
 }

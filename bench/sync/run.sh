@@ -21,6 +21,7 @@
 #
 # Usage: bench/sync/run.sh     (about 2 minutes at the defaults)
 # Env:   BENCH_ITEMS=10000 BENCH_ORDERS=2000 BENCH_NO_README=1
+#        BENCH_ARCHIVE=1   with the Parquet archive on ([archive], default rotation), as in production
 set -euo pipefail
 
 BENCH_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
@@ -88,6 +89,9 @@ poll_interval = "200ms"
 [sync]
 mappings = "mappings"
 TOML
+if [[ -n ${BENCH_ARCHIVE:-} ]]; then
+    printf '\n[archive]\ndir = "archive"\n' >>"$WORK/millrace.toml"
+fi
 "$MILLRACE" --config "$WORK/millrace.toml" setup >/dev/null
 
 /usr/bin/time -f '%M %U %S %e' -o "$WORK/time.txt" "$MILLRACE" --config "$WORK/millrace.toml" run 2>"$WORK/run.log" &
@@ -171,12 +175,17 @@ CPU_MODEL=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 MEM_GB=$(awk '/MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src || echo " + uncommitted changes")
 TOTAL_S=$((SECONDS - T_START))
+if [[ -n ${BENCH_ARCHIVE:-} ]]; then
+    ARCHIVE_NOTE="with the Parquet archive on (\`[archive]\`, default rotation): $(find "$WORK/archive" -name '*.parquet' | wc -l) files, $(du -sm "$WORK/archive" | cut -f1) MB"
+else
+    ARCHIVE_NOTE="without the archive (\`BENCH_ARCHIVE=1\` turns it on)"
+fi
 
 RESULTS=$WORK/results.md
 cat >"$RESULTS" <<EOF
 Last run: $(date -u '+%Y-%m-%d %H:%M') UTC, millrace $COMMIT; $(nproc) cores ($CPU_MODEL), $MEM_GB GB RAM,
 PostgreSQL $PG_VERSION, MariaDB $MARIADB_VERSION with Connector/ODBC; whole script ${TOTAL_S} s.
-The first sync of the fixture's existing rows took $INITIAL_DECISIONS decisions before (a).
+The first sync of the fixture's existing rows took $INITIAL_DECISIONS decisions before (a). Run $ARCHIVE_NOTE.
 
 | direction | changes | until the last one is on the other side | changes/s |
 |---|---|---|---|

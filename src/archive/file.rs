@@ -91,6 +91,17 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Whether the process that is writing this temporary file (its pid is in the name) still
+/// runs: another millrace process (a backfill beside the service) may share the archive.
+fn writer_alive(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let pid = name.strip_suffix(TEMP_SUFFIX).and_then(|n| n.rsplit('.').next()).and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) if pid != std::process::id() => Path::new(&format!("/proc/{pid}")).exists(),
+        _ => false,
+    }
+}
+
 /// Removes the temporary files a crash left under `dir` (recursively); returns how many.
 pub fn remove_temporaries(dir: &Path) -> std::io::Result<usize> {
     let mut removed = 0;
@@ -100,7 +111,7 @@ pub fn remove_temporaries(dir: &Path) -> std::io::Result<usize> {
         let path = entry.path();
         if entry.file_type()?.is_dir() {
             removed += remove_temporaries(&path)?;
-        } else if path.to_string_lossy().ends_with(TEMP_SUFFIX) {
+        } else if path.to_string_lossy().ends_with(TEMP_SUFFIX) && !writer_alive(&path) {
             std::fs::remove_file(&path)?;
             removed += 1;
         }

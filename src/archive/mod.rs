@@ -2,16 +2,18 @@
 //! (DESIGN §8): `<dir>/entity=<entity>/date=<YYYY-MM-DD>/<system>-<first>-<last>.parquet`.
 //!
 //! Changes are buffered per (entity, day, source) and written when a buffer reaches
-//! `rotate_rows` or the oldest buffered change is `rotate_after` old. The caller acknowledges a
-//! source position only after the flush holding it returned, so a crash loses nothing: what
-//! was buffered is read again from the source. What was already written is not written twice:
-//! an Odoo change at or below the highest LSN of the entity's files is skipped, and a legacy
-//! change already in the entity's newest legacy file (the flush whose watermark save a crash
-//! may have prevented) is skipped too.
+//! `rotate_rows` or the oldest buffered change is `rotate_after` old. Meanwhile each batch's
+//! changes are appended to a spool ([`spool`]) and fsynced: the caller acknowledges a source
+//! position once [`Archive::sync`] returned, so nothing acknowledged can be lost and no source
+//! waits for a file to rotate. A start archives what the spool holds. What is already archived
+//! or spooled is not archived twice when the source replays it after a crash: an Odoo change at
+//! or below the highest LSN archived for its entity is skipped, and a legacy change whose key
+//! and position are in the entity's spool or newest legacy file is skipped too.
 
 pub mod columns;
 pub mod file;
 pub mod schema;
+pub mod spool;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -83,17 +85,31 @@ pub struct Archive {
     buffers: BTreeMap<BufferKey, Vec<ArchiveRow>>,
     buffered: usize,
     oldest: Option<Instant>,
-    /// Entity → the highest commit LSN in its Odoo files.
+    /// Entity → the highest commit LSN in its Odoo files or the spool.
     odoo_archived: HashMap<String, u64>,
-    /// Entity → (key, position) of every change in its newest legacy file.
+    /// Entity → (key, position) of every change in its newest legacy file or the spool.
     legacy_last: HashMap<String, HashSet<(String, String)>>,
     skipped: u64,
+    /// The spool file being appended to (taken while a write is in flight).
+    spool: Option<spool::SpoolFile>,
+    /// Spool lines of changes pushed since the last sync.
+    unsynced: Vec<u8>,
+    /// (entity, source, key, position) of those changes: what the skip rules learn at sync.
+    unsynced_marks: Vec<(usize, System, String, String)>,
+    spool_dir: PathBuf,
+    /// Held while open (see [`spool::lock`]).
+    _lock: std::fs::File,
 }
 
 impl Archive {
     /// Opens the archive directory: removes what a crash left half-written and learns what is
     /// already archived.
-    pub fn open(settings: ArchiveSettings, mappings: Arc<Mappings>) -> Result<Archive, ArchiveError> {
+    /// `owner` names the process's spool (`run`, `backfill`).
+    pub fn open(settings: ArchiveSettings, mappings: Arc<Mappings>, owner: &str) -> Result<Archive, ArchiveError> {
+        let spool_dir = spool::spool_dir(&settings.dir, owner);
+        let lock = spool::lock(&spool_dir)
+            .map_err(|source| ArchiveError::Io { dir: spool_dir.clone(), source })?
+            .map_err(ArchiveError::Schema)?;
         let io = |source| ArchiveError::Io { dir: settings.dir.clone(), source };
         std::fs::create_dir_all(&settings.dir).map_err(io)?;
         let removed = file::remove_temporaries(&settings.dir).map_err(io)?;
@@ -109,9 +125,101 @@ impl Archive {
             odoo_archived: HashMap::new(),
             legacy_last: HashMap::new(),
             skipped: 0,
+            spool: None,
+            unsynced: Vec::new(),
+            unsynced_marks: Vec::new(),
+            spool_dir,
+            _lock: lock,
         };
         archive.learn_existing()?;
+        archive.recover_spool()?;
         Ok(archive)
+    }
+
+    /// Takes back what the spool of an earlier run holds, skipping what a flush cut short by a
+    /// crash had already written, and starts a fresh spool holding it.
+    fn recover_spool(&mut self) -> Result<(), ArchiveError> {
+        let dir = self.spool_dir.clone();
+        let io = |source| ArchiveError::Io { dir: dir.clone(), source };
+        let old = spool::spool_files(&dir).map_err(io)?;
+        let mut recovered = 0usize;
+        for (_, path) in &old {
+            for row in spool::read(&self.mappings, path).map_err(io)? {
+                if self.push(row) {
+                    recovered += 1;
+                }
+            }
+        }
+        let seq = old.last().map(|(seq, _)| seq + 1).unwrap_or(1);
+        self.spool = Some(spool::SpoolFile::create(&dir, seq).map_err(io)?);
+        self.sync_now().map_err(io)?;
+        for (_, path) in &old {
+            std::fs::remove_file(path).map_err(io)?;
+        }
+        if recovered > 0 {
+            tracing::info!(
+                changes = recovered,
+                skipped = self.skipped,
+                "archive: took back the spool of the previous run"
+            );
+        }
+        Ok(())
+    }
+
+    /// Appends what was pushed since the last sync to the spool, durably (blocking; for the start).
+    fn sync_now(&mut self) -> std::io::Result<()> {
+        if let Some(spool) = self.spool.as_mut() {
+            spool.append(&self.unsynced)?;
+        }
+        self.unsynced.clear();
+        self.learn_synced();
+        Ok(())
+    }
+
+    /// The skip rules now cover the changes just made durable.
+    fn learn_synced(&mut self) {
+        for (entity, source, key, position) in self.unsynced_marks.drain(..) {
+            let name = self.mappings.entities[entity].entity.clone();
+            match source {
+                System::Odoo => {
+                    if let Ok(lsn) = position.parse::<Lsn>() {
+                        let hwm = self.odoo_archived.entry(name).or_default();
+                        *hwm = (*hwm).max(lsn.0);
+                    }
+                }
+                System::Legacy => {
+                    self.legacy_last.entry(name).or_default().insert((key, position));
+                }
+            }
+        }
+    }
+
+    /// Makes every change pushed so far durable in the spool: after this, their source
+    /// positions may be acknowledged.
+    pub async fn sync(&mut self) -> Result<(), ArchiveError> {
+        if self.unsynced.is_empty() {
+            return Ok(());
+        }
+        let dir = self.spool_dir.clone();
+        let Some(mut file) = self.spool.take() else {
+            return Err(ArchiveError::Schema("the archive spool is not open".into()));
+        };
+        let bytes = std::mem::take(&mut self.unsynced);
+        let (file, bytes, result) = tokio::task::spawn_blocking(move || {
+            let result = file.append(&bytes);
+            (file, bytes, result)
+        })
+        .await
+        .map_err(|e| ArchiveError::Schema(format!("archive spool thread: {e}")))?;
+        self.spool = Some(file);
+        if let Err(source) = result {
+            // Nothing is acknowledged; the next sync writes it again (a torn tail is dropped
+            // when the spool is read back).
+            self.unsynced = bytes;
+            return Err(ArchiveError::Io { dir, source });
+        }
+        self.learn_synced();
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -149,8 +257,9 @@ impl Archive {
         Ok(())
     }
 
-    /// Buffers a decided change; a replayed one already archived is skipped.
-    pub fn push(&mut self, row: ArchiveRow) {
+    /// Buffers a decided change (durable after the next [`Archive::sync`]); a replayed one
+    /// already archived or spooled is skipped (false).
+    pub fn push(&mut self, row: ArchiveRow) -> bool {
         let entity = &self.mappings.entities[row.entity].entity;
         if row.replayable {
             let already = match row.source {
@@ -165,13 +274,16 @@ impl Archive {
             };
             if already {
                 self.skipped += 1;
-                return;
+                return false;
             }
+            self.unsynced_marks.push((row.entity, row.source, row.key.clone(), row.position.clone()));
         }
+        self.unsynced.extend_from_slice(spool::to_line(&self.mappings, &row).as_bytes());
         let day = row.commit_ts.unwrap_or(row.captured_at).date_naive();
         self.buffers.entry((row.entity, day, row.source)).or_default().push(row);
         self.buffered += 1;
         self.oldest.get_or_insert_with(Instant::now);
+        true
     }
 
     /// Changes buffered and not yet durable.
@@ -198,10 +310,17 @@ impl Archive {
     /// Writes every buffer as a durable file. On failure nothing is lost: the buffers stay and
     /// the next flush writes them again (a file written before the failure is replaced).
     pub async fn flush(&mut self) -> Result<Flushed, ArchiveError> {
+        self.sync().await?;
         if self.buffers.is_empty() {
             self.oldest = None;
             return Ok(Flushed::default());
         }
+        // Changes pushed from now on go to a new spool file; the older ones are deleted once
+        // the Parquet files holding their changes are durable.
+        let spool_dir = self.spool_dir.clone();
+        let next = self.spool.as_ref().map(|s| s.seq + 1).unwrap_or(1);
+        let io = |source| ArchiveError::Io { dir: spool_dir.clone(), source };
+        self.spool = Some(spool::SpoolFile::create(&spool_dir, next).map_err(io)?);
         let buffers = std::mem::take(&mut self.buffers);
         let dir = self.settings.dir.clone();
         let mappings = self.mappings.clone();
@@ -218,21 +337,24 @@ impl Archive {
                 return Err(error);
             }
         };
-        for ((entity, _, source), rows) in &buffers {
-            let name = &self.mappings.entities[*entity].entity;
-            match source {
-                System::Odoo => {
-                    if let Some(max) = rows.iter().filter_map(|r| r.position.parse::<Lsn>().ok()).map(|l| l.0).max() {
-                        let hwm = self.odoo_archived.entry(name.clone()).or_default();
-                        *hwm = (*hwm).max(max);
-                    }
-                }
-                System::Legacy => {
-                    self.legacy_last
-                        .insert(name.clone(), rows.iter().map(|r| (r.key.clone(), r.position.clone())).collect());
-                }
+        for (seq, path) in spool::spool_files(&spool_dir).map_err(io)? {
+            if seq < next {
+                std::fs::remove_file(&path).map_err(io)?;
             }
         }
+        // Of legacy changes, only the newest file's need remembering: a crash can cut off the
+        // watermark save of the last poll only.
+        let mut legacy_flushed: HashMap<String, HashSet<(String, String)>> = HashMap::new();
+        for ((entity, _, source), rows) in &buffers {
+            if *source == System::Legacy {
+                let name = self.mappings.entities[*entity].entity.clone();
+                legacy_flushed
+                    .entry(name)
+                    .or_default()
+                    .extend(rows.iter().map(|r| (r.key.clone(), r.position.clone())));
+            }
+        }
+        self.legacy_last.extend(legacy_flushed);
         self.buffered = 0;
         self.oldest = None;
         Ok(flushed)

@@ -119,7 +119,7 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
     };
     if let Some(settings) = &config.archive {
         engine.archive = Some(
-            crate::archive::Archive::open(settings.clone(), mappings.clone())
+            crate::archive::Archive::open(settings.clone(), mappings.clone(), "backfill")
                 .with_context(|| format!("opening the archive directory {}", settings.dir.display()))?,
         );
     }
@@ -239,28 +239,25 @@ async fn save_checkpoint(
     Ok(())
 }
 
-/// Decides and applies one chunk; writes the archive when a file is due. True when everything
-/// processed so far is durable, archive included: only then may a checkpoint pass it (files
-/// rotate by `rotate_rows` and `rotate_after`, not per chunk, so a big backfill does not leave
-/// one small file per chunk).
+/// Decides and applies one chunk and makes its archive records durable (the spool; a Parquet
+/// file when one is due), so the checkpoint after it may pass it.
 async fn commit_chunk(
     engine: &mut Engine,
     source: System,
     inputs: Vec<Input>,
     total: &mut crate::sync::BatchSummary,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<()> {
     if !inputs.is_empty() {
         let summary = engine.process(source, inputs, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         add(total, &summary);
     }
-    match engine.archive.as_mut() {
-        None => Ok(true),
-        Some(archive) if archive.due() => {
+    if let Some(archive) = engine.archive.as_mut() {
+        archive.sync().await.context("writing the archive spool")?;
+        if archive.due() {
             archive.flush().await.context("writing the archive")?;
-            Ok(true)
         }
-        Some(archive) => Ok(archive.buffered() == 0),
     }
+    Ok(())
 }
 
 /// Writes what the archive holds (at the end of an entity).
@@ -345,12 +342,10 @@ async fn odoo_entity(
                 }),
             });
         }
-        let durable = commit_chunk(engine, System::Odoo, inputs, &mut total).await?;
+        commit_chunk(engine, System::Odoo, inputs, &mut total).await?;
         rows += n as i64;
         after = last;
-        if durable {
-            save_checkpoint(engine, m, &serde_json::json!({ "id": after }), rows, position, false).await?;
-        }
+        save_checkpoint(engine, m, &serde_json::json!({ "id": after }), rows, position, false).await?;
         progress.advance(n as u64);
         if n < chunk {
             break;
@@ -432,11 +427,9 @@ async fn legacy_entity(
         engine.legacy.refresh_lookups(&mappings).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let inputs = map::legacy_inputs(engine, &items);
         let n = items.len();
-        let durable = commit_chunk(engine, System::Legacy, inputs, &mut total).await?;
+        commit_chunk(engine, System::Legacy, inputs, &mut total).await?;
         rows += n as i64;
-        if durable {
-            save_checkpoint(engine, m, &last_key, rows, "snapshot", false).await?;
-        }
+        save_checkpoint(engine, m, &last_key, rows, "snapshot", false).await?;
         progress.advance(n as u64);
     }
     let _ = handle.await;

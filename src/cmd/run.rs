@@ -231,7 +231,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         return Ok(());
     };
     if let Some(settings) = &config.archive {
-        let archive = crate::archive::Archive::open(settings.clone(), mappings.clone())
+        let archive = crate::archive::Archive::open(settings.clone(), mappings.clone(), "run")
             .with_context(|| format!("opening the archive directory {} ([archive] dir)", settings.dir.display()))?;
         tracing::info!(dir = %settings.dir.display(), rotate_rows = settings.rotate_rows, rotate_after_s = settings.rotate_after.as_secs_f64(), "archiving every decided change");
         engine.archive = Some(archive);
@@ -399,16 +399,16 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Source positions handled but not yet acknowledged: they wait for the archive file that
-/// holds their changes to be durable.
+/// Source positions handled but not yet acknowledged: they wait for their changes to be
+/// durable in the archive's spool.
 #[derive(Default)]
 struct HeldAcks {
     odoo: Option<u64>,
     legacy: Vec<oneshot::Sender<bool>>,
 }
 
-/// Acknowledges what the archive holds durably: at once when nothing waits in its buffers,
-/// else after a flush when one is due (or `force`). False when stopping mid-retry.
+/// Makes the archive durable (the spool at once; Parquet files when due, or `force`), then
+/// acknowledges what it holds. False when stopping mid-retry.
 async fn settle(
     engine: &mut Engine,
     held: &mut HeldAcks,
@@ -418,23 +418,18 @@ async fn settle(
     metrics: &Metrics,
 ) -> bool {
     if let Some(archive) = engine.archive.as_mut() {
-        if archive.buffered() > 0 {
-            if !(force || archive.due()) {
-                return true;
-            }
+        let failed = |e: crate::archive::ArchiveError| {
+            metrics.side("archive", Some(&e.to_string()));
+            anyhow::Error::new(e)
+        };
+        if retrying!("writing the archive spool", shutdown, metrics, archive.sync().await.map_err(failed)).is_none() {
+            return false;
+        }
+        if archive.buffered() > 0 && (force || archive.due()) {
             let started = std::time::Instant::now();
             let rows = archive.buffered();
-            let flushed = retrying!(
-                "writing the archive",
-                shutdown,
-                metrics,
-                archive.flush().await.map_err(|e| {
-                    metrics.side("archive", Some(&e.to_string()));
-                    anyhow::Error::new(e)
-                })
-            );
+            let flushed = retrying!("writing the archive", shutdown, metrics, archive.flush().await.map_err(failed));
             let Some(flushed) = flushed else { return false };
-            metrics.side("archive", None);
             metrics.archived(flushed.files.len() as u64, flushed.rows);
             tracing::info!(
                 files = flushed.files.len(),
@@ -443,6 +438,7 @@ async fn settle(
                 "archive files written"
             );
         }
+        metrics.side("archive", None);
     }
     if let Some(lsn) = held.odoo.take() {
         acked.fetch_max(lsn, Ordering::SeqCst);
