@@ -82,7 +82,9 @@ type BufferKey = (usize, NaiveDate, System);
 pub struct Archive {
     settings: ArchiveSettings,
     mappings: Arc<Mappings>,
-    buffers: BTreeMap<BufferKey, Vec<ArchiveRow>>,
+    buffers: BTreeMap<BufferKey, Buffer>,
+    /// Buffers finished into batches whose files a failed flush did not write yet.
+    ready: Vec<Ready>,
     buffered: usize,
     oldest: Option<Instant>,
     /// Entity → the highest commit LSN in its Odoo files or the spool.
@@ -120,6 +122,7 @@ impl Archive {
             settings,
             mappings,
             buffers: BTreeMap::new(),
+            ready: Vec::new(),
             buffered: 0,
             oldest: None,
             odoo_archived: HashMap::new(),
@@ -280,7 +283,8 @@ impl Archive {
         }
         self.unsynced.extend_from_slice(spool::to_line(&self.mappings, &row).as_bytes());
         let day = row.commit_ts.unwrap_or(row.captured_at).date_naive();
-        self.buffers.entry((row.entity, day, row.source)).or_default().push(row);
+        let m = &self.mappings.entities[row.entity];
+        self.buffers.entry((row.entity, day, row.source)).or_insert_with(|| Buffer::new(m)).push(m, &row);
         self.buffered += 1;
         self.oldest.get_or_insert_with(Instant::now);
         true
@@ -298,7 +302,7 @@ impl Archive {
 
     /// A buffer is full or the oldest buffered change waited long enough.
     pub fn due(&self) -> bool {
-        self.buffers.values().any(|b| b.len() >= self.settings.rotate_rows)
+        self.buffers.values().any(|b| b.rows >= self.settings.rotate_rows)
             || self.oldest.is_some_and(|t| t.elapsed() >= self.settings.rotate_after)
     }
 
@@ -307,11 +311,11 @@ impl Archive {
         self.oldest.map(|t| self.settings.rotate_after.saturating_sub(t.elapsed()))
     }
 
-    /// Writes every buffer as a durable file. On failure nothing is lost: the buffers stay and
-    /// the next flush writes them again (a file written before the failure is replaced).
+    /// Writes every buffer as a durable file. On failure nothing is lost: what was not written
+    /// is kept and the next flush writes it (the spool still holds it too).
     pub async fn flush(&mut self) -> Result<Flushed, ArchiveError> {
         self.sync().await?;
-        if self.buffers.is_empty() {
+        if self.buffers.is_empty() && self.ready.is_empty() {
             self.oldest = None;
             return Ok(Flushed::default());
         }
@@ -321,90 +325,148 @@ impl Archive {
         let next = self.spool.as_ref().map(|s| s.seq + 1).unwrap_or(1);
         let io = |source| ArchiveError::Io { dir: spool_dir.clone(), source };
         self.spool = Some(spool::SpoolFile::create(&spool_dir, next).map_err(io)?);
-        let buffers = std::mem::take(&mut self.buffers);
-        let dir = self.settings.dir.clone();
-        let mappings = self.mappings.clone();
-        let (result, buffers) = tokio::task::spawn_blocking(move || {
-            let result = write_buffers(&dir, &mappings, &buffers);
-            (result, buffers)
-        })
-        .await
-        .map_err(|e| ArchiveError::Schema(format!("archive writer thread: {e}")))?;
-        let flushed = match result {
-            Ok(flushed) => flushed,
-            Err(error) => {
-                self.buffers = buffers;
-                return Err(error);
+        for ((entity, day, source), mut buffer) in std::mem::take(&mut self.buffers) {
+            let m = &self.mappings.entities[entity];
+            let folder =
+                self.settings.dir.join(format!("entity={}", m.entity)).join(format!("date={}", day.format("%Y-%m-%d")));
+            self.ready.push(Ready {
+                entity: m.entity.clone(),
+                folder,
+                stem: buffer.stem(source),
+                batch: buffer.builder.finish(m)?,
+                legacy: std::mem::take(&mut buffer.legacy),
+            });
+        }
+        let ready = std::mem::take(&mut self.ready);
+        let (result, unwritten, written) = tokio::task::spawn_blocking(move || write_ready(ready))
+            .await
+            .map_err(|e| ArchiveError::Schema(format!("archive writer thread: {e}")))?;
+        // Of legacy changes, only the newest file's need remembering: a crash can cut off the
+        // watermark save of the last poll only.
+        let mut flushed = Flushed::default();
+        let mut legacy_flushed: HashMap<String, HashSet<(String, String)>> = HashMap::new();
+        for (ready, path) in written {
+            flushed.rows += ready.batch.num_rows() as u64;
+            flushed.files.push(path);
+            if !ready.legacy.is_empty() {
+                legacy_flushed.entry(ready.entity).or_default().extend(ready.legacy);
             }
-        };
+        }
+        self.legacy_last.extend(legacy_flushed);
+        self.ready = unwritten;
+        result?;
         for (seq, path) in spool::spool_files(&spool_dir).map_err(io)? {
             if seq < next {
                 std::fs::remove_file(&path).map_err(io)?;
             }
         }
-        // Of legacy changes, only the newest file's need remembering: a crash can cut off the
-        // watermark save of the last poll only.
-        let mut legacy_flushed: HashMap<String, HashSet<(String, String)>> = HashMap::new();
-        for ((entity, _, source), rows) in &buffers {
-            if *source == System::Legacy {
-                let name = self.mappings.entities[*entity].entity.clone();
-                legacy_flushed
-                    .entry(name)
-                    .or_default()
-                    .extend(rows.iter().map(|r| (r.key.clone(), r.position.clone())));
-            }
-        }
-        self.legacy_last.extend(legacy_flushed);
         self.buffered = 0;
         self.oldest = None;
         Ok(flushed)
     }
 }
 
-fn write_buffers(
-    dir: &Path,
-    mappings: &Mappings,
-    buffers: &BTreeMap<BufferKey, Vec<ArchiveRow>>,
-) -> Result<Flushed, ArchiveError> {
-    let mut flushed = Flushed::default();
-    for ((entity, day, source), rows) in buffers {
-        let m = &mappings.entities[*entity];
-        let folder = dir.join(format!("entity={}", m.entity)).join(format!("date={}", day.format("%Y-%m-%d")));
-        let path = unused_name(&folder, &file_stem(*source, rows));
-        let schema = schema::archive_schema(m);
-        let batch = schema::archive_batch(m, schema.clone(), rows)?;
-        let mut out = file::ParquetFile::create(&path, schema)?;
-        out.write(&batch)?;
-        flushed.rows += out.commit()?;
-        flushed.files.push(path);
-    }
-    Ok(flushed)
+/// One (entity, day, source) buffer: its changes in Arrow builders, and what its file name
+/// and the replay rules need.
+struct Buffer {
+    builder: schema::RowsBuilder,
+    rows: usize,
+    first_lsn: u64,
+    last_lsn: u64,
+    first_position: String,
+    last_position: String,
+    digest: u64,
+    /// Legacy changes' (key, position).
+    legacy: Vec<(String, String)>,
 }
 
-/// `odoo-<first LSN>-<last LSN>` (16 hex digits each, so names sort by position), or
-/// `legacy-<first>-<last>-<digest>` (a legacy position is a version and a key, made safe for a
-/// file name; the digest tells apart polls that begin and end alike). A replayed legacy poll
-/// has the same name as its first writing, so it replaces it.
-fn file_stem(source: System, rows: &[ArchiveRow]) -> String {
-    match source {
-        System::Odoo => {
-            let lsns: Vec<u64> = rows.iter().filter_map(|r| r.position.parse::<Lsn>().ok()).map(|l| l.0).collect();
-            let first = lsns.iter().min().copied().unwrap_or(0);
-            let last = lsns.iter().max().copied().unwrap_or(0);
-            format!("odoo-{first:016X}-{last:016X}")
-        }
-        System::Legacy => {
-            let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
-            for r in rows {
-                for b in r.key.bytes().chain([0]).chain(r.position.bytes()).chain([0]) {
-                    digest = (digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-                }
-            }
-            let first = rows.first().map(|r| safe(&r.position)).unwrap_or_default();
-            let last = rows.last().map(|r| safe(&r.position)).unwrap_or_default();
-            format!("legacy-{first}-{last}-{:08x}", digest as u32)
+impl Buffer {
+    fn new(m: &crate::mapping::Mapping) -> Buffer {
+        Buffer {
+            builder: schema::RowsBuilder::new(m),
+            rows: 0,
+            first_lsn: u64::MAX,
+            last_lsn: 0,
+            first_position: String::new(),
+            last_position: String::new(),
+            digest: 0xcbf2_9ce4_8422_2325,
+            legacy: Vec::new(),
         }
     }
+
+    fn push(&mut self, m: &crate::mapping::Mapping, row: &ArchiveRow) {
+        self.builder.push(m, row);
+        self.rows += 1;
+        match row.source {
+            System::Odoo => {
+                if let Ok(lsn) = row.position.parse::<Lsn>() {
+                    self.first_lsn = self.first_lsn.min(lsn.0);
+                    self.last_lsn = self.last_lsn.max(lsn.0);
+                }
+            }
+            System::Legacy => {
+                if self.first_position.is_empty() {
+                    self.first_position = row.position.clone();
+                }
+                self.last_position.clone_from(&row.position);
+                for b in row.key.bytes().chain([0]).chain(row.position.bytes()).chain([0]) {
+                    self.digest = (self.digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+                self.legacy.push((row.key.clone(), row.position.clone()));
+            }
+        }
+    }
+
+    /// `odoo-<first LSN>-<last LSN>` (16 hex digits each, so names sort by position), or
+    /// `legacy-<first>-<last>-<digest>` (a legacy position is a version and a key, made safe
+    /// for a file name; the digest tells apart polls that begin and end alike).
+    fn stem(&self, source: System) -> String {
+        match source {
+            System::Odoo => {
+                let first = if self.first_lsn == u64::MAX { 0 } else { self.first_lsn };
+                format!("odoo-{first:016X}-{:016X}", self.last_lsn)
+            }
+            System::Legacy => format!(
+                "legacy-{}-{}-{:08x}",
+                safe(&self.first_position),
+                safe(&self.last_position),
+                self.digest as u32
+            ),
+        }
+    }
+}
+
+/// A finished buffer waiting for its file.
+struct Ready {
+    entity: String,
+    folder: PathBuf,
+    stem: String,
+    batch: arrow::record_batch::RecordBatch,
+    legacy: Vec<(String, String)>,
+}
+
+/// Writes each file; returns the first failure, what was not written, and what was (with its
+/// path), so a retry writes only the rest.
+#[allow(clippy::type_complexity)]
+fn write_ready(ready: Vec<Ready>) -> (Result<(), ArchiveError>, Vec<Ready>, Vec<(Ready, PathBuf)>) {
+    let mut written = Vec::new();
+    let mut rest = ready.into_iter();
+    while let Some(r) = rest.next() {
+        let path = unused_name(&r.folder, &r.stem);
+        let result = file::ParquetFile::create(&path, r.batch.schema()).and_then(|mut out| {
+            out.write(&r.batch)?;
+            out.commit()
+        });
+        match result {
+            Ok(_) => written.push((r, path)),
+            Err(error) => {
+                let mut unwritten = vec![r];
+                unwritten.extend(rest);
+                return (Err(error.into()), unwritten, written);
+            }
+        }
+    }
+    (Ok(()), Vec::new(), written)
 }
 
 /// The stem's `.parquet` name in `folder`; an Odoo name already taken (retried changes keep

@@ -50,22 +50,41 @@ pub fn archive_schema(m: &Mapping) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// One batch of the rows (all of entity `m`).
-pub fn archive_batch(m: &Mapping, schema: SchemaRef, rows: &[ArchiveRow]) -> Result<RecordBatch, ArchiveError> {
-    let n = rows.len();
-    let mut after: Vec<ColumnBuilder> = m.fields.iter().map(|f| ColumnBuilder::new(f.ty, n)).collect();
-    let mut before: Vec<ColumnBuilder> = m.fields.iter().map(|f| ColumnBuilder::new(f.ty, n)).collect();
-    let mut before_valid = Vec::with_capacity(n);
-    let mut key = StringBuilder::with_capacity(n, n * 12);
-    let mut text: Vec<StringBuilder> = (0..6).map(|_| StringBuilder::with_capacity(n, n * 8)).collect();
-    let mut commit_ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut captured_at = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut xid = Int64Builder::with_capacity(n);
-    for row in rows {
-        key.append_value(&row.key);
+/// Archive rows of one entity appended straight into Arrow builders: a buffered change costs
+/// its columnar size, not a copy of its records.
+pub struct RowsBuilder {
+    key: StringBuilder,
+    after: Vec<ColumnBuilder>,
+    before: Vec<ColumnBuilder>,
+    before_valid: Vec<bool>,
+    text: Vec<StringBuilder>,
+    commit_ts: TimestampMicrosecondBuilder,
+    captured_at: TimestampMicrosecondBuilder,
+    xid: Int64Builder,
+}
+
+impl RowsBuilder {
+    pub fn new(m: &Mapping) -> RowsBuilder {
+        let n = 1024;
+        RowsBuilder {
+            key: StringBuilder::with_capacity(n, n * 12),
+            after: m.fields.iter().map(|f| ColumnBuilder::new(f.ty, n)).collect(),
+            before: m.fields.iter().map(|f| ColumnBuilder::new(f.ty, n)).collect(),
+            before_valid: Vec::with_capacity(n),
+            text: (0..6).map(|_| StringBuilder::with_capacity(n, n * 8)).collect(),
+            commit_ts: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
+            captured_at: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
+            xid: Int64Builder::with_capacity(n),
+        }
+    }
+
+    pub fn push(&mut self, m: &Mapping, row: &ArchiveRow) {
+        self.key.append_value(&row.key);
         // A value that does not fit its column is kept in `_reason`, exactly, rather than lost.
         let mut misfits = Vec::new();
-        for (image, builders, is_before) in [(&row.after, &mut after, false), (&row.before, &mut before, true)] {
+        for (image, builders, is_before) in
+            [(&row.after, &mut self.after, false), (&row.before, &mut self.before, true)]
+        {
             match image {
                 Some(record) => {
                     for ((b, value), field) in builders.iter_mut().zip(&record.values).zip(&m.fields) {
@@ -78,39 +97,40 @@ pub fn archive_batch(m: &Mapping, schema: SchemaRef, rows: &[ArchiveRow]) -> Res
                 None => builders.iter_mut().for_each(ColumnBuilder::append_null),
             }
         }
-        before_valid.push(row.before.is_some());
+        self.before_valid.push(row.before.is_some());
         let reason = match (&row.reason, misfits.is_empty()) {
             (r, true) => r.clone(),
             (None, false) => Some(misfits.join("; ")),
             (Some(r), false) => Some(format!("{r}; {}", misfits.join("; "))),
         };
-        text[0].append_value(row.op);
-        text[1].append_value(row.decision);
-        text[2].append_option(reason);
-        text[3].append_value(row.source.as_str());
-        text[4].append_value(&row.source_table);
-        text[5].append_value(&row.position);
-        commit_ts.append_option(row.commit_ts.map(|t| t.timestamp_micros()));
-        xid.append_option(row.xid.map(i64::from));
-        captured_at.append_value(row.captured_at.timestamp_micros());
+        self.text[0].append_value(row.op);
+        self.text[1].append_value(row.decision);
+        self.text[2].append_option(reason);
+        self.text[3].append_value(row.source.as_str());
+        self.text[4].append_value(&row.source_table);
+        self.text[5].append_value(&row.position);
+        self.commit_ts.append_option(row.commit_ts.map(|t| t.timestamp_micros()));
+        self.xid.append_option(row.xid.map(i64::from));
+        self.captured_at.append_value(row.captured_at.timestamp_micros());
     }
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(key.finish())];
-    columns.extend(after.iter_mut().map(ColumnBuilder::finish));
-    let before_children: Vec<ArrayRef> = before.iter_mut().map(ColumnBuilder::finish).collect();
-    let before_struct =
-        StructArray::try_new(Fields::from(entity_fields(m)), before_children, Some(NullBuffer::from(before_valid)))
+
+    /// The rows pushed so far as one batch; the builder starts over empty.
+    pub fn finish(&mut self, m: &Mapping) -> Result<RecordBatch, ArchiveError> {
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(self.key.finish())];
+        columns.extend(self.after.iter_mut().map(ColumnBuilder::finish));
+        let before_children: Vec<ArrayRef> = self.before.iter_mut().map(ColumnBuilder::finish).collect();
+        let valid = NullBuffer::from(std::mem::take(&mut self.before_valid));
+        let before_struct = StructArray::try_new(Fields::from(entity_fields(m)), before_children, Some(valid))
             .map_err(|e| ArchiveError::Schema(format!("{}: before struct: {e}", m.entity)))?;
-    columns.push(Arc::new(before_struct));
-    let mut text = text.into_iter();
-    for _ in 0..6 {
-        if let Some(mut b) = text.next() {
+        columns.push(Arc::new(before_struct));
+        for b in &mut self.text {
             columns.push(Arc::new(b.finish()));
         }
+        columns.push(Arc::new(self.commit_ts.finish()));
+        columns.push(Arc::new(self.xid.finish()));
+        columns.push(Arc::new(self.captured_at.finish()));
+        RecordBatch::try_new(archive_schema(m), columns).map_err(|e| ArchiveError::Schema(format!("{}: {e}", m.entity)))
     }
-    columns.push(Arc::new(commit_ts.finish()));
-    columns.push(Arc::new(xid.finish()));
-    columns.push(Arc::new(captured_at.finish()));
-    RecordBatch::try_new(schema, columns).map_err(|e| ArchiveError::Schema(format!("{}: {e}", m.entity)))
 }
 
 /// `(_key, _position)` of every row of an archive file.
