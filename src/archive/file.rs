@@ -26,7 +26,7 @@ pub const TEMP_SUFFIX: &str = ".millrace-tmp";
 
 /// Rows per row group: large enough for good compression and few footer entries, small
 /// enough that a reader can skip by statistics.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
+const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 pub struct ParquetFile {
     path: PathBuf,

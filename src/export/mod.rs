@@ -27,7 +27,7 @@ use crate::source::legacy::{LegacyError, ReadRow};
 use pg_binary::{CopyDecoder, PgColumn, PgKind};
 
 /// Rows per Arrow batch.
-const BATCH_ROWS: usize = 64 * 1024;
+const BATCH_ROWS: usize = 32 * 1024;
 /// Rows per key-ordered chunk of an entity read.
 const ENTITY_CHUNK: i64 = 10_000;
 
@@ -56,7 +56,7 @@ struct ParquetSink {
 impl ParquetSink {
     fn start(path: &Path, schema: SchemaRef) -> Result<ParquetSink, FileError> {
         let mut file = ParquetFile::create(path, schema)?;
-        let (tx, rx) = sync_channel::<RecordBatch>(4);
+        let (tx, rx) = sync_channel::<RecordBatch>(1);
         let thread = std::thread::spawn(move || {
             for batch in rx {
                 file.write(&batch)?;
