@@ -244,7 +244,11 @@ impl Archive {
                     if let Some(last) = odoo_file_last(&name) {
                         let hwm = self.odoo_archived.entry(m.entity.clone()).or_default();
                         *hwm = (*hwm).max(last);
-                    } else if name.starts_with("legacy-") && name.ends_with(".parquet") {
+                    } else if name.starts_with("legacy-")
+                        && name.ends_with(".parquet")
+                        // A backfill's snapshot files are not polls: never replayed by the poller.
+                        && !name.starts_with("legacy-snapshot")
+                    {
                         let modified = f.metadata().and_then(|md| md.modified()).map_err(io)?;
                         if newest_legacy.as_ref().is_none_or(|(t, _)| modified > *t) {
                             newest_legacy = Some((modified, f.path()));
