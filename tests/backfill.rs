@@ -110,6 +110,18 @@ async fn killed_midway_and_run_again_every_row_lands_exactly_once() {
         .unwrap()
         .get(0);
     assert_eq!(problems, 0);
+    // `status` shows each entity's backfill and what the archive holds.
+    let status = millrace_command(&[], &["--config", &world.config, "status", "--json"]).output().unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let order = status["backfill"].as_array().unwrap().iter().find(|b| b["entity"] == "production_order").unwrap();
+    assert_eq!(order["rows"], 1507, "the fixture's 7 orders and the 1,500 written: {order}");
+    assert!(order["finished_at"].is_string());
+    assert!(status["archive"]["files"].as_u64().unwrap() > 0, "{}", status["archive"]);
+    assert_eq!(status["archive"]["spooled"], 0, "everything backfilled is in files");
+    let text = millrace_command(&[], &["--config", &world.config, "status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("backfill:") && text.contains("changes spooled"), "{text}");
     // A third run has nothing left to do.
     let third = millrace_command(&[], &["--config", &world.config, "backfill"]).output().unwrap();
     assert!(String::from_utf8_lossy(&third.stdout).contains("backfilled earlier"));

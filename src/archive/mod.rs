@@ -512,3 +512,42 @@ mod tests {
         assert_eq!(safe("2026-11-27 10:00:00.5 ITEM/1"), "2026_11_27_10_00_00.5_ITEM_1");
     }
 }
+
+/// What an archive directory holds, for `millrace status` (read from the files alone).
+#[derive(Debug, Default, Clone)]
+pub struct DirSummary {
+    pub files: u64,
+    pub bytes: u64,
+    /// The most recently written file and when.
+    pub newest: Option<(PathBuf, chrono::DateTime<chrono::Utc>)>,
+    /// Changes in spools, waiting for their file (or for the next start, after a crash).
+    pub spooled: u64,
+}
+
+pub fn summarize(dir: &Path) -> std::io::Result<DirSummary> {
+    fn walk(dir: &Path, out: &mut DirSummary) -> std::io::Result<()> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+        for entry in entries {
+            let entry = entry?;
+            let path = entry.path();
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                walk(&path, out)?;
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.files += 1;
+                out.bytes += meta.len();
+                let modified: chrono::DateTime<chrono::Utc> = meta.modified()?.into();
+                if out.newest.as_ref().is_none_or(|(_, t)| modified > *t) {
+                    out.newest = Some((path, modified));
+                }
+            } else if path.extension().is_some_and(|e| e == "jsonl") {
+                let text = std::fs::read(&path)?;
+                out.spooled += text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+            }
+        }
+        Ok(())
+    }
+    let mut out = DirSummary::default();
+    walk(dir, &mut out)?;
+    Ok(out)
+}

@@ -80,6 +80,18 @@ struct Status {
     dead_letters_open: i64,
     dead_letters_retry: i64,
     conflicts: Vec<ConflictRow>,
+    backfills: Vec<BackfillRow>,
+    /// `[archive]`: its directory and what it holds, or why it cannot be read.
+    archive: Option<(String, Result<crate::archive::DirSummary, String>)>,
+}
+
+#[derive(Debug)]
+struct BackfillRow {
+    entity: String,
+    source: String,
+    rows: i64,
+    finished: Option<DateTime<Utc>>,
+    updated: DateTime<Utc>,
 }
 
 pub async fn run(config: &Config, json: bool) -> Result<(), CommandError> {
@@ -89,7 +101,11 @@ pub async fn run(config: &Config, json: bool) -> Result<(), CommandError> {
         Ok(odoo) => Some(slot_status(odoo).await),
         Err(_) => None,
     };
-    let status = read_state(store.client(), slot).await?;
+    let mut status = read_state(store.client(), slot).await?;
+    status.archive = config
+        .archive
+        .as_ref()
+        .map(|a| (a.dir.display().to_string(), crate::archive::summarize(&a.dir).map_err(|e| e.to_string())));
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", to_json(&status)).context("writing the status")?;
@@ -209,6 +225,19 @@ async fn read_state(client: &Client, slot: Option<SlotStatus>) -> anyhow::Result
             at: r.get(7),
         })
         .collect();
+    let backfills = client
+        .query("SELECT entity, source, rows_done, finished_at, updated_at FROM millrace.backfill ORDER BY entity", &[])
+        .await
+        .context("reading millrace.backfill")?
+        .iter()
+        .map(|r| BackfillRow {
+            entity: r.get(0),
+            source: r.get(1),
+            rows: r.get(2),
+            finished: r.get(3),
+            updated: r.get(4),
+        })
+        .collect();
     Ok(Status {
         slot,
         sources,
@@ -219,6 +248,8 @@ async fn read_state(client: &Client, slot: Option<SlotStatus>) -> anyhow::Result
         dead_letters_open: dlq.get(0),
         dead_letters_retry: dlq.get(1),
         conflicts,
+        backfills,
+        archive: None,
     })
 }
 
@@ -243,8 +274,27 @@ fn to_json(s: &Status) -> Json {
             "error": slot.error,
         })
     });
+    let archive = s.archive.as_ref().map(|(dir, summary)| match summary {
+        Ok(a) => json!({
+            "dir": dir,
+            "files": a.files,
+            "bytes": a.bytes,
+            "newest_file": a.newest.as_ref().map(|(p, _)| p.display().to_string()),
+            "newest_at": a.newest.as_ref().map(|(_, t)| ts(t)),
+            "spooled": a.spooled,
+        }),
+        Err(error) => json!({ "dir": dir, "error": error }),
+    });
     json!({
         "odoo_slot": slot,
+        "archive": archive,
+        "backfill": s.backfills.iter().map(|b| json!({
+            "entity": b.entity,
+            "source": b.source,
+            "rows": b.rows,
+            "finished_at": ts_opt(&b.finished),
+            "updated_at": ts(&b.updated),
+        })).collect::<Vec<_>>(),
         "sources": s.sources.iter().map(|r| json!({
             "source": r.source,
             "position": r.position,
@@ -405,6 +455,34 @@ fn write_text(out: &mut impl Write, s: &Status) -> std::io::Result<()> {
         s.dead_letters_retry,
         if s.dead_letters_open + s.dead_letters_retry > 0 { " (`millrace dlq list`)" } else { "" }
     )?;
+
+    if !s.backfills.is_empty() {
+        writeln!(out, "\nbackfill:")?;
+        let mut rows = vec![vec!["entity".into(), "from".into(), "rows".into(), "state".into()]];
+        for b in &s.backfills {
+            let state = match &b.finished {
+                Some(t) => format!("done {}", ts(t)),
+                None => format!("interrupted or running (last chunk {}); `millrace backfill` resumes", ts(&b.updated)),
+            };
+            rows.push(vec![b.entity.clone(), b.source.clone(), b.rows.to_string(), state]);
+        }
+        table(out, &rows)?;
+    }
+    match &s.archive {
+        None => {}
+        Some((dir, Err(error))) => writeln!(out, "\narchive {dir}: cannot be read: {}", one_line(error))?,
+        Some((dir, Ok(a))) => {
+            let newest =
+                a.newest.as_ref().map(|(p, t)| format!(", newest {} at {}", p.display(), ts(t))).unwrap_or_default();
+            writeln!(
+                out,
+                "\narchive {dir}: {} files ({}){newest}; {} changes spooled, waiting for their file",
+                a.files,
+                bytes(a.bytes as i64),
+                a.spooled
+            )?;
+        }
+    }
 
     writeln!(out, "\nrecent conflicts:")?;
     if s.conflicts.is_empty() {
