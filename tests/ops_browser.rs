@@ -36,15 +36,7 @@ async fn the_operator_page_shows_a_dead_letter_and_retries_it_only_with_the_toke
 
     // An order PROD_ORDER refuses (its produced quantity is NULL; the column is NOT NULL).
     let odoo = world.odoo.client().await;
-    odoo.batch_execute(
-        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
-                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
-         SELECT 'WH/MO/00980', product_id, product_uom_id, picking_type_id, location_src_id, location_dest_id,
-                company_id, consumption, 1, NULL, '2026-12-07 08:00:00', 'confirmed'
-           FROM mrp_production WHERE name = 'WH/MO/00001'",
-    )
-    .await
-    .unwrap();
+    common::sync::insert_order_the_erp_refuses(&odoo, "WH/MO/00980", "2026-12-07 08:00:00").await;
     let id: i64 = eventually("the dead letter", &service, || async {
         odoo.query_opt("SELECT id FROM millrace.dlq WHERE key = '[\"WH/MO/00980\"]' AND status = 'open'", &[])
             .await

@@ -99,15 +99,7 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
 
     // A dead letter: an order whose produced quantity is NULL, refused by PROD_ORDER (NOT NULL).
     let odoo = world.odoo.client().await;
-    odoo.batch_execute(
-        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
-                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
-         SELECT 'WH/MO/00970', product_id, product_uom_id, picking_type_id, location_src_id, location_dest_id,
-                company_id, consumption, 1, NULL, '2026-12-06 08:00:00', 'confirmed'
-           FROM mrp_production WHERE name = 'WH/MO/00001'",
-    )
-    .await
-    .unwrap();
+    common::sync::insert_order_the_erp_refuses(&odoo, "WH/MO/00970", "2026-12-06 08:00:00").await;
     let id: i64 = eventually("the dead letter on the operator API", &service, || async {
         let body = request(address, "GET", "/api/overview", None).1;
         let json: serde_json::Value = serde_json::from_str(&body).ok()?;

@@ -299,20 +299,10 @@ impl Archive {
         self.buffered
     }
 
-    /// Replayed changes skipped because an earlier run archived them.
-    pub fn skipped(&self) -> u64 {
-        self.skipped
-    }
-
     /// A buffer is full or the oldest buffered change waited long enough.
     pub fn due(&self) -> bool {
         self.buffers.values().any(|b| b.rows >= self.settings.rotate_rows)
             || self.oldest.is_some_and(|t| t.elapsed() >= self.settings.rotate_after)
-    }
-
-    /// How long until the oldest buffered change makes a flush due.
-    pub fn due_in(&self) -> Option<Duration> {
-        self.oldest.map(|t| self.settings.rotate_after.saturating_sub(t.elapsed()))
     }
 
     /// Writes every buffer as a durable file. On failure nothing is lost: what was not written

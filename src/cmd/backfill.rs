@@ -103,26 +103,20 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
         (None, lsn)
     };
 
-    let mut engine = Engine {
-        mappings: mappings.clone(),
+    let mut engine = Engine::new(
+        mappings.clone(),
         state,
-        odoo_read: crate::pg::connect(&odoo.conn).await.context("connecting to Odoo's database")?,
-        odoo: crate::sink::postgres::OdooSink::connect(&odoo.conn, &origin)
+        crate::pg::connect(&odoo.conn).await.context("connecting to Odoo's database")?,
+        crate::sink::postgres::OdooSink::connect(&odoo.conn, &origin)
             .await
             .map_err(|e| anyhow::anyhow!("connecting the Odoo writer: {e:?}"))?,
-        legacy: LegacyDb::new(&legacy_config).map_err(anyhow::Error::msg)?,
-        prefetched: Default::default(),
-        legacy_rows: Default::default(),
-        metrics: Arc::new(crate::ops::metrics::Metrics::default()),
-        archive: None,
-        batch: BatchMeta { snapshot: true, ..BatchMeta::default() },
-    };
-    if let Some(settings) = &config.archive {
-        engine.archive = Some(
-            crate::archive::Archive::open(settings.clone(), mappings.clone(), "backfill")
-                .with_context(|| format!("opening the archive directory {}", settings.dir.display()))?,
-        );
-    }
+        LegacyDb::new(&legacy_config).map_err(anyhow::Error::msg)?,
+        Arc::new(crate::ops::metrics::Metrics::default()),
+    );
+    engine.batch = BatchMeta { snapshot: true, ..BatchMeta::default() };
+    engine
+        .open_archive(config.archive.as_ref(), "backfill")
+        .context("opening the archive directory ([archive] dir)")?;
     let reader = crate::pg::connect(&odoo.conn).await.context("connecting to Odoo's database")?;
     let mut out = std::io::stdout().lock();
     for index in selected {
@@ -133,7 +127,7 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
                 odoo_entity(&mut engine, &reader, &m, index, snapshot.as_ref(), &position, options.chunk, progress)
                     .await
             }
-            System::Legacy => legacy_entity(&mut engine, &legacy_config, &m, index, options.chunk, progress).await,
+            System::Legacy => legacy_entity(&mut engine, &legacy_config, &m, options.chunk, progress).await,
         }
         .with_context(|| format!("backfilling {} from {}", m.entity, m.owner.as_str()))?;
         match done {
@@ -361,11 +355,9 @@ async fn legacy_entity(
     engine: &mut Engine,
     legacy: &crate::config::LegacyConfig,
     m: &Mapping,
-    index: usize,
     chunk: usize,
     mut progress: Progress,
 ) -> anyhow::Result<Outcome> {
-    let _ = index;
     let checkpoint = load_checkpoint(engine, m).await?;
     if let Some(c) = checkpoint.as_ref().filter(|c| c.finished) {
         return Ok(Outcome::AlreadyDone(c.rows));

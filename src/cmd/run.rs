@@ -109,18 +109,7 @@ async fn connect_engine(
         }
         .await
     );
-    Ok(parts.map(|(state, odoo_read, odoo)| Engine {
-        mappings,
-        state,
-        odoo_read,
-        odoo,
-        legacy,
-        prefetched: Default::default(),
-        legacy_rows: Default::default(),
-        metrics,
-        archive: None,
-        batch: Default::default(),
-    }))
+    Ok(parts.map(|(state, odoo_read, odoo)| Engine::new(mappings, state, odoo_read, odoo, legacy, metrics)))
 }
 
 pub(crate) fn legacy_config(config: &Config, mappings: &Mappings) -> anyhow::Result<LegacyConfig> {
@@ -230,12 +219,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let Some(mut engine) = connect_engine(config, mappings.clone(), &shutdown, metrics.clone()).await? else {
         return Ok(());
     };
-    if let Some(settings) = &config.archive {
-        let archive = crate::archive::Archive::open(settings.clone(), mappings.clone(), "run")
-            .with_context(|| format!("opening the archive directory {} ([archive] dir)", settings.dir.display()))?;
-        tracing::info!(dir = %settings.dir.display(), rotate_rows = settings.rotate_rows, rotate_after_s = settings.rotate_after.as_secs_f64(), "archiving every decided change");
-        engine.archive = Some(archive);
-    }
+    engine.open_archive(config.archive.as_ref(), "run").context("opening the archive directory ([archive] dir)")?;
     metrics.side("odoo", None);
     metrics.side("state", None);
     if let Some(http) = &config.http {

@@ -196,7 +196,6 @@ pub struct EntityBatches {
     schema: SchemaRef,
     key: StringBuilder,
     columns: Vec<ColumnBuilder>,
-    fields: Vec<crate::mapping::FieldType>,
     rows: usize,
     /// Values that did not fit their column (written as null), as "key field: reason".
     pub misfits: Vec<String>,
@@ -204,12 +203,10 @@ pub struct EntityBatches {
 
 impl EntityBatches {
     pub fn new(m: &Mapping) -> EntityBatches {
-        let fields: Vec<_> = m.fields.iter().map(|f| f.ty).collect();
         EntityBatches {
             schema: entity_schema(m),
             key: StringBuilder::new(),
-            columns: fields.iter().map(|t| ColumnBuilder::new(*t, 1024)).collect(),
-            fields,
+            columns: m.fields.iter().map(|f| ColumnBuilder::new(f.ty, 1024)).collect(),
             rows: 0,
             misfits: Vec::new(),
         }
@@ -241,7 +238,6 @@ impl EntityBatches {
         let mut arrays: Vec<ArrayRef> = vec![Arc::new(self.key.finish())];
         arrays.extend(self.columns.iter_mut().map(ColumnBuilder::finish));
         self.rows = 0;
-        debug_assert_eq!(arrays.len(), self.fields.len() + 1);
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| ExportError::Other(e.to_string()))
     }
 }

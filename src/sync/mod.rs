@@ -148,6 +148,42 @@ pub(crate) struct Planned {
 }
 
 impl Engine {
+    /// An engine over open connections, with no archive and no batch in progress.
+    pub fn new(
+        mappings: Arc<Mappings>,
+        state: StateStore,
+        odoo_read: tokio_postgres::Client,
+        odoo: OdooSink,
+        legacy: LegacyDb,
+        metrics: Arc<crate::ops::metrics::Metrics>,
+    ) -> Engine {
+        Engine {
+            mappings,
+            state,
+            odoo_read,
+            odoo,
+            legacy,
+            prefetched: Default::default(),
+            legacy_rows: Default::default(),
+            metrics,
+            archive: None,
+            batch: BatchMeta::default(),
+        }
+    }
+
+    /// Opens `[archive]`, when configured, under this process kind's spool (`run`, `backfill`).
+    pub fn open_archive(
+        &mut self,
+        settings: Option<&crate::archive::ArchiveSettings>,
+        owner: &str,
+    ) -> Result<(), crate::archive::ArchiveError> {
+        if let Some(settings) = settings {
+            self.archive = Some(crate::archive::Archive::open(settings.clone(), self.mappings.clone(), owner)?);
+            tracing::info!(dir = %settings.dir.display(), rotate_rows = settings.rotate_rows, rotate_after_s = settings.rotate_after.as_secs_f64(), "archiving every decided change");
+        }
+        Ok(())
+    }
+
     pub fn mapping(&self, change: &Change) -> &Mapping {
         &self.mappings.entities[change.entity]
     }

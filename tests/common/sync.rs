@@ -183,6 +183,20 @@ pub async fn world_behind_proxy(prefix: &str, mappings: &[&str]) -> (World, supe
     (world, proxy)
 }
 
+/// Inserts one confirmed manufacturing order without a produced quantity (NULL), which the
+/// ERP's PROD_ORDER refuses (its column is NOT NULL): a dead letter on its way.
+pub async fn insert_order_the_erp_refuses(odoo: &tokio_postgres::Client, name: &str, date_start: &str) {
+    odoo.batch_execute(&format!(
+        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
+         SELECT '{name}', product_id, product_uom_id, picking_type_id, location_src_id, location_dest_id,
+                company_id, consumption, 1, NULL, '{date_start}', 'confirmed'
+           FROM mrp_production WHERE name = 'WH/MO/00001'"
+    ))
+    .await
+    .expect("insert the order");
+}
+
 /// Inserts `n` confirmed manufacturing orders in one transaction, copies of the fixture's
 /// WH/MO/00001 named `<prefix><number>` (numbers from `from`, zero-padded to `width` digits),
 /// ordering 1 to 7 units.
