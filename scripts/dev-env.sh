@@ -9,17 +9,24 @@
 #   - registers the MariaDB and PostgreSQL ODBC drivers and checks that both connect;
 #   - creates a Python virtualenv in .dev/py with pinned pyarrow, duckdb and psycopg, which
 #     the tests use to read what millrace writes (MILLRACE_PYTHON);
+#   - when the Odoo 17 server tarball is there (MILLRACE_ODOO_SERVER_TARBALL, by default
+#     ../shared/odoo17/odoo17-server.tar.xz next to the clone): unpacks it with a virtualenv
+#     into .dev/odoo, builds the template database millrace_odoo_tmpl (demo data) once, and
+#     starts Odoo on 127.0.0.1:58069 (scripts/odoo-ctl.sh); without it, says the tests that need
+#     a real Odoo will be skipped;
 #   - writes .dev/env, which exports MILLRACE_TEST_* and MILLRACE_PYTHON for the test suite.
 #
 # Usage: bash scripts/dev-env.sh      (or `source scripts/dev-env.sh` to also import .dev/env)
 # Env:   MILLRACE_DEV_PG_PORT       port of the dev PostgreSQL (default 55432)
 #        MILLRACE_DEV_MARIADB_PORT  port of the dev MariaDB (default 33306)
 #        MILLRACE_DEV_BENCH=1       also install what bench/ compares against (pyodbc)
+#        MILLRACE_ODOO_SERVER_TARBALL  the Odoo 17 server tarball (default: see above)
+#        MILLRACE_DEV_ODOO_PORT     port of the dev Odoo (default 58069)
 #
 # Everything it creates lives in the git-ignored .dev/ (or, when the servers' OS user can't
-# reach the repo, /var/tmp/millrace-<hash>/ with .dev/pg and .dev/mariadb symlinked to it).
-# `rm -rf .dev` after `scripts/pg-ctl.sh stop` and `scripts/mariadb-ctl.sh stop` starts from
-# scratch.
+# reach the repo, /var/tmp/millrace-<hash>/ with .dev/pg, .dev/mariadb and .dev/odoo symlinked
+# to it). `rm -rf .dev` after `scripts/odoo-ctl.sh stop`, `scripts/pg-ctl.sh stop` and
+# `scripts/mariadb-ctl.sh stop` starts from scratch.
 
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
     # Sourced: do the work in a child bash, so `set -e` and our helper variables neither leak
@@ -133,15 +140,35 @@ mr_apt_install() {
     mr_unblock_service_starts
 }
 
-install_packages() {
-    local entry pkg probe missing=()
-    for entry in "${MR_PACKAGES[@]}"; do
+# The packages among the "package:probe" entries $@ that are missing, one a line.
+mr_missing_packages() {
+    local entry pkg probe
+    for entry in "$@"; do
         pkg=${entry%%:*}
         probe=${entry#*:}
         if ! mr_have "$probe" && ! mr_pkg_installed "$pkg"; then
-            missing+=("$pkg")
+            printf '%s\n' "$pkg"
         fi
     done
+}
+
+# After installing: every "package:probe" entry of $@ must now be there.
+mr_verify_packages() {
+    local entry pkg probe
+    for entry in "$@"; do
+        pkg=${entry%%:*}
+        probe=${entry#*:}
+        if [[ -n $probe ]]; then
+            mr_have "$probe" || mr_die "package $pkg installed but $probe is missing"
+        else
+            mr_pkg_installed "$pkg" || mr_die "package $pkg did not install"
+        fi
+    done
+}
+
+install_packages() {
+    local missing=()
+    mapfile -t missing < <(mr_missing_packages "${MR_PACKAGES[@]}")
     if [[ ${#missing[@]} -eq 0 ]]; then
         return 0
     fi
@@ -162,16 +189,7 @@ install_packages() {
         fi
     fi
     mr_apt_install "${missing[@]}"
-
-    for entry in "${MR_PACKAGES[@]}"; do
-        pkg=${entry%%:*}
-        probe=${entry#*:}
-        if [[ -n $probe ]]; then
-            mr_have "$probe" || mr_die "package $pkg installed but $probe is missing"
-        else
-            mr_pkg_installed "$pkg" || mr_die "package $pkg did not install"
-        fi
-    done
+    mr_verify_packages "${MR_PACKAGES[@]}"
 }
 
 # Only as root: the unprivileged account that owns and runs the cluster.
@@ -736,6 +754,290 @@ setup_python() {
     printf '%s\n' "$want" >"$MR_PY_MARKER"
 }
 
+# ---- A real Odoo 17 server (optional) -----------------------------------------------------
+# For the tests that drive a real Odoo over JSON-RPC: Odoo 17 Community from a tarball (cut
+# down to what a manufacturing database needs), a virtualenv for it, a template database with
+# demo data that each test copies (CREATE DATABASE t TEMPLATE millrace_odoo_tmpl, about a
+# second), and one server on 127.0.0.1:58069 serving every database. Like PostgreSQL, it is a
+# test dependency that never goes into the repository: a clone on its own has no tarball, and
+# then none of this happens, .dev/env has no MILLRACE_TEST_ODOO_*, and those tests say SKIPPED.
+MR_ODOO_TARBALL=${MILLRACE_ODOO_SERVER_TARBALL:-$MR_ROOT/../shared/odoo17/odoo17-server.tar.xz}
+# What the template has installed (with their dependencies); a change rebuilds it.
+MR_ODOO_MODULES=base,product,uom,stock,mrp,sale_management,sale_stock,purchase,purchase_stock,mrp_account
+# What pip needs to build Odoo's requirements (psycopg2 and python-ldap from source; lxml,
+# Pillow), same "package:probe" form as MR_PACKAGES.
+MR_ODOO_PACKAGES=(
+    "python3-venv:"
+    "python3-dev:/usr/bin/python3-config"
+    "build-essential:"
+    "libpq-dev:/usr/include/postgresql/libpq-fe.h"
+    "libldap2-dev:/usr/include/ldap.h"
+    "libsasl2-dev:/usr/include/sasl/sasl.h"
+    "libxml2-dev:/usr/include/libxml2/libxml/xmlversion.h"
+    "libxslt1-dev:/usr/include/libxslt/xslt.h"
+    "libjpeg-dev:/usr/include/jpeglib.h"
+    "zlib1g-dev:/usr/include/zlib.h"
+)
+# Beyond requirements.txt: Odoo 17 imports pkg_resources, which setuptools 81 dropped.
+MR_ODOO_PIP_EXTRA=("setuptools<81")
+MR_ODOO_READY=0   # set once the server answers; write_env then exports MILLRACE_TEST_ODOO_*
+MR_ODOO_RESTART=0 # set when the code, venv or configuration under a running server changed
+
+setup_odoo() {
+    if [[ ! -f $MR_ODOO_TARBALL ]]; then
+        mr_log "Odoo server tarball not found ($MR_ODOO_TARBALL; set MILLRACE_ODOO_SERVER_TARBALL): tests that need a real Odoo will be SKIPPED"
+        return 0
+    fi
+    local missing=() old_umask
+    mapfile -t missing < <(mr_missing_packages "${MR_ODOO_PACKAGES[@]}")
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        mr_need_root "installing packages for Odoo (${missing[*]})"
+        mr_log "installing missing packages for Odoo: ${missing[*]}"
+        mr_apt_install "${missing[@]}"
+        mr_verify_packages "${MR_ODOO_PACKAGES[@]}"
+    fi
+
+    ensure_pg_os_user
+    prepare_state_dir odoo
+    mr_odoo_resolve_paths
+    # The server's user reads the code and the venv (made by whoever runs this) and owns what
+    # it writes: the data dir, the log, the pid file.
+    old_umask=$(umask)
+    umask 022
+    mkdir -p "$MR_ODOO_DATA" "$MR_ODOO_BASE/log" "$MR_ODOO_BASE/run"
+    if [[ $EUID -eq 0 ]]; then
+        chown "$MR_PG_OS_USER:" "$MR_ODOO_DATA" "$MR_ODOO_BASE/log" "$MR_ODOO_BASE/run"
+    fi
+    odoo_unpack
+    odoo_venv
+    odoo_write_conf
+    umask "$old_umask"
+    odoo_template
+
+    if ! mr_odoo_is_running; then
+        local t=$SECONDS
+        mr_log "starting Odoo on 127.0.0.1:$MR_ODOO_PORT (log $MR_ODOO_LOG)"
+        mr_odoo_start
+        mr_log "Odoo answers JSON-RPC ($((SECONDS - t))s)"
+    elif [[ $MR_ODOO_RESTART -eq 1 ]]; then
+        mr_log "Odoo's code or configuration changed: restarting it"
+        mr_odoo_restart
+    else
+        mr_odoo_wait_ready
+    fi
+    MR_ODOO_READY=1
+}
+
+# Unpack the tarball into $MR_ODOO_SERVER (its top directory stripped), unless what is there
+# came from the same tarball. server.stamp records the tarball's path, size and mtime (cheap to
+# compare on every run) and its sha256 (computed only when those differ, and recorded in the
+# template's marker). Unpacked next to the old tree and swapped in when complete.
+odoo_unpack() {
+    local marker=$MR_ODOO_BASE/server.stamp stamp sha="" old_stamp="" old_sha="" t=$SECONDS
+    stamp="$MR_ODOO_TARBALL $(stat -L -c '%s %Y' -- "$MR_ODOO_TARBALL")"
+    if [[ -f $MR_ODOO_SERVER/odoo-bin && -f $marker ]]; then
+        { read -r old_stamp && read -r old_sha; } <"$marker" || true
+        if [[ $old_stamp == "$stamp" && -n $old_sha ]]; then
+            MR_ODOO_SERVER_SHA=$old_sha
+            return 0
+        fi
+        sha=$(sha256sum <"$MR_ODOO_TARBALL" | cut -c1-64)
+        if [[ $sha == "$old_sha" ]]; then # touched or copied: same content
+            printf '%s\n' "$stamp" "$sha" >"$marker"
+            MR_ODOO_SERVER_SHA=$sha
+            return 0
+        fi
+    fi
+    [[ -n $sha ]] || sha=$(sha256sum <"$MR_ODOO_TARBALL" | cut -c1-64)
+
+    mr_log "unpacking $MR_ODOO_TARBALL into $MR_ODOO_SERVER"
+    mr_odoo_stop # never swap the code under a running server
+    local tmp=$MR_ODOO_BASE/server.new
+    rm -rf -- "$tmp"
+    mkdir -p "$tmp"
+    tar -xJf "$MR_ODOO_TARBALL" -C "$tmp" --strip-components=1 --no-same-owner ||
+        mr_die "could not unpack $MR_ODOO_TARBALL"
+    [[ -f $tmp/odoo-bin && -f $tmp/requirements.txt && -d $tmp/odoo/addons/base ]] ||
+        mr_die "$MR_ODOO_TARBALL is not an Odoo server tree (no odoo-bin, requirements.txt, odoo/addons/base in its top directory)"
+    # The server's user writes the bytecode caches next to the sources on first import.
+    if [[ $EUID -eq 0 ]]; then
+        chown -R "$MR_PG_OS_USER:" "$tmp"
+    fi
+    rm -f -- "$marker"
+    rm -rf -- "$MR_ODOO_SERVER"
+    mv -- "$tmp" "$MR_ODOO_SERVER"
+    printf '%s\n' "$stamp" "$sha" >"$marker"
+    MR_ODOO_SERVER_SHA=$sha
+    MR_ODOO_RESTART=1
+    mr_log "unpacked Odoo ($((SECONDS - t))s)"
+}
+
+# Odoo's virtualenv, on Debian's Python 3.11 (/usr/bin/python3: the one requirements.txt's pins
+# and the -dev packages above are for; on a dev box `python3` may be a pyenv one). As in
+# setup_python, a marker holds the interpreter's version and the requirements it was installed
+# with: when it matches, a re-run skips pip.
+odoo_venv() {
+    local py=$MR_ODOO_PY marker=$MR_ODOO_VENV/millrace-requirements.txt base=/usr/bin/python3
+    local version want reqs t=$SECONDS
+    if [[ ! -x $base ]]; then
+        base=$(command -v python3) || mr_die "no python3 for Odoo's virtualenv"
+    fi
+    reqs=$(<"$MR_ODOO_SERVER/requirements.txt")
+    version=$("$py" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null) || version=""
+    want=$(printf '%s\n' "python $version" "${MR_ODOO_PIP_EXTRA[@]}" "$reqs")
+    if [[ -n $version && -f $marker ]] && [[ "$(<"$marker")" == "$want" ]]; then
+        return 0
+    fi
+
+    "$base" -c 'import venv, ensurepip' >/dev/null 2>&1 ||
+        mr_die "$base has no venv/ensurepip module (Debian: python3-venv), needed for Odoo's virtualenv"
+    if [[ -z $version ]] || ! "$py" -m pip --version >/dev/null 2>&1; then
+        mr_log "creating Odoo's virtualenv $MR_ODOO_VENV ($("$base" --version 2>&1), $base)"
+        rm -rf -- "$MR_ODOO_VENV"
+        "$base" -m venv "$MR_ODOO_VENV" || mr_die "$base -m venv $MR_ODOO_VENV failed"
+        version=$("$py" -c 'import sys; print(sys.version.split()[0])')
+        want=$(printf '%s\n' "python $version" "${MR_ODOO_PIP_EXTRA[@]}" "$reqs")
+    fi
+    rm -f -- "$marker"
+    mr_log "installing Odoo's requirements into $MR_ODOO_VENV (pip; psycopg2 and python-ldap build from source, a minute or two)"
+    "$py" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        -r "$MR_ODOO_SERVER/requirements.txt" "${MR_ODOO_PIP_EXTRA[@]}" ||
+        mr_die "pip install of Odoo's requirements into $MR_ODOO_VENV failed"
+    "$py" -c 'import psycopg2, ldap, lxml, PIL, werkzeug, pkg_resources' ||
+        mr_die "installed, but $py cannot import Odoo's requirements"
+    # pip leaves the packages it built from source (psycopg2, vobject, ...) uncompiled, and the
+    # server's user cannot write into the venv: without this, every start of Odoo would compile
+    # them again (and log vobject's DeprecationWarnings).
+    "$py" -m compileall -q -j 0 "$MR_ODOO_VENV/lib" >/dev/null 2>&1 || true
+    printf '%s\n' "$want" >"$marker"
+    MR_ODOO_RESTART=1
+    mr_log "Odoo's virtualenv ready ($((SECONDS - t))s)"
+}
+
+# Every server setting, in the file that both the server and the template build read.
+# Compared and rewritten wholesale on every run; a change restarts the server.
+odoo_write_conf() {
+    local conf
+    conf=$(
+        cat <<CONF
+; Generated by scripts/dev-env.sh on every run; edit the script, not this file.
+; Control: scripts/odoo-ctl.sh start|stop|restart|status
+[options]
+addons_path = $MR_ODOO_SERVER/addons,$MR_ODOO_SERVER/odoo/addons
+data_dir = $MR_ODOO_DATA
+db_host = 127.0.0.1
+db_port = $MR_PG_PORT
+db_user = $MR_ODOO_PG_ROLE
+db_password = $MR_ODOO_PG_PASSWORD
+; Local: no TLS handshake for each of Odoo's connections.
+db_sslmode = disable
+; Every database but the template (see MR_ODOO_DBFILTER in scripts/lib.sh), and no database
+; manager (/web/database/*, the JSON-RPC "db" service's list, create, drop...).
+dbfilter = $MR_ODOO_DBFILTER
+list_db = False
+http_interface = 127.0.0.1
+http_port = $MR_ODOO_PORT
+; Threaded mode, and no cron thread: the tests drive everything explicitly, and a cron
+; thread would connect to every database (holding connections that tests want gone).
+workers = 0
+max_cron_threads = 0
+CONF
+    )
+    if mr_write_if_changed "$MR_ODOO_CONF" "$conf" 0644; then
+        MR_ODOO_RESTART=1
+    fi
+}
+
+# The PostgreSQL role Odoo connects as (pg_hba: trust from 127.0.0.1, by the `all` rule), and
+# the template database. The template's completion marker is its database comment, written
+# last: a template left half-made by an interrupted run (or made for other modules, or from
+# another tarball) has none that matches, and is rebuilt.
+odoo_template() {
+    local want have
+    want="millrace Odoo template; modules=$MR_ODOO_MODULES; server sha256=$MR_ODOO_SERVER_SHA"
+    have=$(
+        mr_psql_admin -At <<SQL
+DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$MR_ODOO_PG_ROLE' AND rolcanlogin AND rolsuper) THEN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$MR_ODOO_PG_ROLE') THEN
+      ALTER ROLE $MR_ODOO_PG_ROLE LOGIN SUPERUSER PASSWORD '$MR_ODOO_PG_PASSWORD';
+    ELSE
+      CREATE ROLE $MR_ODOO_PG_ROLE LOGIN SUPERUSER PASSWORD '$MR_ODOO_PG_PASSWORD';
+    END IF;
+  END IF;
+END
+\$\$;
+SELECT shobj_description(oid, 'pg_database') FROM pg_database
+ WHERE datname = '$MR_ODOO_TEMPLATE' AND datistemplate AND NOT datallowconn;
+SQL
+    )
+    if [[ $have == "$want" ]]; then
+        return 0
+    fi
+    odoo_build_template "$want"
+}
+
+# Build the template under its build name (-i, with demo data: about 2 minutes), then
+#   - move every attachment into the database (ir_attachment.location = db): Odoo keeps files
+#     in data_dir/filestore/<db name>, which neither a rename nor CREATE DATABASE ... TEMPLATE
+#     carries along, so a copy would miss its images, and its own new attachments would pile
+#     up in the data dir;
+#   - check that admin/admin logs in (the demo's account, which the tests use);
+#   - rename it, and make it a template that accepts no connections at all: CREATE DATABASE
+#     ... TEMPLATE fails while anyone is connected to the source, and so nobody can be.
+odoo_build_template() {
+    local want=$1 log=$MR_ODOO_BASE/log/template-build.log t=$SECONDS out
+    mr_log "building the Odoo template database $MR_ODOO_TEMPLATE (demo data; $MR_ODOO_MODULES): about 2 minutes, log in $log"
+    # shellcheck disable=SC2119  # no extra psql args: the SQL comes on stdin
+    mr_psql_admin <<SQL
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS $MR_ODOO_TEMPLATE_BUILD WITH (FORCE);
+SQL
+    rm -rf -- "$MR_ODOO_DATA/filestore/$MR_ODOO_TEMPLATE_BUILD"
+    local odoo=("$MR_ODOO_PY" "$MR_ODOO_SERVER/odoo-bin")
+    local args=(--config="$MR_ODOO_CONF" --database="$MR_ODOO_TEMPLATE_BUILD" --no-http)
+    if ! mr_as_pg "${odoo[@]}" "${args[@]}" --init="$MR_ODOO_MODULES" --stop-after-init \
+        >"$log" 2>&1; then
+        tail -n 40 -- "$log" >&2 || true
+        mr_die "building the Odoo template failed (full log in $log)"
+    fi
+    mr_log "modules installed with demo data ($((SECONDS - t))s); moving attachments into the database"
+    if ! out=$(mr_as_pg "${odoo[@]}" shell "${args[@]}" 2>>"$log" <<'PY'
+env['ir.config_parameter'].set_param('ir_attachment.location', 'db')
+env['ir.attachment'].force_storage()
+env.flush_all()
+env.cr.execute("SELECT count(*) FROM ir_attachment WHERE store_fname IS NOT NULL")
+left = env.cr.fetchone()[0]
+assert left == 0, f"{left} attachments still in the filestore"
+admin = env.ref('base.user_admin')
+admin.password = 'admin'
+env.cr.commit()
+uid = env['res.users'].authenticate(env.cr.dbname, 'admin', 'admin', {'interactive': False})
+assert uid == admin.id, f"admin/admin logs in as {uid}, not {admin.id}"
+print("millrace-template-ok")
+PY
+    ) || [[ $out != *millrace-template-ok* ]]; then
+        tail -n 40 -- "$log" >&2 || true
+        mr_die "preparing the Odoo template failed (full log in $log)"
+    fi
+    rm -rf -- "$MR_ODOO_DATA/filestore/$MR_ODOO_TEMPLATE_BUILD"
+    # One statement at a time (DROP DATABASE cannot run in a transaction block); the comment,
+    # the completion marker, last. A template must be unmarked before it can be dropped.
+    # shellcheck disable=SC2119  # no extra psql args: the SQL comes on stdin
+    mr_psql_admin <<SQL
+SET client_min_messages = warning;
+SELECT format('ALTER DATABASE %I IS_TEMPLATE false', datname) FROM pg_database
+ WHERE datname = '$MR_ODOO_TEMPLATE'
+\\gexec
+DROP DATABASE IF EXISTS $MR_ODOO_TEMPLATE WITH (FORCE);
+ALTER DATABASE $MR_ODOO_TEMPLATE_BUILD RENAME TO $MR_ODOO_TEMPLATE;
+ALTER DATABASE $MR_ODOO_TEMPLATE WITH IS_TEMPLATE true ALLOW_CONNECTIONS false;
+COMMENT ON DATABASE $MR_ODOO_TEMPLATE IS '$want';
+SQL
+    mr_log "Odoo template $MR_ODOO_TEMPLATE ready ($((SECONDS - t))s)"
+}
+
 # playwright-core (the driver library only; it downloads no browser) for the operator page's
 # browser test, which drives Debian's Chromium. Kept under .dev/node, pinned to a major version.
 MR_NODE_DIR=$MR_DEV_DIR/node
@@ -772,6 +1074,18 @@ write_env() {
             MILLRACE_TEST_CHROMIUM /usr/bin/chromium \
             MILLRACE_TEST_PLAYWRIGHT "$MR_NODE_DIR/node_modules/playwright-core" \
             MILLRACE_PYTHON "$MR_PY_DIR/bin/python"
+        # Only with a real Odoo (see setup_odoo); the tests that need one skip without these.
+        # The tests copy the template (CREATE DATABASE ... TEMPLATE, over the PG URL) and talk
+        # to the server, which serves every database, over JSON-RPC.
+        if [[ $MR_ODOO_READY -eq 1 ]]; then
+            printf 'export %s=%q\n' \
+                MILLRACE_TEST_ODOO_RPC "http://127.0.0.1:$MR_ODOO_PORT" \
+                MILLRACE_TEST_ODOO_PG_URL "postgres://$MR_ODOO_PG_ROLE:$MR_ODOO_PG_PASSWORD@127.0.0.1:$MR_PG_PORT/postgres" \
+                MILLRACE_TEST_ODOO_TEMPLATE "$MR_ODOO_TEMPLATE" \
+                MILLRACE_TEST_ODOO_LOGIN admin \
+                MILLRACE_TEST_ODOO_PASSWORD admin \
+                MILLRACE_TEST_ODOO_CTL "$MR_SCRIPTS_DIR/odoo-ctl.sh"
+        fi
     } >"$tmp"
     mv -f -- "$tmp" "$MR_ENV_FILE"
 }
@@ -786,11 +1100,15 @@ main() {
     setup_odbc
     setup_browser
     setup_python
+    setup_odoo
     if [[ ${MILLRACE_DEV_BENCH:-0} == 1 ]]; then
         install_bench_tools
     fi
     write_env
     echo "millrace dev env ready in $((SECONDS - started))s: PostgreSQL 15 on 127.0.0.1:$MR_PG_PORT (data $MR_PG_DATA, log $MR_PG_LOG), MariaDB on 127.0.0.1:$MR_MARIA_PORT (data $MR_MARIA_DATA, log $MR_MARIA_LOG); source $MR_ENV_FILE"
+    if [[ $MR_ODOO_READY -eq 1 ]]; then
+        echo "Odoo 17 on http://127.0.0.1:$MR_ODOO_PORT (log $MR_ODOO_LOG), template database $MR_ODOO_TEMPLATE"
+    fi
 }
 
 main "$@"

@@ -271,3 +271,129 @@ mr_maria_restart() {
 mr_maria_admin() {
     mariadb --no-defaults --socket="$MR_MARIA_SOCKET" --user=root --batch --skip-column-names "$@"
 }
+
+# ---- Odoo ---------------------------------------------------------------------------------
+
+# A real Odoo 17 server for the tests that need one (optional: dev-env.sh sets it up only when
+# the server tarball is there, see setup_odoo). It serves every database of the dev PostgreSQL
+# on one port, except the template the tests copy theirs from (see MR_ODOO_DBFILTER).
+MR_ODOO_DEFAULT_PORT=58069
+MR_ODOO_PORT=${MILLRACE_DEV_ODOO_PORT:-$MR_ODOO_DEFAULT_PORT}
+# The template database (demo data, the modules of MR_ODOO_MODULES in dev-env.sh) that tests
+# copy with CREATE DATABASE ... TEMPLATE, and the name it is built under until it is complete.
+MR_ODOO_TEMPLATE=millrace_odoo_tmpl
+MR_ODOO_TEMPLATE_BUILD=${MR_ODOO_TEMPLATE}_build
+# Odoo's own PostgreSQL role (it refuses to run as `postgres`). Trust over TCP (pg_hba), so the
+# password is only there for clients that insist on one.
+MR_ODOO_PG_ROLE=odoo
+MR_ODOO_PG_PASSWORD=odoo
+# Odoo's --db-filter is a regex that db names must match (re.match, with %h/%d replaced by the
+# request's host); it decides which db a browser session may use, and which db a request
+# without one goes to when exactly one is left. Excluding the template (and its build name)
+# keeps the server from ever connecting to it, which would make CREATE DATABASE ... TEMPLATE
+# fail ("source database is being accessed by other users"). JSON-RPC calls (/jsonrpc,
+# service "object") name their database and are not filtered; the template refuses
+# connections anyway (ALLOW_CONNECTIONS false, see dev-env.sh).
+MR_ODOO_DBFILTER="^(?!${MR_ODOO_TEMPLATE}(_build)?\$).*\$"
+
+# Sets MR_ODOO_BASE and the paths under it (see mr_state_base: .dev/odoo, or
+# /var/tmp/millrace-<hash>/odoo when the server's OS user cannot traverse the repo).
+mr_odoo_resolve_paths() {
+    MR_ODOO_BASE=$(mr_state_base odoo)
+    MR_ODOO_SERVER=$MR_ODOO_BASE/server # the unpacked tarball (odoo-bin, odoo/, addons/)
+    MR_ODOO_VENV=$MR_ODOO_BASE/venv
+    MR_ODOO_PY=$MR_ODOO_VENV/bin/python
+    MR_ODOO_CONF=$MR_ODOO_BASE/odoo.conf # every server setting; written by dev-env.sh
+    MR_ODOO_DATA=$MR_ODOO_BASE/data      # Odoo's data dir (sessions; attachments are in the db)
+    MR_ODOO_LOG=$MR_ODOO_BASE/log/odoo.log
+    # Written by start-stop-daemon when it launches the server (Odoo itself writes none).
+    MR_ODOO_PID=$MR_ODOO_BASE/run/odoo.pid
+}
+
+# The port the existing configuration has (odoo.conf); MILLRACE_DEV_ODOO_PORT still wins.
+mr_odoo_configured_port() {
+    local port=""
+    if [[ -z ${MILLRACE_DEV_ODOO_PORT:-} && -r $MR_ODOO_CONF ]]; then
+        port=$(sed -n 's/^http_port[[:space:]]*=[[:space:]]*\([0-9]*\).*/\1/p' "$MR_ODOO_CONF" | head -n 1)
+    fi
+    printf '%s\n' "${port:-$MR_ODOO_PORT}"
+}
+
+# Our server, by pid file AND executable (the venv's python, i.e. the interpreter it links to)
+# AND owner, as for MariaDB: a stale pid file never makes us signal someone else's process.
+mr_odoo_is_running() {
+    [[ -e $MR_ODOO_PID ]] || return 1
+    mr_as_pg "$MR_SSD" --status --pidfile "$MR_ODOO_PID" --exec "$MR_ODOO_PY" \
+        --user "$MR_PG_OS_USER" >/dev/null 2>&1
+}
+
+# Does the server answer JSON-RPC (common.version) on 127.0.0.1:$1? The venv's python asks:
+# curl isn't one of our packages.
+mr_odoo_ping() {
+    "$MR_ODOO_PY" - "http://127.0.0.1:$1/jsonrpc" <<'PY' >/dev/null 2>&1
+import json, sys, urllib.request
+body = json.dumps({"jsonrpc": "2.0", "method": "call",
+                   "params": {"service": "common", "method": "version", "args": []}}).encode()
+req = urllib.request.Request(sys.argv[1], data=body, headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(req, timeout=5) as resp:
+    sys.exit(0 if json.load(resp).get("result", {}).get("server_version") else 1)
+PY
+}
+
+mr_odoo_show_log_tail() {
+    if [[ -r $MR_ODOO_LOG ]]; then
+        mr_log "last lines of $MR_ODOO_LOG:"
+        tail -n 40 -- "$MR_ODOO_LOG" >&2 || true
+    fi
+}
+
+mr_odoo_wait_ready() {
+    local port i
+    port=$(mr_odoo_configured_port)
+    for ((i = 0; i < 120; i++)); do
+        if mr_odoo_ping "$port"; then
+            return 0
+        fi
+        if ! mr_odoo_is_running; then
+            mr_odoo_show_log_tail
+            mr_die "Odoo exited while starting (port $port taken? see $MR_ODOO_LOG)"
+        fi
+        sleep 0.5
+    done
+    mr_odoo_show_log_tail
+    mr_die "Odoo on 127.0.0.1:$port did not answer JSON-RPC within 60s"
+}
+
+# Odoo doesn't daemonize: start-stop-daemon detaches it (new session, stdin on /dev/null, so it
+# never holds a CI job's output pipe open) and records its pid. stdout and stderr (Odoo's log,
+# and any traceback before logging is set up) are appended to $MR_ODOO_LOG. It runs as the
+# servers' OS user: Odoo only warns when run as root, but a web server has no business being
+# root.
+mr_odoo_start() {
+    if mr_odoo_is_running; then
+        mr_odoo_wait_ready
+        return 0
+    fi
+    if ! mr_as_pg "$MR_SSD" --start --quiet --background --make-pidfile --pidfile "$MR_ODOO_PID" \
+        --output "$MR_ODOO_LOG" --exec "$MR_ODOO_PY" --user "$MR_PG_OS_USER" -- \
+        "$MR_ODOO_SERVER/odoo-bin" --config="$MR_ODOO_CONF"; then
+        mr_odoo_show_log_tail
+        mr_die "could not launch Odoo (pid file $MR_ODOO_PID)"
+    fi
+    mr_odoo_wait_ready
+}
+
+# SIGTERM is Odoo's graceful shutdown (it waits for running requests); KILL after 30 s.
+mr_odoo_stop() {
+    mr_odoo_is_running || return 0
+    if ! mr_as_pg "$MR_SSD" --stop --quiet --oknodo --remove-pidfile --pidfile "$MR_ODOO_PID" \
+        --exec "$MR_ODOO_PY" --user "$MR_PG_OS_USER" --retry TERM/30/KILL/5; then
+        mr_odoo_show_log_tail
+        mr_die "could not stop Odoo (pid $(cat -- "$MR_ODOO_PID" 2>/dev/null))"
+    fi
+}
+
+mr_odoo_restart() {
+    mr_odoo_stop
+    mr_odoo_start
+}
