@@ -101,10 +101,16 @@ SELECT 'WH/MO/D$(printf %04d "$i")', product_id, product_uom_id, picking_type_id
        location_dest_id, company_id, consumption, $((i % 5 + 1)), 0, now() at time zone 'utc', 'confirmed'
   FROM mrp_production WHERE name = 'WH/MO/00001';
 SQL
-        # Legacy shop floor: progress on the previous demo order.
+        # Legacy shop floor: progress on the previous demo order, which the ERP knows by its own
+        # number (MO + the Odoo id in 8 digits, as mappings/production_order.toml makes it).
         if ((i > 1)); then
-            mariadb_demo "UPDATE PROD_ORDER SET QTY_COMPLETED = QTY_COMPLETED + 1
-                          WHERE ORDER_NO = 'WH/MO/D$(printf %04d $((i - 1)))' AND STATUS = 'R';" || true
+            local order_no
+            order_no=$(psql -X -q -At "$DB_URL" -c "SELECT 'MO' || lpad(id::text, 8, '0') FROM mrp_production
+                                                     WHERE name = 'WH/MO/D$(printf %04d $((i - 1)))'" 2>/dev/null) || order_no=
+            if [[ -n $order_no ]]; then
+                mariadb_demo "UPDATE PROD_ORDER SET QTY_COMPLETED = QTY_COMPLETED + 1
+                              WHERE ORDER_NO = '$order_no' AND STATUS = 'R';" || true
+            fi
         fi
         # Odoo: archive every fifth demo item (an Odoo-owned field).
         if ((i % 5 == 0)); then

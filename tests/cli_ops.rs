@@ -8,6 +8,7 @@ use std::process::Output;
 
 use common::{millrace, TestDb};
 use millrace::pg::PgConnInfo;
+use millrace::state::sync::{DeadLetter, StateWrites};
 use millrace::state::StateStore;
 
 const PASSWORD: &str = "pw-in-the-url-never-shown";
@@ -210,4 +211,158 @@ async fn dead_letters_can_be_listed_shown_retried_and_discarded_and_status_repor
             "record": {"item_no": "A100", "description": "Oak top", "uom": "Crates", "list_price": "12.5"}
         }])
     );
+}
+
+fn dead_letter(entity: &str, key: &str, source: &str, reason: &str) -> DeadLetter {
+    DeadLetter {
+        id: 0,
+        entity: entity.into(),
+        key: key.into(),
+        source: source.into(),
+        op: "upsert".into(),
+        record: Some(serde_json::json!({ "reason": reason })),
+        position: "v1".into(),
+        field: None,
+        reason: reason.into(),
+        created_at: chrono::Utc::now(),
+        status: "open".into(),
+        resolution: None,
+    }
+}
+
+async fn dead_letter_by_reason(c: &tokio_postgres::Client, reason: &str) -> (i64, String, Option<String>) {
+    let row = c
+        .query_one("SELECT id, status, resolution FROM millrace.dlq WHERE reason = $1", &[&reason])
+        .await
+        .expect("dead letter");
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// At most one open dead letter per (entity, key, source): a newer failure of the same key
+/// supersedes the older letter, which stays in the history (`--all`) naming its successor. The
+/// counts `status` and the metrics report are of open letters only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newer_failure_of_a_key_supersedes_its_open_dead_letter() {
+    let db = TestDb::create("clisuper").await;
+    let info = PgConnInfo::parse(&format!("{}?sslmode=disable", db.url)).expect("URL");
+    let mut store = StateStore::connect(&info).await.expect("control schema");
+    let c = db.client().await;
+    let env = env_for(&db);
+    let item = r#"["A100"]"#;
+
+    // Three failures of item A100 from the ERP, two of them in one batch; one of the same key
+    // from Odoo and one of another key, which are letters of their own.
+    let batch = |letters: Vec<DeadLetter>| StateWrites { dead_letters: letters, ..StateWrites::default() };
+    store.commit_writes(&batch(vec![dead_letter("item", item, "legacy", "first failure")])).await.expect("first");
+    store
+        .commit_writes(&batch(vec![
+            dead_letter("item", item, "legacy", "second failure"),
+            dead_letter("item", r#"["B200"]"#, "legacy", "another key"),
+            dead_letter("item", item, "odoo", "from the other side"),
+        ]))
+        .await
+        .expect("second");
+    store
+        .commit_writes(&batch(vec![
+            dead_letter("item", item, "legacy", "third failure"),
+            dead_letter("item", item, "legacy", "fourth failure"),
+        ]))
+        .await
+        .expect("third and fourth");
+    let (first, status, resolution) = dead_letter_by_reason(&c, "first failure").await;
+    let (second, _, _) = dead_letter_by_reason(&c, "second failure").await;
+    let (third, _, third_resolution) = dead_letter_by_reason(&c, "third failure").await;
+    let (fourth, fourth_status, _) = dead_letter_by_reason(&c, "fourth failure").await;
+    assert_eq!(status, "superseded");
+    assert_eq!(resolution.as_deref(), Some(&*format!("replaced by dead letter {second}, a newer failure of this key")));
+    assert_eq!(
+        third_resolution.as_deref(),
+        Some(&*format!("replaced by dead letter {fourth}, a newer failure of this key")),
+        "a later letter of the same batch supersedes an earlier one"
+    );
+    assert_eq!(fourth_status, "open");
+    let open: Vec<(String, String)> = c
+        .query("SELECT key, source FROM millrace.dlq WHERE status IN ('open', 'retry') ORDER BY id", &[])
+        .await
+        .expect("open letters")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        open,
+        [(r#"["B200"]"#, "legacy"), (item, "odoo"), (item, "legacy")].map(|(k, s)| (k.to_string(), s.to_string()))
+    );
+
+    // `dlq list`: one line per open letter; `--all` also the superseded ones, with what replaced them.
+    let list = ok(&env, &["dlq", "list"]);
+    assert_eq!(list.lines().count(), 4, "a header and three open letters:\n{list}");
+    assert!(list.contains("fourth failure") && !list.contains("first failure"), "{list}");
+    let all = ok(&env, &["dlq", "list", "--all"]);
+    assert!(all.lines().next().is_some_and(|h| h.contains("STATUS") && h.contains("RESOLUTION")), "{all}");
+    let superseded = all.lines().find(|l| l.starts_with(&format!("{first} "))).expect("the first letter listed");
+    assert!(
+        superseded.contains("superseded") && superseded.contains(&format!("replaced by dead letter {second}")),
+        "{all}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&ok(&env, &["dlq", "list", "--all", "--json"])).expect("json");
+    let first_json = listed.as_array().expect("array").iter().find(|d| d["id"] == first).expect("first in --all");
+    assert_eq!(first_json["status"], "superseded");
+
+    // A superseded letter is closed: it cannot be retried or discarded, and a retry of it that
+    // fails again (the service was already re-running it) does not reopen it.
+    let (code, _, stderr) = run(&env, &["dlq", "retry", &first.to_string()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("dead letter {first} is superseded: replaced by dead letter {second}")),
+        "{stderr}"
+    );
+    let reopen = StateWrites { reopen: vec![(third, "failed again".into())], ..StateWrites::default() };
+    store.commit_writes(&reopen).await.expect("reopen");
+    store.reopen_dead_letter(first, "failed again").await.expect("reopen one");
+    assert_eq!(status_of(&c, third).await.0, "superseded");
+    assert_eq!(status_of(&c, first).await.0, "superseded");
+    let retry_all = ok(&env, &["dlq", "retry", "--all"]);
+    assert!(retry_all.contains("3 dead letters marked for retry"), "{retry_all}");
+
+    // A failure of a key whose letter is marked for retry supersedes it too.
+    store.commit_writes(&batch(vec![dead_letter("item", item, "legacy", "fifth failure")])).await.expect("fifth");
+    assert_eq!(status_of(&c, fourth).await.0, "superseded");
+
+    // The counts: open (or marked for retry) letters only.
+    let status: serde_json::Value = serde_json::from_str(&ok(&env, &["status", "--json"])).expect("status --json");
+    assert_eq!(
+        (status["dead_letters"]["open"].as_i64(), status["dead_letters"]["retry"].as_i64()),
+        (Some(1), Some(2)),
+        "{}",
+        status["dead_letters"]
+    );
+    let gauge: i64 = c
+        .query_one("SELECT count(*) FROM millrace.dlq WHERE status IN ('open', 'retry')", &[])
+        .await
+        .expect("the metrics' query")
+        .get(0);
+    assert_eq!(gauge, 3);
+
+    // Letters from before the rule: opening the control state settles them the same way.
+    c.batch_execute(
+        "INSERT INTO millrace.dlq (entity, key, source, op, position, reason) VALUES
+           ('bom', '[\"OLD\"]', 'legacy', 'upsert', 'v1', 'old one'),
+           ('bom', '[\"OLD\"]', 'legacy', 'upsert', 'v2', 'old two'),
+           ('bom', '[\"OLD\"]', 'legacy', 'upsert', 'v3', 'old three')",
+    )
+    .await
+    .expect("letters from an older millrace");
+    StateStore::connect(&info).await.expect("migrate");
+    let (_, one, _) = dead_letter_by_reason(&c, "old one").await;
+    let (_, two, _) = dead_letter_by_reason(&c, "old two").await;
+    let (three_id, three, _) = dead_letter_by_reason(&c, "old three").await;
+    assert_eq!((one.as_str(), two.as_str(), three.as_str()), ("superseded", "superseded", "open"));
+    let (_, resolution) = status_of(&c, dead_letter_by_reason(&c, "old one").await.0).await;
+    assert_eq!(resolution, Some(format!("replaced by dead letter {three_id}, a newer failure of this key")));
+
+    // A failed statement says what the server said, not the driver's bare "db error".
+    c.batch_execute("DROP TABLE millrace.dlq").await.expect("drop the queue");
+    let error = store.dead_letters(false).await.expect_err("no table").to_string();
+    assert!(error.contains(r#"relation "millrace.dlq" does not exist"#) && error.contains("42P01"), "{error}");
+    assert!(!error.contains("db error"), "{error}");
 }

@@ -113,9 +113,27 @@ async fn tables_and_entities_export_to_parquet_that_pyarrow_and_duckdb_read_back
         .await
         .unwrap()
         .get(0);
-    let order = report(&out.join("production_order.parquet"), &["SELECT count(*) FROM {src} WHERE status = 'open'"]);
+    let order = report(
+        &out.join("production_order.parquet"),
+        &[
+            "SELECT count(*) FROM {src} WHERE status = 'open'",
+            "SELECT string_agg(_key || ' ' || order_no, ',' ORDER BY _key) FROM {src}",
+        ],
+    );
     assert_eq!(order.rows, released as u64, "only the orders the mapping replicates");
     assert_eq!(order.scalar(0), 0);
+    // Orders are keyed by their ERP number, made from the Odoo id (MO00000001), not by name.
+    let numbers: String = odoo
+        .query_one(
+            "SELECT string_agg('[\"' || n || '\"] ' || n, ',' ORDER BY n)
+               FROM (SELECT 'MO' || lpad(id::text, 8, '0') AS n FROM mrp_production
+                      WHERE state IN ('confirmed', 'progress', 'to_close', 'done', 'cancel')) o",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(order.scalar(1).as_str(), Some(numbers.as_str()));
     assert_eq!(order.type_of("start_date"), "timestamp[us, tz=UTC]");
 
     // A wrong entity name is a usage error naming it.

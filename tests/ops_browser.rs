@@ -34,37 +34,41 @@ async fn the_operator_page_shows_a_dead_letter_and_retries_it_only_with_the_toke
     let address = eventually("the HTTP endpoint", &service, || async { service.http_address() }).await;
     let base = format!("http://{address}");
 
-    // An order PROD_ORDER refuses (its produced quantity is NULL; the column is NOT NULL).
+    // An order PROD_ORDER refuses: its unit has no row in the ERP's UOM table.
     let odoo = world.odoo.client().await;
-    common::sync::insert_order_the_erp_refuses(&odoo, "WH/MO/00980", "2026-12-07 08:00:00").await;
+    let order_no = common::sync::insert_order_the_erp_refuses(&odoo, "WH/MO/00980", "2026-12-07 08:00:00").await;
+    let key = format!("[\"{order_no}\"]");
     let id: i64 = eventually("the dead letter", &service, || async {
-        odoo.query_opt("SELECT id FROM millrace.dlq WHERE key = '[\"WH/MO/00980\"]' AND status = 'open'", &[])
+        odoo.query_opt("SELECT id FROM millrace.dlq WHERE key = $1 AND status = 'open'", &[&key])
             .await
             .unwrap()
             .map(|r| r.get(0))
     })
     .await;
-    // The data is fixed on the target (the DBA relaxes the constraint).
-    world.maria.exec("ALTER TABLE PROD_ORDER MODIFY QTY_COMPLETED DECIMAL(18,4) NULL DEFAULT 0");
+    // The data is fixed on the target (the ERP learns the unit).
+    common::sync::add_the_lacking_unit_to_the_erp(&world.maria);
 
     let refused = drive_page(&base, id, "refuse");
     assert_eq!(refused["external"], serde_json::json!([]), "the page requested nothing outside millrace");
     let row = refused["row"].as_str().unwrap_or_default();
-    assert!(row.contains("production_order") && row.contains("WH/MO/00980") && row.contains("QTY_COMPLETED"), "{row}");
+    assert!(
+        row.contains("production_order")
+            && row.contains(&order_no)
+            && row.contains("UOM")
+            && row.contains(common::sync::UNIT_THE_ERP_LACKS),
+        "{row}"
+    );
     let message = refused["message"].as_str().unwrap_or_default();
     assert!(message.contains("refused (401)"), "{message}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00980'").trim(),
-        "0",
-        "nothing applied without the token"
-    );
+    let count = format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'");
+    assert_eq!(world.maria.exec(&count).trim(), "0", "nothing applied without the token");
 
     let accepted = drive_page(&base, id, TOKEN);
     let message = accepted["message"].as_str().unwrap_or_default();
     assert!(message.contains("done"), "{message}");
     eventually("the retried order in PROD_ORDER", &service, || async {
-        (world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00980'").trim() == "1").then_some(())
+        (world.maria.exec(&count).trim() == "1").then_some(())
     })
     .await;
     let status: String = odoo.query_one("SELECT status FROM millrace.dlq WHERE id = $1", &[&id]).await.unwrap().get(0);

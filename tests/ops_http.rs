@@ -97,28 +97,36 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     })
     .await;
 
-    // A dead letter: an order whose produced quantity is NULL, refused by PROD_ORDER (NOT NULL).
+    // A dead letter: an order in a unit the ERP's UOM table has no row for, refused by
+    // PROD_ORDER.UOM_CODE.
     let odoo = world.odoo.client().await;
-    common::sync::insert_order_the_erp_refuses(&odoo, "WH/MO/00970", "2026-12-06 08:00:00").await;
+    let order_no = common::sync::insert_order_the_erp_refuses(&odoo, "WH/MO/00970", "2026-12-06 08:00:00").await;
+    let key = format!("[\"{order_no}\"]");
     let id: i64 = eventually("the dead letter on the operator API", &service, || async {
         let body = request(address, "GET", "/api/overview", None).1;
         let json: serde_json::Value = serde_json::from_str(&body).ok()?;
-        json["dead_letters"].as_array()?.iter().find(|d| d["key"] == "[\"WH/MO/00970\"]").and_then(|d| d["id"].as_i64())
+        json["dead_letters"].as_array()?.iter().find(|d| d["key"] == key.as_str()).and_then(|d| d["id"].as_i64())
     })
     .await;
-    // The DBA relaxes the constraint; the retry needs the operator token.
-    world.maria.exec("ALTER TABLE PROD_ORDER MODIFY QTY_COMPLETED DECIMAL(18,4) NULL DEFAULT 0");
+    // The ERP learns the unit; the retry needs the operator token.
+    common::sync::add_the_lacking_unit_to_the_erp(&world.maria);
     let path = format!("/api/dlq/{id}/retry");
     assert_eq!(request(address, "POST", &path, None).0, 401, "no token: refused");
     assert_eq!(request(address, "POST", &path, Some("wrong-token")).0, 403, "wrong token: refused");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00970'").trim(), "0");
+    let count = format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'");
+    assert_eq!(world.maria.exec(&count).trim(), "0");
     let (status, body) = request(address, "POST", &path, Some(TOKEN));
     assert_eq!(status, 200, "{body}");
     eventually("the retried order in PROD_ORDER", &service, || async {
-        (world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00970'").trim() == "1").then_some(())
+        (world.maria.exec(&count).trim() == "1").then_some(())
     })
     .await;
+    assert_eq!(
+        world.maria.exec(&format!("SELECT UOM_CODE FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'")).trim(),
+        "PAL",
+        "written in the unit the ERP learnt"
+    );
 
     // No password or token anywhere the operator looks.
     let legacy_password = url::Url::parse(&std::env::var("MILLRACE_TEST_MARIADB_URL").unwrap())

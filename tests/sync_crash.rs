@@ -81,19 +81,33 @@ async fn odoo_workload(url: String) -> u64 {
 }
 
 /// The shop floor: produced quantities reported in the legacy ERP for orders it already has,
-/// round after round, until it has reported 2,000 times.
-async fn shop_floor_workload(maria: &common::legacy::MariaDb) -> u64 {
+/// round after round, until it has reported 2,000 times. The ERP knows the workload's orders by
+/// their ERP numbers (`MO` + Odoo id), which the test reads from Odoo, a hundred orders at a time.
+async fn shop_floor_workload(maria: &common::legacy::MariaDb, url: &str) -> u64 {
+    let odoo = common::connect(url).await;
     let mut changes = 0;
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut round = 0;
     while changes < 2000 && Instant::now() < deadline {
         round += 1;
         for start in (0..1000).step_by(100) {
+            let numbers: Option<String> = odoo
+                .query_one(
+                    "SELECT string_agg(quote_literal('MO' || lpad(id::text, 8, '0')), ', ')
+                       FROM mrp_production WHERE name BETWEEN $1 AND $2",
+                    &[&format!("WH/MO/C{start:04}"), &format!("WH/MO/C{:04}", start + 99)],
+                )
+                .await
+                .expect("the ERP numbers of the orders")
+                .get(0);
+            let Some(numbers) = numbers else {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                continue;
+            };
             let out = maria.exec(&format!(
                 "UPDATE PROD_ORDER SET QTY_COMPLETED = {round}
-                  WHERE ORDER_NO BETWEEN 'WH/MO/C{start:04}' AND 'WH/MO/C{:04}' AND STATUS = 'R';
-                 SELECT ROW_COUNT();",
-                start + 99
+                  WHERE ORDER_NO IN ({numbers}) AND STATUS = 'R';
+                 SELECT ROW_COUNT();"
             ));
             changes += out.trim().parse::<u64>().unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(40)).await;
@@ -108,6 +122,11 @@ async fn killed_ten_times_during_a_two_way_workload_both_sides_converge() {
     let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7);
     println!("kill schedule seed: {seed}");
     let mut rng = Lcg(seed);
+    // The ERP's orders before the workload (the demo data's): every other PROD_ORDER row at the
+    // end must be one of the workload's orders.
+    let demo_orders: Vec<String> =
+        world.maria.exec("SELECT ORDER_NO FROM PROD_ORDER").lines().map(|l| l.trim().to_string()).collect();
+    assert!(!demo_orders.is_empty(), "the demo ERP has production orders");
     let mut service = world.start();
 
     let started = Instant::now();
@@ -117,7 +136,7 @@ async fn killed_ten_times_during_a_two_way_workload_both_sides_converge() {
         let legacy = legacy_workload(&world.maria);
         let shop = async {
             tokio::time::sleep(Duration::from_secs(4)).await;
-            shop_floor_workload(&world.maria).await
+            shop_floor_workload(&world.maria, &world.odoo.url).await
         };
         let killer = async {
             for _ in 0..10 {
@@ -161,7 +180,8 @@ async fn killed_ten_times_during_a_two_way_workload_both_sides_converge() {
             .collect();
         let odoo_orders: Vec<String> = odoo
             .query(
-                "SELECT name || '|' || trim_scale(product_qty)::text || '|' || trim_scale(qty_producing)::text
+                "SELECT 'MO' || lpad(id::text, 8, '0') || '|' || trim_scale(product_qty)::text || '|'
+                        || trim_scale(qty_producing)::text
                    FROM mrp_production WHERE name LIKE 'WH/MO/C%' ORDER BY 1",
                 &[],
             )
@@ -172,9 +192,11 @@ async fn killed_ten_times_during_a_two_way_workload_both_sides_converge() {
             .collect();
         let legacy_orders: Vec<String> = world
             .maria
-            .exec("SELECT CONCAT_WS('|', ORDER_NO, TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM QTY_ORDERED)), TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM QTY_COMPLETED))) FROM PROD_ORDER WHERE ORDER_NO LIKE 'WH/MO/C%' ORDER BY ORDER_NO")
+            .exec("SELECT ORDER_NO, CONCAT_WS('|', ORDER_NO, TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM QTY_ORDERED)), TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM QTY_COMPLETED))) FROM PROD_ORDER ORDER BY ORDER_NO")
             .lines()
-            .map(str::to_string)
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(order_no, _)| !demo_orders.iter().any(|d| d == order_no.trim()))
+            .map(|(_, row)| row.to_string())
             .collect();
         let same = odoo_items == legacy_items
             && odoo_orders == legacy_orders
@@ -211,11 +233,16 @@ async fn killed_ten_times_during_a_two_way_workload_both_sides_converge() {
         .unwrap()
         .get(0);
     assert_eq!(templates, 0, "no template was left without its variant");
+    // The workload's records, as conflicts name them: items by number, orders by ERP number.
+    let ours = "key LIKE '%MR-C%' OR key IN (SELECT '[\"MO' || lpad(id::text, 8, '0') || '\"]'
+                                                FROM mrp_production WHERE name LIKE 'WH/MO/C%')";
     let (dead, parked, conflicts): (i64, i64, i64) = {
         let r = odoo
             .query_one(
-                "SELECT (SELECT count(*) FROM millrace.dlq), (SELECT count(*) FROM millrace.parked),
-                        (SELECT count(*) FROM millrace.conflict WHERE key LIKE '%MR-C%' OR key LIKE '%WH/MO/C%')",
+                &format!(
+                    "SELECT (SELECT count(*) FROM millrace.dlq), (SELECT count(*) FROM millrace.parked),
+                            (SELECT count(*) FROM millrace.conflict WHERE {ours})"
+                ),
                 &[],
             )
             .await
@@ -224,9 +251,11 @@ async fn killed_ten_times_during_a_two_way_workload_both_sides_converge() {
     };
     let reasons: Vec<String> = odoo
         .query(
-            "(SELECT entity || ' ' || key || ': ' || reason FROM millrace.dlq ORDER BY id LIMIT 3)
-             UNION ALL (SELECT entity || ' ' || key || ' ' || source || ' ' || array_to_string(fields, ',') || ' at ' || position
-                          FROM millrace.conflict WHERE key LIKE '%MR-C%' OR key LIKE '%WH/MO/C%' ORDER BY id LIMIT 3)",
+            &format!(
+                "(SELECT entity || ' ' || key || ': ' || reason FROM millrace.dlq ORDER BY id LIMIT 3)
+                 UNION ALL (SELECT entity || ' ' || key || ' ' || source || ' ' || array_to_string(fields, ',') || ' at ' || position
+                              FROM millrace.conflict WHERE {ours} ORDER BY id LIMIT 3)"
+            ),
             &[],
         )
         .await

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::millrace;
-use common::sync::{eventually, World};
+use common::sync::{erp_order_no, eventually, order_key, World};
 
 fn first_line(text: String) -> Option<String> {
     text.lines().next().map(str::to_string)
@@ -152,29 +152,57 @@ async fn production_orders_go_to_legacy_and_progress_comes_back_without_loops() 
     )
     .await
     .unwrap();
+    // Its number in the ERP is made from its Odoo id, not from its name.
+    let order_no = erp_order_no(&odoo, "WH/MO/00900").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00900'").trim(),
+        world.maria.exec(&format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'")).trim(),
         "0",
         "drafts stay in Odoo"
     );
     odoo.batch_execute("UPDATE mrp_production SET state = 'confirmed' WHERE name = 'WH/MO/00900'").await.unwrap();
     let row = eventually("WH/MO/00900 in PROD_ORDER", &service, || async {
-        first_line(world.maria.exec(
-            "SELECT CONCAT_WS('|', ITEM_NO, QTY_ORDERED, UOM_CODE, STATUS, START_DATE) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00900'",
-        ))
+        first_line(world.maria.exec(&format!(
+            "SELECT CONCAT_WS('|', ITEM_NO, QTY_ORDERED, UOM_CODE, STATUS, START_DATE) FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'"
+        )))
     })
     .await;
     assert_eq!(row, "FURN_7800|4.0000|EA|R|2026-12-01 08:30:00", "Odoo's UTC start is Brussels local time here");
+    let bound: i64 = odoo
+        .query_one(
+            "SELECT count(*) FROM millrace.xref WHERE entity = 'production_order' AND key = $1 AND system = 'odoo'
+                AND id = (SELECT id::text FROM mrp_production WHERE name = 'WH/MO/00900')",
+            &[&order_key(&odoo, "WH/MO/00900").await],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(bound, 1, "the cross-reference binds the Odoo id to the ERP number");
 
     // The shop floor reports production in the legacy ERP: it flows back to Odoo.
-    world.maria.exec("UPDATE PROD_ORDER SET QTY_COMPLETED = 2.5 WHERE ORDER_NO = 'WH/MO/00900'");
+    world.maria.exec(&format!("UPDATE PROD_ORDER SET QTY_COMPLETED = 2.5 WHERE ORDER_NO = '{order_no}'"));
     eventually("qty_producing 2.5 in Odoo", &service, || async {
         odoo.query_opt("SELECT 1 FROM mrp_production WHERE name = 'WH/MO/00900' AND qty_producing = 2.5", &[])
             .await
             .unwrap()
     })
     .await;
+
+    // Odoo renames the order (as it does when it splits one) and changes its quantity: the same
+    // ERP order follows, no second one appears.
+    let orders_before = world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER");
+    odoo.batch_execute(
+        "UPDATE mrp_production SET name = 'WH/MO/00900-001', product_qty = 5 WHERE name = 'WH/MO/00900'",
+    )
+    .await
+    .unwrap();
+    eventually("the renamed order's new quantity in PROD_ORDER", &service, || async {
+        first_line(world.maria.exec(&format!("SELECT QTY_ORDERED FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'")))
+            .filter(|q| q == "5.0000")
+    })
+    .await;
+    assert_eq!(erp_order_no(&odoo, "WH/MO/00900-001").await, order_no);
+    assert_eq!(world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER"), orders_before, "no second ERP order");
 
     // No loop: once quiet, nothing more is written on either side.
     let writes = |_: ()| async {
@@ -224,35 +252,53 @@ async fn bad_data_is_dead_lettered_with_its_reason_and_retried_once_fixed() {
     let odoo = world.odoo.client().await;
 
     // Bad changes among good ones: an unknown unit code (legacy → Odoo); from Odoo, an order
-    // number longer than PROD_ORDER.ORDER_NO holds, an order without a produced quantity
-    // (PROD_ORDER.QTY_COMPLETED is NOT NULL), and an order for a product without an item number.
+    // in a unit the ERP has no UOM row for, an order for a product whose item number is longer
+    // than PROD_ORDER.ITEM_NO holds, and an order for a product without an item number. An
+    // order without a produced quantity (NULL) is not bad data: it is written as 0 produced.
     world.maria.exec(
         "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE) VALUES
             ('MR-BAD-UOM', 'Crate of bolts', 'CRT', 1),
             ('MR-GOOD-1', 'Bolt M8', 'EA', 0.2)",
     );
+    let unit_order = common::sync::insert_order_the_erp_refuses(&odoo, "WH/MO/00901", "2026-12-02 07:00:00").await;
     odoo.batch_execute(
-        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+        "WITH t AS (
+            INSERT INTO product_template (name, categ_id, uom_id, uom_po_id, detailed_type, type, tracking,
+                    purchase_line_warn, sale_line_warn, active, sale_ok, purchase_ok, sequence)
+            VALUES ('{\"en_US\": \"Part with a long number\"}', 1, 1, 1, 'product', 'product', 'none',
+                    'no-message', 'no-message', true, true, true, 1)
+            RETURNING id)
+         INSERT INTO product_product (product_tmpl_id, default_code, active)
+         SELECT id, 'MR-ITEM-NUMBER-TOO-LONG', true FROM t;
+         INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
                 location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
          SELECT n.name, COALESCE(n.product, m.product_id), m.product_uom_id, m.picking_type_id, m.location_src_id,
                 m.location_dest_id, m.company_id, m.consumption, 1, n.produced, '2026-12-02 07:00:00', 'confirmed'
            FROM mrp_production m,
-                (VALUES ('WH/MO/THIS-NAME-IS-TOO-LONG', NULL::int, 0),
-                        ('WH/MO/00901', NULL::int, NULL),
-                        ('WH/MO/00902', NULL::int, 0),
-                        ('WH/MO/00903', (SELECT min(id) FROM product_product WHERE default_code IS NULL), 0))
+                (VALUES ('WH/MO/00902', NULL::int, 0),
+                        ('WH/MO/00903', (SELECT min(id) FROM product_product WHERE default_code IS NULL), 0),
+                        ('WH/MO/00904', (SELECT id FROM product_product WHERE default_code = 'MR-ITEM-NUMBER-TOO-LONG'), 0),
+                        ('WH/MO/00905', NULL::int, NULL))
                     AS n(name, product, produced)
           WHERE m.name = 'WH/MO/00001'",
     )
     .await
     .unwrap();
+    let good = erp_order_no(&odoo, "WH/MO/00902").await;
+    let unproduced = erp_order_no(&odoo, "WH/MO/00905").await;
 
-    eventually("MR-GOOD-1 in Odoo and WH/MO/00902 in the legacy ERP", &service, || async {
+    eventually("MR-GOOD-1 in Odoo and WH/MO/00902, WH/MO/00905 in the legacy ERP", &service, || async {
         let item = odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-GOOD-1'", &[]).await.unwrap();
-        let order = world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00902'");
-        (item.is_some() && order.trim() == "1").then_some(())
+        let orders =
+            world.maria.exec(&format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO IN ('{good}', '{unproduced}')"));
+        (item.is_some() && orders.trim() == "2").then_some(())
     })
     .await;
+    assert_eq!(
+        world.maria.exec(&format!("SELECT QTY_COMPLETED FROM PROD_ORDER WHERE ORDER_NO = '{unproduced}'")).trim(),
+        "0.0000",
+        "no produced quantity in Odoo is 0 produced in the ERP"
+    );
     let letters = eventually("four dead letters", &service, || async {
         let letters = open_dead_letters(&odoo).await;
         (letters.len() >= 4).then_some(letters)
@@ -265,13 +311,19 @@ async fn bad_data_is_dead_lettered_with_its_reason_and_retried_once_fixed() {
     let (uom_id, entity, _, field, reason) = find("[\"MR-BAD-UOM\"]");
     assert_eq!((entity.as_str(), field.as_deref()), ("item", Some("uom")));
     assert!(reason.contains("CRT") && reason.contains("UOM"), "{reason}");
-    let (_, entity, _, field, reason) = find("[\"WH/MO/THIS-NAME-IS-TOO-LONG\"]");
-    assert_eq!((entity.as_str(), field.as_deref()), ("production_order", Some("order_no")), "{reason}");
-    assert!(reason.contains("PROD_ORDER"), "{reason}");
-    let (_, entity, _, field, reason) = find("[\"WH/MO/00901\"]");
-    assert_eq!((entity.as_str(), field.as_deref()), ("production_order", Some("qty_produced")), "{reason}");
-    assert!(reason.contains("QTY_COMPLETED"), "{reason}");
-    let (_, entity, _, field, reason) = find("[\"WH/MO/00903\"]");
+    let unit_key = format!("[\"{unit_order}\"]");
+    let (_, entity, _, field, reason) = find(&unit_key);
+    assert_eq!((entity.as_str(), field.as_deref()), ("production_order", Some("uom")), "{reason}");
+    assert!(reason.contains(common::sync::UNIT_THE_ERP_LACKS) && reason.contains("UOM"), "{reason}");
+    let long_key = order_key(&odoo, "WH/MO/00904").await;
+    let (_, entity, _, field, reason) = find(&long_key);
+    assert_eq!((entity.as_str(), field.as_deref()), ("production_order", Some("item_no")), "{reason}");
+    assert!(
+        reason.contains("MR-ITEM-NUMBER-TOO-LONG") && reason.contains("PROD_ORDER.ITEM_NO holds at most 18"),
+        "{reason}"
+    );
+    let no_item_key = order_key(&odoo, "WH/MO/00903").await;
+    let (_, entity, _, field, reason) = find(&no_item_key);
     assert_eq!((entity.as_str(), field.as_deref()), ("production_order", Some("item_no")), "{reason}");
     assert!(reason.contains("default_code"), "{reason}");
 
@@ -293,20 +345,29 @@ async fn bad_data_is_dead_lettered_with_its_reason_and_retried_once_fixed() {
         odoo.query_one("SELECT status FROM millrace.dlq WHERE id = $1", &[uom_id]).await.unwrap().get(0);
     assert_eq!(status, "resolved");
 
-    // Fixing the order in Odoo is a new change: it applies and settles the dead letter.
-    odoo.batch_execute("UPDATE mrp_production SET qty_producing = 0 WHERE name = 'WH/MO/00901'").await.unwrap();
+    // Fixing the order in Odoo (a unit the ERP knows) is a new change: it applies and settles
+    // the dead letter.
+    odoo.batch_execute(
+        "UPDATE mrp_production SET product_uom_id = (SELECT id FROM uom_uom WHERE name->>'en_US' = 'Units')
+          WHERE name = 'WH/MO/00901'",
+    )
+    .await
+    .unwrap();
     eventually("WH/MO/00901 in PROD_ORDER", &service, || async {
-        first_line(world.maria.exec("SELECT QTY_COMPLETED FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00901'"))
-            .filter(|s| s == "0.0000")
+        first_line(world.maria.exec(&format!("SELECT UOM_CODE FROM PROD_ORDER WHERE ORDER_NO = '{unit_order}'")))
+            .filter(|s| s == "EA")
     })
     .await;
-    let mut open: Vec<String> = open_dead_letters(&odoo).await.into_iter().map(|l| l.2).collect();
-    open.sort();
-    assert_eq!(
-        open,
-        vec!["[\"WH/MO/00903\"]".to_string(), "[\"WH/MO/THIS-NAME-IS-TOO-LONG\"]".to_string()],
-        "the fixed ones are settled, the others stay open"
-    );
+    // The dead letter is settled once the batch's outcome is saved, a moment after the row.
+    let open = eventually("the fixed order's dead letter settled", &service, || async {
+        let mut open: Vec<String> = open_dead_letters(&odoo).await.into_iter().map(|l| l.2).collect();
+        open.sort();
+        (!open.contains(&unit_key)).then_some(open)
+    })
+    .await;
+    let mut expected = vec![no_item_key, long_key];
+    expected.sort();
+    assert_eq!(open, expected, "the fixed ones are settled, the others stay open");
     assert_eq!(service.stop().code(), Some(0));
 }
 
@@ -457,9 +518,11 @@ async fn while_the_legacy_database_is_unreachable_both_directions_wait_then_catc
     )
     .await
     .unwrap();
+    let order_no = erp_order_no(&odoo, "WH/MO/00950").await;
+    let count = format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'");
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(service.is_running(), "millrace must wait, not die:\n{}", service.log_text());
-    assert_eq!(world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00950'").trim(), "0");
+    assert_eq!(world.maria.exec(&count).trim(), "0");
     let dead: i64 = odoo.query_one("SELECT count(*) FROM millrace.dlq", &[]).await.unwrap().get(0);
     assert_eq!(dead, 0, "an outage is not bad data:\n{}", service.log_text());
 
@@ -467,7 +530,7 @@ async fn while_the_legacy_database_is_unreachable_both_directions_wait_then_catc
     proxy.restore();
     eventually("MR-OUT-2 in Odoo and WH/MO/00950 in the legacy ERP", &service, || async {
         let item = odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-OUT-2'", &[]).await.unwrap();
-        let order = world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = 'WH/MO/00950'");
+        let order = world.maria.exec(&count);
         (item.is_some() && order.trim() == "1").then_some(())
     })
     .await;

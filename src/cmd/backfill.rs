@@ -27,9 +27,9 @@ use crate::source::legacy::reader::{self, ReadPlan};
 use crate::source::legacy::{BadLegacyRow, ReadRow};
 use crate::source::odoo::replication::ReplicationConnection;
 use crate::source::odoo::setup::{self, SetupStep};
-use crate::state::StateStore;
+use crate::state::{pg_error_text, StateStore};
 use crate::sync::legacy_db::LegacyDb;
-use crate::sync::{map, BadInput, BatchMeta, Change, ChangeOp, Engine, Input};
+use crate::sync::{map, BatchMeta, Engine, Input};
 
 pub struct BackfillOptions {
     pub entities: Vec<String>,
@@ -61,17 +61,17 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
     setup::apply(&client, &other).await.context("creating the publication")?;
     let state = StateStore::connect(config.state()?).await.context("opening the control state")?;
     let origin = config.origin();
-    client
-        .execute(crate::sink::postgres::CREATE_ORIGIN_SQL, &[&origin])
-        .await
-        .with_context(|| format!("creating replication origin {origin} (needs superuser)"))?;
+    client.execute(crate::sink::postgres::CREATE_ORIGIN_SQL, &[&origin]).await.map_err(|e| {
+        anyhow::anyhow!("creating replication origin {origin} (needs superuser): {}", pg_error_text(&e))
+    })?;
     if options.restart {
         let names: Vec<String> = selected.iter().map(|i| mappings.entities[*i].entity.clone()).collect();
         state
             .client()
             .execute("DELETE FROM millrace.backfill WHERE entity = ANY($1)", &[&names])
             .await
-            .context("forgetting earlier backfill progress")?;
+            .map_err(crate::state::sql("forgetting earlier backfill progress"))
+            .map_err(anyhow::Error::from)?;
     }
 
     let (snapshot, position) = if create_slot {
@@ -96,7 +96,7 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
         let row = client
             .query_opt("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&odoo.slot])
             .await
-            .context("reading the replication slot's position")?;
+            .map_err(pg_failed("reading the replication slot's position"))?;
         let lsn: Option<String> = row.and_then(|r| r.get(0));
         let lsn = lsn.unwrap_or_else(|| Lsn::ZERO.to_string());
         tracing::info!(slot = %odoo.slot, position = %lsn, "the slot exists; reading Odoo as it is now (the stream re-delivers later changes)");
@@ -119,17 +119,48 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
         .context("opening the archive directory ([archive] dir)")?;
     let reader = crate::pg::connect(&odoo.conn).await.context("connecting to Odoo's database")?;
     let mut out = std::io::stdout().lock();
+    // One entity failing does not stop the others: each failure is recorded and reported at the
+    // end, and the backfill then exits non-zero.
+    let mut failures: Vec<EntityFailure> = Vec::new();
+    let entities = selected.len();
     for index in selected {
         let m = mappings.entities[index].clone();
+        if !m.side(m.owner).backfill {
+            // History the other side already holds in its own form (the ERP's ledger of past
+            // moves): copying it would count every row twice. Changes from now on stream.
+            writeln!(
+                out,
+                "{}: not backfilled ([{}] backfill = false: the other side holds its history); changes from now on stream",
+                m.entity,
+                m.owner.as_str()
+            )
+            .context("writing to stdout")?;
+            continue;
+        }
         let progress = Progress::new(&m.entity, m.owner);
-        let done = match m.owner {
+        let result = match m.owner {
             System::Odoo => {
                 odoo_entity(&mut engine, &reader, &m, index, snapshot.as_ref(), &position, options.chunk, progress)
                     .await
             }
             System::Legacy => legacy_entity(&mut engine, &legacy_config, &m, options.chunk, progress).await,
-        }
-        .with_context(|| format!("backfilling {} from {}", m.entity, m.owner.as_str()))?;
+        };
+        let done = match result {
+            Ok(done) => done,
+            Err(error) => {
+                let failure = EntityFailure {
+                    entity: m.entity.clone(),
+                    source: m.owner.as_str(),
+                    keys: error.keys,
+                    message: format!("{:#}", error.error),
+                };
+                tracing::error!(entity = %failure.entity, source = failure.source, keys = ?failure.keys, error = %failure.message, "backfill of this entity failed; going on with the next");
+                recover(&mut engine, &reader, &m, &failure.message).await;
+                writeln!(out, "{}", failure.line()).context("writing to stdout")?;
+                failures.push(failure);
+                continue;
+            }
+        };
         match done {
             Outcome::AlreadyDone(rows) => writeln!(
                 out,
@@ -157,7 +188,105 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
         writeln!(out, "replication slot {} created at {position}: `millrace run` streams from there", odoo.slot)
             .context("writing to stdout")?;
     }
-    Ok(())
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = failures.iter().map(|f| format!("  {}", f.line())).collect();
+    Err(anyhow::anyhow!(
+        "backfill failed for {} of {entities} entities (the others went on; `millrace status` shows each one's \
+         progress, and `millrace backfill` resumes the failed ones once the cause is fixed):\n{}",
+        failures.len(),
+        lines.join("\n")
+    )
+    .into())
+}
+
+/// A failed statement on Odoo's database, with the server's own message (the driver's error
+/// alone says only "db error").
+fn pg_failed(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> anyhow::Error {
+    move |e| anyhow::anyhow!("{what}: {}", pg_error_text(&e))
+}
+
+/// An entity whose backfill failed: where, and the error in full (the databases' own messages).
+struct EntityFailure {
+    entity: String,
+    source: &'static str,
+    /// The keys of the chunk that failed, when the failure came from one.
+    keys: Option<String>,
+    message: String,
+}
+
+impl EntityFailure {
+    fn line(&self) -> String {
+        let keys = self.keys.as_deref().map(|k| format!(" at {k}")).unwrap_or_default();
+        // One line per entity, whatever the driver's message holds (ODBC's span several).
+        let message: String = self.message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        format!("{}: FAILED from {}{keys}: {message}", self.entity, self.source)
+    }
+}
+
+/// Why one entity's backfill stopped: the error, and the keys of the chunk it stopped at.
+struct EntityError {
+    keys: Option<String>,
+    error: anyhow::Error,
+}
+
+impl From<anyhow::Error> for EntityError {
+    fn from(error: anyhow::Error) -> EntityError {
+        EntityError { keys: None, error }
+    }
+}
+
+impl From<crate::sync::SyncError> for EntityError {
+    fn from(error: crate::sync::SyncError) -> EntityError {
+        EntityError { keys: None, error: error.into() }
+    }
+}
+
+impl From<crate::source::legacy::LegacyError> for EntityError {
+    fn from(error: crate::source::legacy::LegacyError) -> EntityError {
+        EntityError { keys: None, error: error.into() }
+    }
+}
+
+/// The keys of a chunk, for an error message: "key K" when its rows share one, else "keys
+/// FIRST … LAST" and how many.
+fn chunk_keys(inputs: &[Input]) -> Option<String> {
+    let key = |input: &Input| match input {
+        Input::Change(c) => c.key.clone(),
+        Input::Bad(b) => b.key.clone(),
+    };
+    let (first, last) = (inputs.first().map(key)?, inputs.last().map(key)?);
+    if inputs.iter().all(|i| key(i) == first) {
+        return Some(format!("key {first}"));
+    }
+    Some(format!("keys {first} … {last} (a chunk of {} rows)", inputs.len()))
+}
+
+/// After an entity failed: ends the reader's transaction if one is open, records the failure in
+/// the entity's progress (so `status` shows its backfill unfinished), and writes what the archive
+/// holds. Best effort: what fails here is logged, the next entity goes on.
+async fn recover(engine: &mut Engine, reader: &tokio_postgres::Client, m: &Mapping, message: &str) {
+    if m.owner == System::Odoo {
+        if let Err(e) = reader.batch_execute("ROLLBACK").await {
+            tracing::warn!(error = %pg_error_text(&e), "ending the snapshot read after a failure");
+        }
+    }
+    let recorded = engine
+        .state
+        .client()
+        .execute(
+            "INSERT INTO millrace.backfill (entity, source, error) VALUES ($1, $2, $3)
+             ON CONFLICT (entity) DO UPDATE SET error = EXCLUDED.error, finished_at = NULL, updated_at = now()",
+            &[&m.entity, &m.owner.as_str(), &message],
+        )
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!(entity = %m.entity, error = %pg_error_text(&e), "recording the backfill's failure");
+    }
+    if let Err(e) = flush_archive(engine).await {
+        tracing::warn!(error = %format!("{e:#}"), "writing the archive after a failure");
+    }
 }
 
 fn select(config: &Config, mappings: &Mappings, names: &[String]) -> Result<Vec<usize>, ConfigError> {
@@ -206,7 +335,7 @@ async fn load_checkpoint(engine: &Engine, m: &Mapping) -> anyhow::Result<Option<
             &[&m.entity],
         )
         .await
-        .context("reading backfill progress")?;
+        .map_err(crate::state::sql("reading backfill progress"))?;
     Ok(row.map(|r| Checkpoint { last_key: r.get(0), rows: r.get(1), finished: r.get(2) }))
 }
 
@@ -225,11 +354,11 @@ async fn save_checkpoint(
             "INSERT INTO millrace.backfill (entity, source, last_key, rows_done, position, finished_at)
              VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END)
              ON CONFLICT (entity) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done,
-                 position = EXCLUDED.position, finished_at = EXCLUDED.finished_at, updated_at = now()",
+                 position = EXCLUDED.position, finished_at = EXCLUDED.finished_at, error = NULL, updated_at = now()",
             &[&m.entity, &m.owner.as_str(), last_key, &rows, &position, &finished],
         )
         .await
-        .context("saving backfill progress")?;
+        .map_err(crate::state::sql("saving backfill progress"))?;
     Ok(())
 }
 
@@ -282,7 +411,7 @@ async fn odoo_entity(
     position: &str,
     chunk: usize,
     mut progress: Progress,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, EntityError> {
     let checkpoint = load_checkpoint(engine, m).await?;
     if let Some(c) = checkpoint.as_ref().filter(|c| c.finished) {
         return Ok(Outcome::AlreadyDone(c.rows));
@@ -296,47 +425,28 @@ async fn odoo_entity(
         Some(s) => format!("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{}'", s.name),
         None => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_string(),
     };
-    reader.batch_execute(&begin(snapshot)).await.context("starting the snapshot read")?;
+    reader.batch_execute(&begin(snapshot)).await.map_err(pg_failed("starting the snapshot read"))?;
     let count = reader
         .query_one(&format!("SELECT count(*) {}", crate::mapping::odoo::from_clause(m)), &[])
         .await
-        .context("counting rows")?;
-    reader.batch_execute("COMMIT").await.context("ending the snapshot read")?;
+        .map_err(pg_failed("counting rows"))?;
+    reader.batch_execute("COMMIT").await.map_err(pg_failed("ending the snapshot read"))?;
     progress.total = Some(count.get::<_, i64>(0) as u64);
     progress.done = rows as u64;
     loop {
-        reader.batch_execute(&begin(snapshot)).await.context("starting the snapshot read")?;
-        let records =
-            crate::mapping::odoo::read_after(reader, m, after, chunk as i64).await.context("reading a chunk")?;
-        reader.batch_execute("COMMIT").await.context("ending the snapshot read")?;
+        reader.batch_execute(&begin(snapshot)).await.map_err(pg_failed("starting the snapshot read"))?;
+        let records = crate::mapping::odoo::read_after(reader, m, after, chunk as i64)
+            .await
+            .map_err(pg_failed("reading a chunk"))?;
+        reader.batch_execute("COMMIT").await.map_err(pg_failed("ending the snapshot read"))?;
         let Some((last, _)) = records.last() else { break };
         let last = *last;
         let n = records.len();
-        let mut inputs = Vec::with_capacity(n);
-        for (id, result) in records {
-            inputs.push(match result {
-                Ok(record) => Input::Change(Change {
-                    entity: index,
-                    source: System::Odoo,
-                    op: ChangeOp::Upsert,
-                    key: m.key_text(&record),
-                    record: Some(record),
-                    position: position.to_string(),
-                    ours: false,
-                    source_id: Some(id.to_string()),
-                    dead_letter: None,
-                }),
-                Err(partial) => Input::Bad(BadInput {
-                    entity: m.entity.clone(),
-                    source: System::Odoo,
-                    key: format!("{}.id={id}", m.odoo.table),
-                    position: position.to_string(),
-                    field: Some(partial.error.field.clone()),
-                    reason: format!("{} in {}: {}", m.entity, m.odoo.table, partial.error),
-                }),
-            });
-        }
-        commit_chunk(engine, System::Odoo, inputs, &mut total).await?;
+        // Keyed as the stream keys them: bound keys, natural keys, ERP numbers; a row without a
+        // key is a dead letter, not a record under an empty key.
+        let inputs = crate::sync::map::odoo_row_inputs(engine, index, records, position, false).await?;
+        let keys = chunk_keys(&inputs);
+        commit_chunk(engine, System::Odoo, inputs, &mut total).await.map_err(|error| EntityError { keys, error })?;
         rows += n as i64;
         after = last;
         save_checkpoint(engine, m, &serde_json::json!({ "id": after }), rows, position, false).await?;
@@ -357,7 +467,7 @@ async fn legacy_entity(
     m: &Mapping,
     chunk: usize,
     mut progress: Progress,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, EntityError> {
     let checkpoint = load_checkpoint(engine, m).await?;
     if let Some(c) = checkpoint.as_ref().filter(|c| c.finished) {
         return Ok(Outcome::AlreadyDone(c.rows));
@@ -419,7 +529,8 @@ async fn legacy_entity(
         engine.legacy.refresh_lookups(&mappings).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let inputs = map::legacy_inputs(engine, &items);
         let n = items.len();
-        commit_chunk(engine, System::Legacy, inputs, &mut total).await?;
+        let keys = chunk_keys(&inputs);
+        commit_chunk(engine, System::Legacy, inputs, &mut total).await.map_err(|error| EntityError { keys, error })?;
         rows += n as i64;
         save_checkpoint(engine, m, &last_key, rows, "snapshot", false).await?;
         progress.advance(n as u64);
@@ -504,5 +615,42 @@ impl Progress {
                 if last { ", done" } else { "" }
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::BadInput;
+
+    fn bad(key: &str) -> Input {
+        Input::Bad(BadInput {
+            entity: "work_center".into(),
+            source: System::Odoo,
+            key: key.into(),
+            position: "0/0".into(),
+            field: None,
+            reason: "unreadable".into(),
+        })
+    }
+
+    #[test]
+    fn a_failed_chunk_is_named_by_its_keys() {
+        assert_eq!(chunk_keys(&[]), None);
+        assert_eq!(chunk_keys(&[bad(r#"["WC-DUP"]"#), bad(r#"["WC-DUP"]"#)]).as_deref(), Some(r#"key ["WC-DUP"]"#));
+        assert_eq!(
+            chunk_keys(&[bad(r#"["A"]"#), bad(r#"["B"]"#), bad(r#"["C"]"#)]).as_deref(),
+            Some(r#"keys ["A"] … ["C"] (a chunk of 3 rows)"#)
+        );
+        let failure = EntityFailure {
+            entity: "work_center".into(),
+            source: "odoo",
+            keys: Some(r#"key ["WC-DUP"]"#.into()),
+            message: "control state (saving known records):\nboom".into(),
+        };
+        assert_eq!(
+            failure.line(),
+            r#"work_center: FAILED from odoo at key ["WC-DUP"]: control state (saving known records): boom"#
+        );
     }
 }

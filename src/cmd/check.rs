@@ -127,8 +127,26 @@ async fn check_odoo(odoo: &OdooConfig, mappings: &Mappings, report: &mut Report)
     }
     for m in &mappings.entities {
         check_odoo_mapping(m, &catalog, &missing_hint, report);
+        check_odoo_expressions(&client, m, report).await;
     }
     check_slot_and_publication(&client, odoo, &tables, report).await
+}
+
+/// Each `expr` column is planned by the server against the mapping's tables, so a wrong column
+/// or a syntax error shows now, with the server's message, rather than on the first change.
+async fn check_odoo_expressions(client: &Client, m: &Mapping, report: &mut Report) {
+    for c in m.odoo.columns.iter().filter(|c| c.expr.is_some()) {
+        let expr = c.expr.as_deref().unwrap_or_default();
+        let sql = format!("SELECT ({expr})::text {} LIMIT 0", crate::mapping::odoo::from_clause(m));
+        if let Err(e) = client.prepare(&sql).await {
+            let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
+            report.problems.push(format!(
+                "{}: field {}: expr {expr:?} does not run: {message}",
+                place(m, System::Odoo),
+                field_name(m, c.field)
+            ));
+        }
+    }
 }
 
 fn check_odoo_mapping(m: &Mapping, catalog: &Catalog, missing_hint: &str, report: &mut Report) {
@@ -161,7 +179,7 @@ fn check_odoo_mapping(m: &Mapping, catalog: &Catalog, missing_hint: &str, report
         need_column(&side.table, &parent.link, "[odoo.parent] link", &mut problems);
         need_column(&parent.table, "id", "the parent's id, which the link references", &mut problems);
     }
-    for c in &side.columns {
+    for c in side.columns.iter().filter(|c| c.expr.is_none()) {
         let field = field_name(m, c.field);
         let table = match (c.table, &side.parent) {
             (ColumnTable::Parent, Some(parent)) => parent.table.as_str(),
@@ -275,7 +293,8 @@ fn only_here(
     m.side(side)
         .columns
         .iter()
-        .filter(|c| c.table == which && !c.read_only && other.column_of(c.field).is_none())
+        // A number the ERP assigns (`assign`) is given when the row is created.
+        .filter(|c| c.table == which && !c.read_only && c.assign.is_none() && other.column_of(c.field).is_none())
         .filter(|c| columns.get(&c.column).is_some_and(|info| info.not_null))
         .map(|c| {
             format!(
@@ -452,6 +471,9 @@ async fn check_legacy(legacy: &LegacyConfig, mappings: &Mappings, report: &mut R
             if let Some(l) = &c.lookup {
                 tables.insert(l.table.clone());
             }
+            if let Some(r) = &c.references {
+                tables.insert(r.table.clone());
+            }
         }
     }
     tables.extend(legacy.tables.iter().map(|t| t.table.clone()));
@@ -538,6 +560,11 @@ fn check_legacy_mapping(m: &Mapping, facts: &LegacyFacts, problems: &mut Vec<Str
         let mut wanted = vec![(l.key.clone(), why_key.as_str()), (l.value.clone(), why_value.as_str())];
         wanted.extend(l.filter.iter().map(|(column, _)| (column.clone(), why_filter.as_str())));
         legacy_columns(facts, &at, &l.table, &wanted, problems);
+    }
+    for c in &side.columns {
+        let Some(r) = &c.references else { continue };
+        let why = format!("what field {} references", field_name(m, c.field));
+        legacy_columns(facts, &at, &r.table, &[(r.column.clone(), why.as_str())], problems);
     }
 
     if !creates_on(m, System::Legacy) {

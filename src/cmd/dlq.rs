@@ -18,11 +18,12 @@ use crate::state::StateStore;
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum DlqAction {
     /// List dead letters still open (or marked for retry): id, entity, key, source, when,
-    /// field and reason, one per line.
+    /// field and reason, one per line. A key has at most one open dead letter: a newer failure
+    /// of the same key supersedes the older one.
     ///
     /// Example: millrace dlq list --all --json
     List {
-        /// Also the resolved and discarded ones.
+        /// Also the resolved, superseded and discarded ones, with their status and resolution.
         #[arg(long)]
         all: bool,
         /// A JSON array of objects (with the records) instead of text.
@@ -140,6 +141,7 @@ async fn list(store: &StateStore, all: bool, json: bool) -> anyhow::Result<()> {
     let mut header: Vec<String> = ["ID", "ENTITY", "KEY", "SOURCE", "CREATED_AT", "FIELD"].map(String::from).to_vec();
     if all {
         header.push("STATUS".into());
+        header.push("RESOLUTION".into());
     }
     header.push("REASON".into());
     rows.push(header);
@@ -154,6 +156,7 @@ async fn list(store: &StateStore, all: bool, json: bool) -> anyhow::Result<()> {
         ];
         if all {
             row.push(d.status.clone());
+            row.push(d.resolution.as_deref().map(one_line).unwrap_or_else(|| "-".into()));
         }
         row.push(one_line(&d.reason));
         rows.push(row);

@@ -47,7 +47,8 @@ pub struct Field {
 #[derive(Debug, Clone)]
 pub struct Handover {
     pub field: usize,
-    pub to: System,
+    /// The new owner; `None`: both sides (either side's change is applied).
+    pub to: Option<System>,
     pub when_field: usize,
     pub when_values: Vec<Value>,
 }
@@ -88,6 +89,30 @@ pub struct Column {
     pub round: Option<u8>,
     pub also: Vec<String>,
     pub read_only: bool,
+    /// Odoo: an SQL expression read instead of the column (read-only).
+    pub expr: Option<String>,
+    /// The canonical value of a stored NULL.
+    pub null_as: Option<Value>,
+    /// Legacy: a table that must hold the written value.
+    pub references: Option<Reference>,
+    /// Legacy key column numbered by the ERP when millrace creates a row.
+    pub assign: Option<KeyAssign>,
+}
+
+/// A table of the ERP that must hold a written value (referential integrity the ERP's schema
+/// does not enforce).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub table: String,
+    pub column: String,
+    pub park_when_missing: bool,
+}
+
+/// How the ERP numbers a record millrace creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAssign {
+    /// One above the highest number in the column (and above every number handed out before).
+    Next,
 }
 
 #[derive(Debug, Clone)]
@@ -119,11 +144,22 @@ pub struct Side {
     pub poll: Option<LegacyTable>,
     pub timezone: Option<chrono_tz::Tz>,
     pub on_delete: OnDelete,
+    /// Rows millrace created are never updated.
+    pub insert_only: bool,
+    /// Whether `backfill` copies this side's rows.
+    pub backfill: bool,
 }
 
 impl Side {
     pub fn column_of(&self, field: usize) -> Option<&Column> {
         self.columns.iter().find(|c| c.field == field)
+    }
+}
+
+impl Mapping {
+    /// The key field this side's ERP numbers itself, with its column, if any.
+    pub fn assigned_key(&self) -> Option<(usize, &Column)> {
+        self.legacy.columns.iter().find(|c| c.assign.is_some() && self.key.contains(&c.field)).map(|c| (c.field, c))
     }
 }
 
@@ -158,10 +194,21 @@ impl Mapping {
     pub fn owner_of(&self, field: usize, record: &Record) -> System {
         for handover in &self.handovers {
             if handover.field == field && handover.when_values.contains(&record.values[handover.when_field]) {
-                return handover.to;
+                return handover.to.unwrap_or(self.owner);
             }
         }
         self.fields[field].owner.unwrap_or(self.owner)
+    }
+
+    /// Whether `system` may change `field` of this record: its owner does, and while a
+    /// hand-over to `both` applies, either side does.
+    pub fn may_change(&self, field: usize, record: &Record, system: System) -> bool {
+        for handover in &self.handovers {
+            if handover.field == field && handover.when_values.contains(&record.values[handover.when_field]) {
+                return handover.to.is_none_or(|to| to == system);
+            }
+        }
+        self.fields[field].owner.unwrap_or(self.owner) == system
     }
 
     /// The canonical key of a record, as text (`["A100"]`, `["FURN_8855","01",10]`).
@@ -210,7 +257,13 @@ impl Mapping {
                 .map(|v| transform::toml_to_value(v, fields[when_field].ty))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| invalid(format!("handover of {}: {e}", h.field)))?;
-            handovers.push(Handover { field, to: h.to, when_field, when_values });
+            let to = match h.to.as_str() {
+                "both" => None,
+                other => Some(System::parse(other).ok_or_else(|| {
+                    invalid(format!("handover of {}: to = {other:?}; use \"odoo\", \"legacy\" or \"both\"", h.field))
+                })?),
+            };
+            handovers.push(Handover { field, to, when_field, when_values });
         }
         let park_deadline = match &file.park_deadline {
             Some(text) => crate::config::parse_duration("park_deadline", text).map_err(|e| invalid(e.to_string()))?,
@@ -262,6 +315,51 @@ fn compile_side(
             .position(|f| &f.name == name)
             .ok_or_else(|| invalid(format!("[{section}.columns] maps {name:?}, which is not in [fields]")))?;
         let c = raw.clone().into_spec();
+        if c.expr.is_some() && system == System::Legacy {
+            return Err(invalid(format!("[legacy.columns] {name}: expr is only for the Odoo side")));
+        }
+        if c.expr.is_some() && (!c.column.is_empty() || c.lookup.is_some() || c.translate.is_some()) {
+            return Err(invalid(format!(
+                "[{section}.columns] {name}: expr replaces column, lookup and translate; give only expr"
+            )));
+        }
+        if c.expr.is_none() && c.column.is_empty() {
+            return Err(invalid(format!("[{section}.columns] {name}: needs a column (or, on the Odoo side, an expr)")));
+        }
+        if (c.references.is_some() || c.assign.is_some()) && system == System::Odoo {
+            return Err(invalid(format!("[odoo.columns] {name}: references and assign are for the legacy side")));
+        }
+        let null_as = match &c.null_as {
+            Some(v) => Some(
+                transform::toml_to_value(v, fields[field].ty)
+                    .map_err(|e| invalid(format!("[{section}.columns] {name}: null_as: {e}")))?,
+            ),
+            None => None,
+        };
+        let references = match &c.references {
+            Some(r) => Some(Reference {
+                table: r.table.clone(),
+                column: r.column.clone().unwrap_or_else(|| c.column.clone()),
+                park_when_missing: match r.missing.as_deref() {
+                    None | Some("park") => true,
+                    Some("dead_letter") => false,
+                    Some(other) => {
+                        return Err(invalid(format!(
+                        "[{section}.columns] {name}: references.missing is {other:?}; use \"park\" or \"dead_letter\""
+                    )))
+                    }
+                },
+            }),
+            None => None,
+        };
+        let assign = match c.assign.as_deref() {
+            None => None,
+            Some("next") if key.contains(&field) && fields[field].ty == FieldType::Int => Some(KeyAssign::Next),
+            Some("next") => {
+                return Err(invalid(format!("[{section}.columns] {name}: assign = \"next\" is for an int key field")))
+            }
+            Some(other) => return Err(invalid(format!("[{section}.columns] {name}: assign {other:?}: use \"next\""))),
+        };
         let (table, column) = match (c.column.split_once('.'), &parent) {
             (Some((link, column)), Some(p)) if link == p.link => (ColumnTable::Parent, column.to_string()),
             (Some(_), _) => {
@@ -319,7 +417,11 @@ fn compile_side(
             prefix: c.prefix,
             round: c.round,
             also: c.also,
-            read_only: c.read_only,
+            read_only: c.read_only || c.expr.is_some(),
+            expr: c.expr,
+            null_as,
+            references,
+            assign,
         });
     }
     let mut only = Vec::new();
@@ -347,7 +449,9 @@ fn compile_side(
         Some("ignore") => OnDelete::Ignore,
         Some(other) => return Err(invalid(format!("[{section}] on_delete {other:?}: use \"delete\" or \"ignore\""))),
     };
-    let poll = if system == System::Legacy {
+    // `strategy = "none"`: millrace writes the table and never polls it (rows the ERP enters
+    // itself stay the ERP's own).
+    let poll = if system == System::Legacy && spec.strategy.as_deref() != Some("none") {
         let strategy = match spec.strategy.as_deref().unwrap_or("timestamp") {
             "timestamp" => Strategy::Timestamp {
                 column: spec.column.clone().unwrap_or_else(|| "LAST_UPD".into()),
@@ -361,7 +465,7 @@ fn compile_side(
             "change_tracking" => Strategy::ChangeTracking,
             other => {
                 return Err(invalid(format!(
-                    "[legacy] strategy {other:?}: use timestamp, hashdiff, rowversion or change_tracking"
+                    "[legacy] strategy {other:?}: use timestamp, hashdiff, rowversion, change_tracking or none"
                 )))
             }
         };
@@ -399,6 +503,8 @@ fn compile_side(
         poll,
         timezone,
         on_delete,
+        insert_only: spec.insert_only,
+        backfill: spec.backfill.unwrap_or(true),
     })
 }
 

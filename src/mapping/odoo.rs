@@ -25,7 +25,8 @@ pub struct FieldError {
 
 impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "field {} (column {}, value {:?}): {}", self.field, self.column, self.value, self.reason)
+        let column = if self.column.is_empty() { "expr" } else { &self.column };
+        write!(f, "field {} (column {column}, value {:?}): {}", self.field, self.value, self.reason)
     }
 }
 
@@ -57,6 +58,11 @@ pub fn select_list(m: &Mapping, first_param: usize) -> (String, Vec<String>) {
     let mut parts = vec![format!("m.{}::text", quote_ident(&m.odoo.id_column))];
     let mut params = Vec::new();
     for c in &m.odoo.columns {
+        if let Some(expr) = &c.expr {
+            // Trusted like an identifier (it comes from the mapping file, not from data).
+            parts.push(format!("({expr})::text"));
+            continue;
+        }
         let base = format!("{}.{}", alias(c.table), quote_ident(&c.column));
         match &c.lookup {
             Some(l) => {
@@ -218,7 +224,11 @@ pub fn affects(m: &Mapping, table: &TableName) -> Vec<Affects> {
             });
         }
     }
-    for c in &m.odoo.columns {
+    // A record written once and never rewritten (an insert-only ledger in the ERP) has nothing
+    // to gain from a looked-up row's change: its history is not re-sent because a product was
+    // renamed.
+    let rewritable = !(m.owner == super::System::Odoo && m.legacy.insert_only);
+    for c in m.odoo.columns.iter().filter(|_| rewritable) {
         if let Some(l) = &c.lookup {
             if same(&l.table) {
                 let q = Affects::Query {

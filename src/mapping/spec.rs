@@ -95,7 +95,8 @@ pub struct FieldSpec {
 #[serde(deny_unknown_fields)]
 pub struct HandoverSpec {
     pub field: String,
-    pub to: System,
+    /// `odoo`, `legacy`, or `both`: either side's change is applied (the last one wins).
+    pub to: String,
     pub when: BTreeMap<String, Vec<toml::Value>>,
 }
 
@@ -128,6 +129,14 @@ pub struct SideSpec {
     pub timezone: Option<String>,
     /// What a delete from the other side does here: `delete` (default) or `ignore`.
     pub on_delete: Option<String>,
+    /// Rows millrace created here are never updated afterwards (a ledger: corrections are new
+    /// rows). A later change of such a record is `filtered`.
+    #[serde(default)]
+    pub insert_only: bool,
+    /// Whether `backfill` copies this side's existing rows to the other side (default true).
+    /// False for history the other side already holds in its own form (the ERP's ledger of
+    /// past stock movements): only changes from now on flow.
+    pub backfill: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,7 +173,21 @@ impl ColumnSpecRaw {
 #[serde(deny_unknown_fields)]
 pub struct ColumnSpec {
     /// The column; `link.column` reads the parent table's column (Odoo).
+    #[serde(default)]
     pub column: String,
+    /// Odoo only, instead of `column`: an SQL expression over the main row `m` (and the parent
+    /// `p`) that yields the stored value (`CASE WHEN m.scrapped THEN 'scrap' … END`). Read-only:
+    /// what Odoo derives from several columns cannot be written back.
+    pub expr: Option<String>,
+    /// The canonical value of a stored NULL (`null_as = 0`: a quantity Odoo leaves empty is 0).
+    pub null_as: Option<toml::Value>,
+    /// Legacy only: the written value must exist in another table of the ERP (an item number
+    /// in ITEM_MASTER); a record referring to a missing row is parked, or dead-lettered.
+    pub references: Option<ReferenceSpec>,
+    /// Legacy only, on a key column: the ERP numbers the records millrace creates here itself
+    /// (`assign = "next"`: one above the highest number in the column). The other side keeps
+    /// no such number: its row is bound to the ERP's number through the cross-reference.
+    pub assign: Option<String>,
     /// Drop trailing spaces (space-padded CHAR columns).
     #[serde(default)]
     pub trim: bool,
@@ -191,6 +214,16 @@ pub struct ColumnSpec {
     /// Read but never written (computed or owned elsewhere).
     #[serde(default)]
     pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceSpec {
+    pub table: String,
+    /// The referenced table's column holding the value (default: the same column name).
+    pub column: Option<String>,
+    /// `park` (default: wait for the referenced row) or `dead_letter`.
+    pub missing: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -102,7 +102,7 @@ pub fn to_canonical(
 ) -> Result<Value, String> {
     let mut value = stored;
     if value.is_null() {
-        return Ok(Value::Null);
+        return Ok(column.null_as.clone().unwrap_or(Value::Null));
     }
     if column.trim || column.lookup.as_ref().is_some_and(|l| l.trim) {
         if let Value::Text(s) = &mut value {
@@ -239,6 +239,10 @@ mod tests {
             round: None,
             also: vec![],
             read_only: false,
+            expr: None,
+            null_as: None,
+            references: None,
+            assign: None,
         }
     }
 

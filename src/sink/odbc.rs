@@ -77,6 +77,11 @@ pub enum LegacyWrite {
         update: Vec<(String, Option<String>)>,
         update_only: bool,
     },
+    /// Insert the row; a row with the key already there is refused (a ledger: never updated).
+    Insert {
+        table: String,
+        insert: Vec<(String, Option<String>)>,
+    },
     Delete {
         table: String,
         key: Vec<(String, Option<String>)>,
@@ -254,6 +259,11 @@ fn run_write(
                     }
                 }
             }
+            Ok(None)
+        }
+        LegacyWrite::Insert { table, insert } => {
+            let s = insert_statement(dialect, table, insert);
+            conn.execute_write(&s.sql, &s.params)?;
             Ok(None)
         }
         LegacyWrite::Delete { table, key } => {

@@ -253,9 +253,22 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
         record: &Record,
         fields: &[usize],
     ) -> Result<Vec<Assignment>, ApplyError> {
+        self.column_values(m, key, record, fields, false).await
+    }
+
+    /// The stored values of `fields`' columns; `searching` includes read-only columns (a key
+    /// made from Odoo's id is searched for, never written).
+    async fn column_values(
+        &self,
+        m: &Mapping,
+        key: &str,
+        record: &Record,
+        fields: &[usize],
+        searching: bool,
+    ) -> Result<Vec<Assignment>, ApplyError> {
         let mut out = Vec::new();
         for c in &m.odoo.columns {
-            if c.read_only || !fields.contains(&c.field) {
+            if (c.read_only && !searching) || c.expr.is_some() || !fields.contains(&c.field) {
                 continue;
             }
             let stored = to_stored(c, None, &record.values[c.field]).map_err(|reason| ApplyError::Dead {
@@ -282,7 +295,7 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
     /// Finds the main row by the record's key columns (for rows millrace has no cross-reference
     /// of yet: created before millrace ran, or written just before a crash).
     pub async fn find_by_key(&self, m: &Mapping, key: &str, record: &Record) -> Result<Option<i64>, ApplyError> {
-        let assignments = self.assignments(m, key, record, &m.key).await.or_else(|e| match e {
+        let assignments = self.column_values(m, key, record, &m.key, true).await.or_else(|e| match e {
             // A key value that has no referenced row cannot match an existing row.
             ApplyError::Park(_) => Ok(Vec::new()),
             other => Err(other),

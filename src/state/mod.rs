@@ -12,12 +12,81 @@ use crate::pg::{self, PgConnInfo};
 pub enum StateError {
     #[error(transparent)]
     Connect(#[from] pg::ConnectError),
-    #[error("control state ({what}): {source}")]
-    Sql { what: &'static str, source: tokio_postgres::Error },
+    /// The message is the server's own (see [`pg_error_text`]); the driver's error is kept for
+    /// callers that need it ([`StateError::pg_error`]), not as a `source`, so a printed chain
+    /// does not end in the driver's bare "db error".
+    #[error("control state ({what}): {}", pg_error_text(.error))]
+    Sql { what: &'static str, error: tokio_postgres::Error },
 }
 
-fn sql(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StateError {
-    move |source| StateError::Sql { what, source }
+impl StateError {
+    /// The driver's error behind a failed statement.
+    pub fn pg_error(&self) -> Option<&tokio_postgres::Error> {
+        match self {
+            StateError::Sql { error, .. } => Some(error),
+            StateError::Connect(_) => None,
+        }
+    }
+}
+
+/// Wraps a failed statement's error with what millrace was doing.
+pub(crate) fn sql(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StateError {
+    move |error| StateError::Sql { what, error }
+}
+
+/// What went wrong, in the server's words: `tokio_postgres::Error`'s own `Display` says only
+/// "db error" for everything the server reports. A server error gives its message, SQLSTATE,
+/// and whichever of detail, hint, constraint and table it names; any other error gives the
+/// driver's text followed by its causes (the I/O error behind a lost connection).
+pub fn pg_error_text(error: &tokio_postgres::Error) -> String {
+    let Some(db) = error.as_db_error() else {
+        let mut text = error.to_string();
+        let mut cause = std::error::Error::source(error);
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        return text;
+    };
+    let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    if let Some(detail) = db.detail() {
+        text.push_str(&format!("; detail: {detail}"));
+    }
+    if let Some(hint) = db.hint() {
+        text.push_str(&format!("; hint: {hint}"));
+    }
+    if let Some(constraint) = db.constraint() {
+        text.push_str(&format!("; constraint {constraint}"));
+    }
+    if let Some(table) = db.table() {
+        match db.schema() {
+            Some(schema) => text.push_str(&format!("; table {schema}.{table}")),
+            None => text.push_str(&format!("; table {table}")),
+        }
+    }
+    text
+}
+
+/// The rows of a multi-row `INSERT … ON CONFLICT DO UPDATE`, one per key: PostgreSQL refuses
+/// a statement that would update the same row twice ("ON CONFLICT DO UPDATE command cannot
+/// affect row a second time"), so of the rows sharing a key only the last is kept, as if the
+/// rows had been written one statement at a time. Each key keeps the place of its first row.
+pub(crate) fn last_per_key<T, K: Eq + std::hash::Hash>(
+    rows: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> K,
+) -> Vec<T> {
+    let mut at: HashMap<K, usize> = HashMap::new();
+    let mut out: Vec<T> = Vec::new();
+    for row in rows {
+        match at.entry(key(&row)) {
+            std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = row,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(row);
+            }
+        }
+    }
+    out
 }
 
 /// The schema, created and migrated idempotently.
@@ -96,6 +165,15 @@ CREATE TABLE IF NOT EXISTS millrace.dlq (
     resolution  text
 );
 CREATE INDEX IF NOT EXISTS dlq_open ON millrace.dlq (entity, key) WHERE status IN ('open', 'retry');
+-- At most one open dead letter per (entity, key, source): a newer failure supersedes the older
+-- letter (StateStore::commit_writes). Letters from before that rule are settled the same way.
+UPDATE millrace.dlq d
+   SET status = 'superseded', resolved_at = now(),
+       resolution = 'replaced by dead letter ' || n.id || ', a newer failure of this key'
+  FROM (SELECT entity, key, source, max(id) AS id FROM millrace.dlq
+         WHERE status IN ('open', 'retry') GROUP BY entity, key, source HAVING count(*) > 1) n
+ WHERE d.entity = n.entity AND d.key = n.key AND d.source = n.source AND d.id < n.id
+   AND d.status IN ('open', 'retry');
 CREATE TABLE IF NOT EXISTS millrace.conflict (
     id         bigserial PRIMARY KEY,
     entity     text NOT NULL,
@@ -125,6 +203,8 @@ CREATE TABLE IF NOT EXISTS millrace.backfill (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     finished_at  timestamptz
 );
+-- Why the entity's last backfill stopped short (NULL once it finishes).
+ALTER TABLE millrace.backfill ADD COLUMN IF NOT EXISTS error text;
 CREATE TABLE IF NOT EXISTS millrace.source_status (
     source      text PRIMARY KEY,
     position    text,
@@ -152,6 +232,7 @@ pub struct StoredHash {
     pub version: Option<String>,
 }
 
+pub mod keys;
 pub mod sync;
 
 pub struct StateStore {
@@ -173,7 +254,7 @@ impl StateStore {
     pub async fn migrate(&self) -> Result<(), StateError> {
         // IF NOT EXISTS on every run would otherwise print a dozen notices per connection.
         self.client
-            .batch_execute(&format!("SET client_min_messages = warning; {MIGRATIONS}"))
+            .batch_execute(&format!("SET client_min_messages = warning; {MIGRATIONS} {}", keys::DDL))
             .await
             .map_err(sql("creating the millrace schema"))
     }
@@ -262,7 +343,8 @@ impl StateStore {
     /// remove, and (for the timestamp strategy) fingerprints older than `prune_before_version`.
     pub async fn save(&mut self, table: &str, strategy: &str, outcome: &SaveOutcome) -> Result<(), StateError> {
         let tx = self.client.transaction().await.map_err(sql("starting a state transaction"))?;
-        for chunk in outcome.upserts.chunks(10_000) {
+        let upserts = last_per_key(&outcome.upserts, |h| h.key.as_str());
+        for chunk in upserts.chunks(10_000) {
             let keys: Vec<&str> = chunk.iter().map(|h| h.key.as_str()).collect();
             let hashes: Vec<i64> = chunk.iter().map(|h| h.hash).collect();
             let versions: Vec<Option<&str>> = chunk.iter().map(|h| h.version.as_deref()).collect();
@@ -314,4 +396,39 @@ pub struct SaveOutcome {
     pub deletes: Vec<String>,
     pub prune_before_version: Option<String>,
     pub scanned_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_row_upsert_holds_each_key_once_the_last_row_winning() {
+        let rows = vec![("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5), ("a", 6)];
+        assert_eq!(last_per_key(rows, |r| r.0), vec![("a", 6), ("b", 5), ("c", 4)]);
+        assert_eq!(last_per_key(Vec::<(&str, i32)>::new(), |r| r.0), vec![]);
+        let hashes = [
+            StoredHash { key: "k".into(), hash: 1, version: None },
+            StoredHash { key: "k".into(), hash: 2, version: Some("v2".into()) },
+        ];
+        let kept = last_per_key(&hashes, |h| h.key.as_str());
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].hash, kept[0].version.as_deref()), (2, Some("v2")));
+    }
+
+    #[tokio::test]
+    async fn an_error_without_a_server_message_names_its_cause() {
+        // Nothing listens on port 1: the driver's error is an I/O error, whose cause is shown.
+        let error = tokio_postgres::connect("host=127.0.0.1 port=1 user=x connect_timeout=2", tokio_postgres::NoTls)
+            .await
+            .err()
+            .expect("nothing listens on port 1");
+        let text = pg_error_text(&error);
+        assert!(text.starts_with("error connecting to server: "), "{text}");
+        assert!(text.len() > "error connecting to server: ".len() + 3, "the cause follows: {text}");
+        let state = StateError::Sql { what: "reading a checkpoint", error };
+        assert_eq!(state.to_string(), format!("control state (reading a checkpoint): {text}"));
+        assert!(std::error::Error::source(&state).is_none(), "the message is whole, no bare driver error after it");
+        assert!(state.pg_error().is_some());
+    }
 }

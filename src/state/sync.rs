@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{sql, StateError, StateStore};
+use super::{last_per_key, sql, StateError, StateStore};
 
 /// What millrace believes one side holds for one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +139,11 @@ fn dead_letter_from_row(r: &tokio_postgres::Row) -> DeadLetter {
     }
 }
 
+/// A transaction-scoped advisory lock on one (entity, key, source) of the dead-letter queue: the
+/// two-key form (a key space no single-key lock shares), class 28004 ("md"), the key's hash.
+const DLQ_KEY_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(28004, hashtext($1::text || chr(31) || $2::text || chr(31) || $3::text))";
+
 const DLQ_COLUMNS: &str =
     "id, entity, key, source, op, record, position, field, reason, created_at, status, resolution";
 
@@ -233,6 +238,9 @@ impl StateStore {
         if pending.is_empty() {
             return Ok(());
         }
+        // A batch may hold several changes of one key (rows that map to the same key): the last
+        // one's write is what the target will hold.
+        let pending = last_per_key(pending, |p| (p.0.as_str(), p.1.as_str(), p.2));
         let entities: Vec<&str> = pending.iter().map(|p| p.0.as_str()).collect();
         let keys: Vec<&str> = pending.iter().map(|p| p.1.as_str()).collect();
         let systems: Vec<&str> = pending.iter().map(|p| p.2).collect();
@@ -355,14 +363,37 @@ impl StateStore {
             .await
             .map_err(sql("parking"))?;
         }
+        if !w.dead_letters.is_empty() {
+            // At most one open dead letter per (entity, key, source): a newer failure replaces the
+            // older letter, which is kept, closed as superseded and naming its successor. The keys
+            // are locked first, in one order, so that two processes dead-lettering the same key
+            // (a backfill beside the service) cannot both leave an open letter, nor deadlock.
+            let mut locks: Vec<(&str, &str, &str)> =
+                w.dead_letters.iter().map(|d| (d.entity.as_str(), d.key.as_str(), d.source.as_str())).collect();
+            locks.sort_unstable();
+            locks.dedup();
+            for (entity, key, source) in locks {
+                tx.execute(DLQ_KEY_LOCK, &[&entity, &key, &source]).await.map_err(sql("locking dead letters"))?;
+            }
+        }
         for d in &w.dead_letters {
+            let row = tx
+                .query_one(
+                    "INSERT INTO millrace.dlq (entity, key, source, op, record, position, field, reason)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                    &[&d.entity, &d.key, &d.source, &d.op, &d.record, &d.position, &d.field, &d.reason],
+                )
+                .await
+                .map_err(sql("dead-lettering"))?;
+            let id: i64 = row.get(0);
             tx.execute(
-                "INSERT INTO millrace.dlq (entity, key, source, op, record, position, field, reason)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                &[&d.entity, &d.key, &d.source, &d.op, &d.record, &d.position, &d.field, &d.reason],
+                "UPDATE millrace.dlq SET status = 'superseded', resolved_at = now(),
+                        resolution = 'replaced by dead letter ' || $4::bigint || ', a newer failure of this key'
+                  WHERE entity = $1 AND key = $2 AND source = $3 AND id <> $4 AND status IN ('open', 'retry')",
+                &[&d.entity, &d.key, &d.source, &id],
             )
             .await
-            .map_err(sql("dead-lettering"))?;
+            .map_err(sql("superseding older dead letters"))?;
         }
         for (id, resolution) in &w.resolved {
             tx.execute(
@@ -399,9 +430,13 @@ impl StateStore {
             .map_err(sql("settling dead letters"))?;
         }
         for (id, reason) in &w.reopen {
-            tx.execute("UPDATE millrace.dlq SET status = 'open', reason = $2 WHERE id = $1", &[id, reason])
-                .await
-                .map_err(sql("reopening dead letters"))?;
+            // Only a letter still open: one superseded (or discarded) meanwhile stays closed.
+            tx.execute(
+                "UPDATE millrace.dlq SET status = 'open', reason = $2 WHERE id = $1 AND status IN ('open', 'retry')",
+                &[id, reason],
+            )
+            .await
+            .map_err(sql("reopening dead letters"))?;
         }
         for c in &w.conflicts {
             tx.execute(
@@ -519,7 +554,10 @@ impl StateStore {
     /// Puts a retried dead letter back to `open` with the reason it failed again.
     pub async fn reopen_dead_letter(&self, id: i64, reason: &str) -> Result<(), StateError> {
         self.client
-            .execute("UPDATE millrace.dlq SET status = 'open', reason = $2 WHERE id = $1", &[&id, &reason])
+            .execute(
+                "UPDATE millrace.dlq SET status = 'open', reason = $2 WHERE id = $1 AND status IN ('open', 'retry')",
+                &[&id, &reason],
+            )
             .await
             .map_err(sql("reopening a dead letter"))?;
         Ok(())

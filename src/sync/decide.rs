@@ -140,7 +140,11 @@ pub(crate) async fn decide(engine: &mut Engine, change: Change) -> Result<Planne
             return Ok(plan(change, Decision::Echo));
         }
         if k.fingerprint == Some(fingerprint) {
-            let decision = if k.written { Decision::Echo } else { Decision::Stale };
+            // The content millrace last wrote, seen again. From the ERP that is the write's own
+            // echo (nothing marks the ERP's rows as millrace's but their content); from Odoo,
+            // whose own writes carry millrace's origin and are recognised above, it is a user's
+            // edit of something the mapping does not carry: nothing new.
+            let decision = if k.written && source == System::Legacy { Decision::Echo } else { Decision::Stale };
             return Ok(plan(change, decision));
         }
     }
@@ -180,29 +184,45 @@ pub(crate) async fn decide(engine: &mut Engine, change: Change) -> Result<Planne
                 .as_ref()
                 .and_then(|k| k.pending_record.as_ref())
                 .and_then(|json| Record::from_json(m, json).ok());
+            // A field is written when it differs from what the target holds and either it changed
+            // since the source's last known state, or the source owns it: an owned value the
+            // target lacks (a change refused earlier while the other side owned the field, as a
+            // produced quantity reported in Odoo while the shop floor owned it, then the order
+            // closed) is caught up with the next change of the record.
+            let differs_from_target = |f: &usize| base_t.as_ref().is_none_or(|t| record.values[*f] != t.values[*f]);
             let changed: Vec<usize> = shared
                 .iter()
                 .copied()
-                .filter(|f| record.values[*f] != base.values[*f])
-                .filter(|f| pending.as_ref().is_none_or(|p| record.values[*f] != p.values[*f]))
+                .filter(differs_from_target)
+                .filter(|f| {
+                    let moved = record.values[*f] != base.values[*f]
+                        && pending.as_ref().is_none_or(|p| record.values[*f] != p.values[*f]);
+                    moved || (base_t.is_some() && m.may_change(*f, &record, source))
+                })
                 .collect();
-            // Compared with the source's last known state, a field may have changed back to what
-            // the target holds: nothing to write for it.
-            let changed: Vec<usize> = match &base_t {
-                Some(t) => changed.into_iter().filter(|f| record.values[*f] != t.values[*f]).collect(),
-                None => changed,
-            };
             if changed.is_empty() {
                 p.decision = Decision::Stale;
                 return Ok(p);
             }
             let (owned, foreign): (Vec<usize>, Vec<usize>) =
-                changed.into_iter().partition(|f| m.owner_of(*f, &record) == source);
+                changed.into_iter().partition(|f| m.may_change(*f, &record, source));
             p.conflict_fields = foreign.clone();
             p.fields = match m.conflict {
                 ConflictPolicy::Reject => owned,
                 ConflictPolicy::Accept => owned.into_iter().chain(foreign).collect(),
             };
+            if target == System::Legacy && m.legacy.insert_only {
+                if known_t.as_ref().is_some_and(|k| k.written) {
+                    // A ledger row millrace wrote is never rewritten: corrections are new rows.
+                    p.decision = Decision::Filtered;
+                    return Ok(p);
+                }
+                // The ERP holds another row under this number: the insert is refused by the
+                // database and dead-lettered, never written over.
+                p.create = true;
+                p.fields = shared.clone();
+                p.conflict_fields.clear();
+            }
             if p.fields.is_empty() {
                 p.decision = Decision::Conflict;
                 return Ok(p);

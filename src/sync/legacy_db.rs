@@ -25,6 +25,9 @@ pub struct LegacyDb {
     cache: LookupCache,
     /// Whether `cache` was read during the current batch.
     cache_fresh: bool,
+    /// Text columns' maximum lengths in characters, per table (upper-case column names); read
+    /// once per table and connection.
+    limits: HashMap<String, HashMap<String, usize>>,
 }
 
 fn unavailable(message: String) -> SyncError {
@@ -39,6 +42,7 @@ impl LegacyDb {
             dialect: Dialect::Ansi,
             cache: LookupCache::default(),
             cache_fresh: false,
+            limits: HashMap::new(),
         })
     }
 
@@ -84,6 +88,49 @@ impl LegacyDb {
 
     pub fn reset(&mut self) {
         self.conn = None;
+        self.limits.clear();
+    }
+
+    /// The maximum length of each text column of `table`, as the database declares it (empty
+    /// where the dialect has no catalog we read).
+    pub fn limits(&self, table: &str) -> Option<&HashMap<String, usize>> {
+        self.limits.get(table)
+    }
+
+    /// Reads the column lengths of the tables not read yet.
+    pub async fn ensure_limits(&mut self, tables: &[String]) -> Result<(), SyncError> {
+        if self.conn.is_none() {
+            self.run(|_| ()).await?;
+        }
+        for table in tables {
+            if self.limits.contains_key(table) {
+                continue;
+            }
+            let name = table.rsplit('.').next().unwrap_or(table).to_string();
+            let scope = match self.dialect {
+                crate::source::legacy::Dialect::MySql => "TABLE_SCHEMA = DATABASE()",
+                crate::source::legacy::Dialect::MsSql => "TABLE_CATALOG = DB_NAME()",
+                crate::source::legacy::Dialect::Postgres => "table_schema = current_schema()",
+                crate::source::legacy::Dialect::Ansi => {
+                    self.limits.insert(table.clone(), HashMap::new());
+                    continue;
+                }
+            };
+            let sql = format!(
+                "SELECT COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH FROM INFORMATION_SCHEMA.COLUMNS \
+                 WHERE {scope} AND TABLE_NAME = ? AND CHARACTER_MAXIMUM_LENGTH > 0"
+            );
+            let rows = self.select_rows(table.clone(), sql, vec![Value::Text(name)]).await?;
+            let mut limits = HashMap::new();
+            for row in rows {
+                let column = value_text(&row.values[0]).to_ascii_uppercase();
+                if let Ok(n) = value_text(&row.values[1]).trim().parse::<f64>() {
+                    limits.insert(column, n as usize);
+                }
+            }
+            self.limits.insert(table.clone(), limits);
+        }
+        Ok(())
     }
 
     async fn select_rows(&mut self, table: String, sql: String, params: Vec<Value>) -> Result<Vec<Row>, SyncError> {
@@ -240,6 +287,56 @@ impl LegacyDb {
             }
         }
         Ok(out)
+    }
+
+    /// Which of `values` some row of `table` holds in `column` (compared the database's way;
+    /// returned trimmed of trailing spaces, as CHAR codes are read).
+    pub async fn existing_values(
+        &mut self,
+        table: &str,
+        column: &str,
+        values: &[String],
+    ) -> Result<std::collections::HashSet<String>, SyncError> {
+        let mut out = std::collections::HashSet::new();
+        if values.is_empty() {
+            return Ok(out);
+        }
+        if self.conn.is_none() {
+            self.run(|_| ()).await?;
+        }
+        for part in values.chunks(500) {
+            let marks = vec!["?"; part.len()].join(", ");
+            let sql = format!(
+                "SELECT {0} FROM {1} WHERE {0} IN ({marks})",
+                self.dialect.quote(column),
+                self.dialect.quote_table(table)
+            );
+            let params = part.iter().map(|v| Value::Text(v.clone())).collect();
+            for row in self.select_rows(table.to_string(), sql, params).await? {
+                if let Some(v) = row.values.first() {
+                    out.insert(value_text(v).trim_end_matches(' ').to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The highest integer in `table.column` (`None` for an empty table).
+    pub async fn max_int(&mut self, table: &str, column: &str) -> Result<Option<i64>, SyncError> {
+        if self.conn.is_none() {
+            self.run(|_| ()).await?;
+        }
+        let sql = format!("SELECT MAX({}) FROM {}", self.dialect.quote(column), self.dialect.quote_table(table));
+        let rows = self.select_rows(table.to_string(), sql, Vec::new()).await?;
+        let value = rows.first().and_then(|r| r.values.first()).cloned().unwrap_or(Value::Null);
+        match value {
+            Value::Null => Ok(None),
+            other => value_text(&other)
+                .trim()
+                .parse::<f64>()
+                .map(|n| Some(n as i64))
+                .map_err(|_| unavailable(format!("{table}.{column}: the highest value {other:?} is not a number"))),
+        }
     }
 
     /// Applies one batch of writes in one transaction.

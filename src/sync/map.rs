@@ -27,9 +27,52 @@ fn key_of(m: &Mapping, record: &crate::mapping::Record) -> Option<String> {
     Some(m.key_text(record))
 }
 
+/// How long the read-through waits for a decoded transaction to become visible before the batch
+/// is retried as an outage (a commit can only be invisible for the moment between its WAL record
+/// and the end of the committing backend's transaction).
+const VISIBILITY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until transaction `xid` is visible to new snapshots of `client`'s session.
+///
+/// Logical decoding sends a transaction once its commit record is in the WAL, which happens
+/// before the committing backend leaves the proc array: for a moment, a snapshot taken by
+/// another session still sees the transaction as running and reads the rows as they were before
+/// it. The read-through must never read that: it would decide on the old state (a `stale` that
+/// loses the transaction). Visibility is monotonic, so once one snapshot sees `xid`, every later
+/// statement of the session does too. The 32-bit xid of the stream is widened to the
+/// `xid8` of the current epoch (or the one before, for an xid from just before a wraparound).
+pub async fn wait_visible(client: &tokio_postgres::Client, xid: u32) -> Result<(), SyncError> {
+    const SQL: &str = "SELECT pg_visible_in_snapshot( \
+           (CASE WHEN ((s.nxt >> 32) << 32 | $1::bigint) >= s.nxt \
+                 THEN (((s.nxt >> 32) - 1) << 32 | $1::bigint) \
+                 ELSE ((s.nxt >> 32) << 32 | $1::bigint) END)::text::xid8, s.snap) \
+         FROM (SELECT pg_current_snapshot() AS snap, \
+                      pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS nxt) s";
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        let visible: Option<bool> = client.query_one(SQL, &[&i64::from(xid)]).await.map_err(odoo_unavailable)?.get(0);
+        if visible != Some(false) {
+            return Ok(());
+        }
+        if started.elapsed() > VISIBILITY_TIMEOUT {
+            // Not read at all rather than read wrong: the batch is retried.
+            return Err(SyncError::Unavailable {
+                system: "odoo",
+                message: format!(
+                    "transaction {xid} was decoded but is still not visible to new snapshots after {}s",
+                    VISIBILITY_TIMEOUT.as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The entity changes of one committed Odoo transaction.
 pub async fn odoo_inputs(
-    engine: &Engine,
+    engine: &mut Engine,
     changes: &[RowChange],
     position: &str,
     origin: &str,
@@ -66,6 +109,10 @@ pub async fn odoo_inputs(
             }
         }
         return Ok(inputs);
+    }
+    // Everything below reads Odoo's current rows: never before the transaction is visible.
+    if let Some(xid) = engine.batch.xid.or_else(|| changes.iter().find_map(|c| c.xid)) {
+        wait_visible(&engine.odoo_read, xid).await?;
     }
     let mut ids: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); engine.mappings.entities.len()];
     for change in changes {
@@ -112,17 +159,64 @@ pub async fn odoo_inputs(
         }
         let m = &engine.mappings.entities[index];
         let ids: Vec<i64> = ids.into_iter().collect();
-        for (id, result) in read_by_ids(&engine.odoo_read, m, &ids).await.map_err(odoo_unavailable)? {
+        let rows = read_by_ids(&engine.odoo_read, m, &ids).await.map_err(odoo_unavailable)?;
+        inputs.extend(odoo_row_inputs(engine, index, rows, position, ours).await?);
+    }
+    Ok(inputs)
+}
+
+/// The changes of Odoo rows read whole (by the stream's read-through, or by a backfill): each
+/// keyed by the key its Odoo id is bound to, else by its natural key, else numbered by the ERP
+/// (`assign`), else dead-lettered for want of a key; rows that cannot be read are dead letters.
+pub async fn odoo_row_inputs(
+    engine: &mut Engine,
+    index: usize,
+    rows: Vec<(i64, Result<crate::mapping::Record, crate::mapping::odoo::PartialRecord>)>,
+    position: &str,
+    ours: bool,
+) -> Result<Vec<Input>, SyncError> {
+    let mappings = engine.mappings.clone();
+    let m = &mappings.entities[index];
+    let mut inputs = Vec::with_capacity(rows.len());
+    {
+        let id_texts: Vec<String> = rows.iter().map(|(id, _)| id.to_string()).collect();
+        // A record's key is the one it was first replicated under (its Odoo id stays bound to
+        // it), whatever Odoo renames later.
+        let mut bound = engine.state.xref_keys(&m.entity, "odoo", &id_texts).await?;
+        if let Some((field, column)) = m.assigned_key() {
+            let new: Vec<String> = rows
+                .iter()
+                .filter_map(|(id, r)| match r {
+                    Ok(record)
+                        if record.values[field].is_null()
+                            && !bound.contains_key(&id.to_string())
+                            && m.passes_filter(System::Odoo, record) =>
+                    {
+                        Some(id.to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !new.is_empty() {
+                let floor = engine.legacy.max_int(&m.legacy.table, &column.column).await?.unwrap_or(0) + 1;
+                bound.extend(engine.state.allocate_keys(&m.entity, &new, floor).await?);
+            }
+        }
+        for (id, result) in rows {
             let id_text = id.to_string();
-            let xref_key = || engine.state.xref_key(&m.entity, "odoo", &id_text);
             match result {
-                Ok(record) => {
-                    let key = match key_of(m, &record) {
-                        Some(key) => key,
-                        None => match xref_key().await? {
+                Ok(mut record) => {
+                    let key = match bound.get(&id_text) {
+                        Some(key) => {
+                            pin_key(m, &mut record, key);
+                            key.clone()
+                        }
+                        None => match key_of(m, &record) {
                             Some(key) => key,
+                            // Not replicated anyway: nothing to say.
+                            None if !m.passes_filter(System::Odoo, &record) => continue,
                             None => {
-                                tracing::debug!(entity = %m.entity, id, "Odoo row without a natural key; not replicated");
+                                inputs.push(Input::Bad(no_key(m, id, &record, position)));
                                 continue;
                             }
                         },
@@ -135,7 +229,7 @@ pub async fn odoo_inputs(
                         record: Some(record),
                         position: position.to_string(),
                         ours,
-                        source_id: Some(id.to_string()),
+                        source_id: Some(id_text),
                         dead_letter: None,
                     }));
                 }
@@ -145,9 +239,9 @@ pub async fn odoo_inputs(
                     if ours || !m.passes_filter(System::Odoo, &partial) {
                         continue;
                     }
-                    let key = match key_of(m, &partial) {
-                        Some(key) => key,
-                        None => xref_key().await?.unwrap_or_else(|| format!("{}.id={id}", m.odoo.table)),
+                    let key = match bound.get(&id_text) {
+                        Some(key) => key.clone(),
+                        None => key_of(m, &partial).unwrap_or_else(|| odoo_row_key(m, id)),
                     };
                     inputs.push(Input::Bad(BadInput {
                         entity: m.entity.clone(),
@@ -162,6 +256,52 @@ pub async fn odoo_inputs(
         }
     }
     Ok(inputs)
+}
+
+/// The stand-in key of an Odoo row that has no natural key (`mrp_bom.id=12`).
+pub fn odoo_row_key(m: &Mapping, id: i64) -> String {
+    format!("{}.id={id}", m.odoo.table)
+}
+
+/// Puts the bound key's values into the record's key fields: those Odoo does not store (a
+/// number the ERP gave), and those Odoo owns (a name Odoo changed after the record was
+/// replicated under it). A key field the other side owns keeps Odoo's value, so that an edit
+/// of it in Odoo shows as the ownership conflict it is.
+fn pin_key(m: &Mapping, record: &mut crate::mapping::Record, key: &str) {
+    let values = crate::source::legacy::key_values(key);
+    for (field, value) in m.key.iter().zip(values) {
+        let value = crate::mapping::transform::coerce(value.clone(), m.fields[*field].ty).unwrap_or(value);
+        let stored_here = m.odoo.column_of(*field).is_some();
+        if !stored_here || record.values[*field].is_null() || m.may_change(*field, record, System::Odoo) {
+            record.values[*field] = value;
+        }
+    }
+}
+
+/// The dead letter of an Odoo row that would be replicated but has no natural key.
+fn no_key(m: &Mapping, id: i64, record: &crate::mapping::Record, position: &str) -> BadInput {
+    let empty: Vec<String> = m
+        .key
+        .iter()
+        .filter(|k| record.values[**k].is_null())
+        .map(|k| match m.odoo.column_of(*k) {
+            Some(c) if c.expr.is_none() => format!("{} (column {}.{})", m.fields[*k].name, m.odoo.table, c.column),
+            _ => m.fields[*k].name.clone(),
+        })
+        .collect();
+    BadInput {
+        entity: m.entity.clone(),
+        source: System::Odoo,
+        key: odoo_row_key(m, id),
+        position: position.to_string(),
+        field: m.key.iter().find(|k| record.values[**k].is_null()).map(|k| m.fields[*k].name.clone()),
+        reason: format!(
+            "{} in {} (id {id}): no natural key: {} empty; fill it in Odoo and the record is replicated",
+            m.entity,
+            m.odoo.table,
+            empty.join(", ")
+        ),
+    }
 }
 
 /// The canonical key of a legacy row from its key columns.
@@ -290,7 +430,9 @@ pub async fn legacy_dependents(
     for item in items {
         let LegacyItem::Change(change) = item else { continue };
         let Some(row) = change.after.as_ref().or(change.before.as_ref()) else { continue };
-        for (index, m) in mappings.entities.iter().enumerate() {
+        // A table millrace writes but does not poll (`strategy = "none"`) is no source: its
+        // rows are not re-emitted either.
+        for (index, m) in mappings.entities.iter().enumerate().filter(|(_, m)| m.legacy.poll.is_some()) {
             for c in &m.legacy.columns {
                 let Some(l) = &c.lookup else { continue };
                 if !l.table.eq_ignore_ascii_case(&change.table.name) {

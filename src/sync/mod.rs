@@ -432,6 +432,15 @@ impl Engine {
             return Ok(planned.iter().map(|_| Ok(None)).collect());
         }
         self.legacy.ensure_lookups(&self.mappings).await?;
+        let present = self.referenced_values(planned).await?;
+        let tables: Vec<String> = planned
+            .iter()
+            .filter(|p| p.decision == Decision::Apply)
+            .map(|p| self.mappings.entities[p.change.entity].legacy.table.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.legacy.ensure_limits(&tables).await?;
         let cache = self.legacy.cache();
         let mut outcomes: Vec<Option<Result<Option<String>, ApplyError>>> = Vec::with_capacity(planned.len());
         let mut batch: Vec<Vec<LegacyWrite>> = Vec::new();
@@ -459,6 +468,10 @@ impl Engine {
                 (ChangeOp::Delete, Ok(key)) => Ok(vec![LegacyWrite::Delete { table: side.table.clone(), key }]),
                 (ChangeOp::Upsert, Ok(key)) => {
                     let record = p.change.record.as_ref().expect("upserts carry a record");
+                    if let Some(missing) = missing_reference(m, &p.change.key, record, cache, &present) {
+                        outcomes.push(Some(Err(missing)));
+                        continue;
+                    }
                     let row = |fields: Option<&[usize]>| -> Result<Vec<(String, Option<String>)>, WriteValueError> {
                         let mut out = Vec::new();
                         for c in side.columns.iter().filter(|c| !c.read_only) {
@@ -480,18 +493,25 @@ impl Engine {
                                 }
                             }
                             let update = update.into_iter().filter(|(c, _)| !key.iter().any(|(k, _)| k == c)).collect();
-                            Ok(vec![LegacyWrite::Upsert {
-                                table: side.table.clone(),
-                                key,
-                                insert,
-                                update,
-                                update_only: !p.create,
-                            }])
+                            if side.insert_only {
+                                // A ledger row is written once; a number already taken is refused
+                                // by the database (a dead letter), never overwritten.
+                                Ok(vec![LegacyWrite::Insert { table: side.table.clone(), insert }])
+                            } else {
+                                Ok(vec![LegacyWrite::Upsert {
+                                    table: side.table.clone(),
+                                    key,
+                                    insert,
+                                    update,
+                                    update_only: !p.create,
+                                }])
+                            }
                         }
                         (Err(e), _) | (_, Err(e)) => Err(e),
                     }
                 }
             };
+            let writes = writes.and_then(|w| too_long(m, self.legacy.limits(&side.table), &w).map_or(Ok(w), Err));
             match writes {
                 Ok(w) => {
                     outcomes.push(None);
@@ -534,6 +554,30 @@ impl Engine {
         Ok(outcomes.into_iter().map(|o| o.unwrap_or(Ok(None))).collect())
     }
 
+    /// The values the batch's applied upserts write into `references` columns that the ERP
+    /// holds, per (table, column), read in bulk.
+    async fn referenced_values(&mut self, planned: &[Planned]) -> Result<ReferencedValues, SyncError> {
+        let mut wanted: std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>> =
+            Default::default();
+        for p in planned.iter().filter(|p| p.decision == Decision::Apply && p.change.op == ChangeOp::Upsert) {
+            let m = &self.mappings.entities[p.change.entity];
+            let Some(record) = &p.change.record else { continue };
+            for c in &m.legacy.columns {
+                let Some(r) = &c.references else { continue };
+                if let Ok(Some(v)) = crate::mapping::legacy::stored_value(m, c, record, self.legacy.cache()) {
+                    wanted.entry((r.table.clone(), r.column.clone())).or_default().insert(v);
+                }
+            }
+        }
+        let mut present = ReferencedValues::new();
+        for ((table, column), values) in wanted {
+            let values: Vec<String> = values.into_iter().collect();
+            let found = self.legacy.existing_values(&table, &column, &values).await?;
+            present.insert((table, column), found);
+        }
+        Ok(present)
+    }
+
     fn record(
         &self,
         plan: Planned,
@@ -573,7 +617,9 @@ impl Engine {
                 s.echoes += 1;
                 w.count(&entity, source, "echo");
                 if change.source == System::Legacy && change.record.is_some() {
-                    w.known.push(known_source(true));
+                    // The echo is seen once: the same content again later is someone's edit of
+                    // an unmapped column, `stale`, not millrace's write.
+                    w.known.push(known_source(false));
                 }
             }
             Decision::Stale => {
@@ -608,6 +654,13 @@ impl Engine {
                     }
                     w.unpark.push((entity.clone(), key.clone(), source.to_string()));
                     w.settle.push((entity.clone(), key.clone(), change.dead_letter));
+                    if let (System::Odoo, Some(id)) = (change.source, change.source_id.as_deref()) {
+                        // A dead letter the row had while it had no natural key.
+                        let stand_in = id.parse().map(|id| map::odoo_row_key(m, id));
+                        if let Ok(stand_in) = stand_in {
+                            w.settle.push((entity.clone(), stand_in, None));
+                        }
+                    }
                     match change.op {
                         ChangeOp::Upsert => {
                             w.known.push(known_source(false));
@@ -721,6 +774,16 @@ impl Engine {
             ),
             Decision::Apply => match outcome {
                 Ok(_) if plan.conflict_fields.is_empty() => ("apply", None),
+                // Policy `reject`: only the source's own fields were written (`plan.fields`).
+                Ok(_) if m.conflict == crate::mapping::ConflictPolicy::Reject => (
+                    "apply",
+                    Some(format!(
+                        "applied {}; {} does not own {}: not applied",
+                        field_names(&plan.fields),
+                        source.as_str(),
+                        field_names(&plan.conflict_fields)
+                    )),
+                ),
                 Ok(_) => (
                     "apply",
                     Some(format!(
@@ -790,6 +853,70 @@ fn field_named_in(m: &Mapping, system: System, message: &str) -> Option<String> 
         let quoted = [format!("'{column}'"), format!("\"{column}\""), format!("`{column}`")];
         quoted.iter().any(|q| lower.contains(q.as_str())).then(|| m.fields[c.field].name.clone())
     })
+}
+
+/// The first value of the writes that its column cannot hold (the ERP would refuse it, or worse,
+/// cut it), as the reason to dead-letter the change: field, column, value and limit.
+fn too_long(
+    m: &Mapping,
+    limits: Option<&std::collections::HashMap<String, usize>>,
+    writes: &[crate::sink::odbc::LegacyWrite],
+) -> Option<crate::mapping::legacy::WriteValueError> {
+    use crate::sink::odbc::LegacyWrite;
+    let limits = limits?;
+    for write in writes {
+        let (table, columns) = match write {
+            LegacyWrite::Upsert { table, insert, update, .. } => (table, insert.iter().chain(update.iter())),
+            LegacyWrite::Insert { table, insert } => (table, insert.iter().chain([].iter())),
+            LegacyWrite::Delete { .. } => continue,
+        };
+        for (column, value) in columns {
+            let Some(value) = value else { continue };
+            let Some(limit) = limits.get(&column.to_ascii_uppercase()) else { continue };
+            let length = value.trim_end_matches(' ').chars().count();
+            if length > *limit {
+                let field = field_named_in(m, System::Legacy, &format!("'{column}'")).unwrap_or_else(|| column.clone());
+                return Some(crate::mapping::legacy::WriteValueError::Dead {
+                    reason: format!("{value:?} is {length} characters; {table}.{column} holds at most {limit}"),
+                    field,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Values present in referenced ERP tables: (table, column) → values.
+type ReferencedValues = std::collections::HashMap<(String, String), std::collections::HashSet<String>>;
+
+/// The first `references` column of `record` whose value the ERP does not hold: the change
+/// waits for it (park) or is dead-lettered, naming the reference; it is never written.
+fn missing_reference(
+    m: &Mapping,
+    key: &str,
+    record: &Record,
+    cache: &crate::mapping::legacy::LookupCache,
+    present: &ReferencedValues,
+) -> Option<ApplyError> {
+    for c in &m.legacy.columns {
+        let Some(r) = &c.references else { continue };
+        let Ok(Some(value)) = crate::mapping::legacy::stored_value(m, c, record, cache) else { continue };
+        let held = present.get(&(r.table.clone(), r.column.clone())).is_some_and(|v| v.contains(value.trim_end()));
+        if held {
+            continue;
+        }
+        let field = m.fields[c.field].name.clone();
+        let reason = format!(
+            "{} {key}: field {field} = {value:?}: the ERP has no {}.{} = this value",
+            m.entity, r.table, r.column
+        );
+        return Some(if r.park_when_missing {
+            ApplyError::Park(reason)
+        } else {
+            ApplyError::Dead { field: Some(field), reason }
+        });
+    }
+    None
 }
 
 fn legacy_default(value: &crate::model::Value) -> Option<String> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
 pub mod legacy;
+pub mod odoo;
 pub mod parquet;
 pub mod proxy;
 pub mod sync;
@@ -57,6 +58,27 @@ impl TestDb {
         client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
         let url = url_with_db(&admin, &name);
         TestDb { name, url, admin }
+    }
+
+    /// A copy of database `template` on the server of `admin` (a real Odoo's template). A copy
+    /// fails while another session is connected to the template, so that is retried.
+    pub async fn from_template(prefix: &str, admin: &str, template: &str) -> TestDb {
+        let name = format!("mr_{prefix}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let client = connect(admin).await;
+        let sql = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
+        let mut attempts = 0;
+        loop {
+            match client.batch_execute(&sql).await {
+                Ok(()) => break,
+                Err(e) if attempts < 100 && format!("{e:?}").contains("is being accessed by other users") => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("{sql}: {e:?}"),
+            }
+        }
+        let url = url_with_db(admin, &name);
+        TestDb { name, url, admin: admin.to_string() }
     }
 
     pub async fn client(&self) -> Client {

@@ -183,18 +183,69 @@ pub async fn world_behind_proxy(prefix: &str, mappings: &[&str]) -> (World, supe
     (world, proxy)
 }
 
-/// Inserts one confirmed manufacturing order without a produced quantity (NULL), which the
-/// ERP's PROD_ORDER refuses (its column is NOT NULL): a dead letter on its way.
-pub async fn insert_order_the_erp_refuses(odoo: &tokio_postgres::Client, name: &str, date_start: &str) {
+/// The ERP's order number (PROD_ORDER.ORDER_NO) of the Odoo manufacturing order named `name`:
+/// `MO` and its mrp_production id in eight digits (id 8 → MO00000008), whatever Odoo names it.
+pub async fn erp_order_no(odoo: &tokio_postgres::Client, name: &str) -> String {
+    odoo.query_one("SELECT 'MO' || lpad(id::text, 8, '0') FROM mrp_production WHERE name = $1", &[&name])
+        .await
+        .unwrap_or_else(|e| panic!("the ERP number of manufacturing order {name}: {e}"))
+        .get(0)
+}
+
+/// The canonical key text of the order named `name` (dead letters, conflicts): `["MO00000008"]`.
+pub async fn order_key(odoo: &tokio_postgres::Client, name: &str) -> String {
+    format!("[\"{}\"]", erp_order_no(odoo, name).await)
+}
+
+/// The ERP order numbers of the Odoo manufacturing orders whose names match `pattern` (SQL
+/// `LIKE`, e.g. `WH/MO/K%`), in id order: compare a range of orders by these, not by name.
+pub async fn erp_order_nos_like(odoo: &tokio_postgres::Client, pattern: &str) -> Vec<String> {
+    odoo.query("SELECT 'MO' || lpad(id::text, 8, '0') FROM mrp_production WHERE name LIKE $1 ORDER BY id", &[&pattern])
+        .await
+        .unwrap_or_else(|e| panic!("the ERP numbers of manufacturing orders {pattern}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// `values` as a list of SQL string literals, for `IN (...)`: `'a', 'b'`.
+pub fn sql_strings<S: AsRef<str>>(values: &[S]) -> String {
+    values.iter().map(|v| format!("'{}'", v.as_ref().replace('\'', "''"))).collect::<Vec<_>>().join(", ")
+}
+
+/// A unit Odoo has (`insert_order_the_erp_refuses` creates it) and the demo ERP's UOM table
+/// has no row for: no UOM_CODE can be written for it.
+pub const UNIT_THE_ERP_LACKS: &str = "Pallets";
+
+/// Inserts one confirmed manufacturing order (a copy of the fixture's WH/MO/00001) counted in
+/// `UNIT_THE_ERP_LACKS`, a unit made in Odoo here that the ERP's UOM table has no row for:
+/// PROD_ORDER.UOM_CODE cannot name it, so the order is a dead letter on its way (field `uom`).
+/// `add_the_lacking_unit_to_the_erp` fixes it on the ERP's side, without touching the order.
+/// Returns the order's ERP number.
+pub async fn insert_order_the_erp_refuses(odoo: &tokio_postgres::Client, name: &str, date_start: &str) -> String {
     odoo.batch_execute(&format!(
-        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+        "INSERT INTO uom_uom (category_id, uom_type, name, factor, rounding, active)
+         SELECT category_id, 'bigger', '{{\"en_US\": \"{UNIT_THE_ERP_LACKS}\"}}', 0.01, 1, true
+           FROM uom_uom WHERE name->>'en_US' = 'Units'
+            AND NOT EXISTS (SELECT 1 FROM uom_uom WHERE name->>'en_US' = '{UNIT_THE_ERP_LACKS}');
+         INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
                 location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
-         SELECT '{name}', product_id, product_uom_id, picking_type_id, location_src_id, location_dest_id,
-                company_id, consumption, 1, NULL, '{date_start}', 'confirmed'
+         SELECT '{name}', product_id, (SELECT id FROM uom_uom WHERE name->>'en_US' = '{UNIT_THE_ERP_LACKS}'),
+                picking_type_id, location_src_id, location_dest_id,
+                company_id, consumption, 1, 0, '{date_start}', 'confirmed'
            FROM mrp_production WHERE name = 'WH/MO/00001'"
     ))
     .await
     .expect("insert the order");
+    erp_order_no(odoo, name).await
+}
+
+/// The ERP learns `UNIT_THE_ERP_LACKS` (a row in its UOM table): an order refused for want of
+/// it can now be written.
+pub fn add_the_lacking_unit_to_the_erp(maria: &MariaDb) {
+    maria.exec(&format!(
+        "INSERT INTO UOM (UOM_CODE, DESCRIPTION, BASE_UOM, FACTOR) VALUES ('PAL', '{UNIT_THE_ERP_LACKS}', 'EA', 100)"
+    ));
 }
 
 /// Inserts `n` confirmed manufacturing orders in one transaction, copies of the fixture's

@@ -1,0 +1,319 @@
+//! A real Odoo 17 server for tests (`scripts/dev-env.sh` installs and serves it when the server
+//! tarball is there): each test copies the template database and drives Odoo the way its users
+//! do, through the ORM over JSON-RPC — create, confirm, produce, mark done through the wizards,
+//! validate transfers, scrap. Never by writing Odoo's tables with SQL.
+//!
+//! Without the server (`MILLRACE_TEST_ODOO_RPC` unset: a clone without `../shared`), the tests
+//! that need it print SKIPPED and pass.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::TestDb;
+
+/// The real Odoo's settings from `.dev/env`, or `None` (and a SKIPPED line) without one.
+pub fn server(test: &str) -> Option<OdooServer> {
+    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (
+        get("MILLRACE_TEST_ODOO_RPC"),
+        get("MILLRACE_TEST_ODOO_PG_URL"),
+        get("MILLRACE_TEST_ODOO_TEMPLATE"),
+        get("MILLRACE_TEST_ODOO_LOGIN"),
+        get("MILLRACE_TEST_ODOO_PASSWORD"),
+    ) {
+        (Some(rpc), Some(pg_url), Some(template), Some(login), Some(password)) => {
+            Some(OdooServer { rpc, pg_url, template, login, password })
+        }
+        _ => {
+            println!(
+                "SKIPPED {test}: no real Odoo server (MILLRACE_TEST_ODOO_RPC is not set: scripts/dev-env.sh \
+                 installs one when ../shared/odoo17/odoo17-server.tar.xz or MILLRACE_ODOO_SERVER_TARBALL is there)"
+            );
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OdooServer {
+    pub rpc: String,
+    pub pg_url: String,
+    pub template: String,
+    pub login: String,
+    pub password: String,
+}
+
+/// A database of its own copied from the template, and a logged-in JSON-RPC session on it.
+pub struct RealOdoo {
+    pub db: TestDb,
+    pub rpc: Rpc,
+}
+
+impl RealOdoo {
+    pub async fn create(server: &OdooServer, prefix: &str) -> RealOdoo {
+        let db = TestDb::from_template(prefix, &server.pg_url, &server.template).await;
+        let rpc = Rpc::login(server, &db.name).await;
+        RealOdoo { db, rpc }
+    }
+}
+
+/// Odoo's external API: `/jsonrpc`, service `object`, `execute_kw`.
+pub struct Rpc {
+    url: String,
+    db: String,
+    uid: i64,
+    password: String,
+    http: reqwest::Client,
+}
+
+impl Rpc {
+    pub async fn login(server: &OdooServer, db: &str) -> Rpc {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("HTTP client");
+        let url = format!("{}/jsonrpc", server.rpc.trim_end_matches('/'));
+        let mut rpc = Rpc { url, db: db.to_string(), uid: 0, password: server.password.clone(), http };
+        let uid = rpc
+            .call("common", "login", json!([db, server.login, server.password]))
+            .await
+            .unwrap_or_else(|e| panic!("logging in to Odoo database {db}: {e}"));
+        rpc.uid = uid.as_i64().unwrap_or_else(|| panic!("Odoo login to {db} refused: {uid}"));
+        rpc
+    }
+
+    async fn call(&self, service: &str, method: &str, args: Value) -> Result<Value, String> {
+        let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1,
+                          "params": {"service": service, "method": method, "args": args}});
+        let response =
+            self.http.post(&self.url).json(&body).send().await.map_err(|e| format!("POST {}: {e}", self.url))?;
+        let reply: Value = response.json().await.map_err(|e| format!("reading Odoo's reply: {e}"))?;
+        match reply.get("error") {
+            Some(error) => Err(format!(
+                "{}: {}",
+                error["data"]["name"].as_str().unwrap_or("error"),
+                error["data"]["message"].as_str().unwrap_or(&error.to_string())
+            )),
+            None => Ok(reply["result"].clone()),
+        }
+    }
+
+    /// `execute_kw(model, method, args, kwargs)`, Odoo's refusal as `Err` with its message.
+    pub async fn try_execute(&self, model: &str, method: &str, args: Value, kwargs: Value) -> Result<Value, String> {
+        self.call("object", "execute_kw", json!([self.db, self.uid, self.password, model, method, args, kwargs])).await
+    }
+
+    pub async fn execute(&self, model: &str, method: &str, args: Value, kwargs: Value) -> Value {
+        self.try_execute(model, method, args.clone(), kwargs.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{model}.{method}({args}, {kwargs}): {e}"))
+    }
+
+    pub async fn create(&self, model: &str, values: Value) -> i64 {
+        let id = self.execute(model, "create", json!([values]), json!({})).await;
+        id.as_i64().or_else(|| id.get(0).and_then(Value::as_i64)).unwrap_or_else(|| panic!("{model}.create: {id}"))
+    }
+
+    pub async fn write(&self, model: &str, ids: &[i64], values: Value) {
+        self.execute(model, "write", json!([ids, values]), json!({})).await;
+    }
+
+    pub async fn search_read(&self, model: &str, domain: Value, fields: &[&str]) -> Vec<Value> {
+        let rows = self.execute(model, "search_read", json!([domain]), json!({"fields": fields})).await;
+        rows.as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn search(&self, model: &str, domain: Value) -> Vec<i64> {
+        let ids = self.execute(model, "search", json!([domain]), json!({})).await;
+        ids.as_array().map(|a| a.iter().filter_map(Value::as_i64).collect()).unwrap_or_default()
+    }
+
+    /// The id of the record with this external id (`stock.warehouse0`).
+    pub async fn ref_id(&self, xml_id: &str) -> i64 {
+        let (module, name) = xml_id.split_once('.').expect("module.name");
+        let rows =
+            self.search_read("ir.model.data", json!([["module", "=", module], ["name", "=", name]]), &["res_id"]).await;
+        rows.first().and_then(|r| r["res_id"].as_i64()).unwrap_or_else(|| panic!("no record {xml_id}"))
+    }
+
+    /// Marks a manufacturing order done as a user does ("Produce All" when nothing is set as
+    /// producing), through whichever wizards Odoo opens: the consumption warning (confirmed),
+    /// the backorder question (`backorder`: create one for the rest, or close the order).
+    pub async fn mark_done(&self, production: i64, backorder: bool) {
+        let result = self.execute("mrp.production", "button_mark_done", json!([[production]]), json!({})).await;
+        self.through_wizards(&format!("mark done of manufacturing order {production}"), result, |model| match model {
+            "mrp.production.backorder" if backorder => Some("action_backorder"),
+            "mrp.production.backorder" => Some("action_close_mo"),
+            "mrp.consumption.warning" => Some("action_confirm"),
+            _ => None,
+        })
+        .await;
+    }
+
+    /// Validates a transfer (receipt, delivery) for the quantities set on its moves, through the
+    /// backorder question (`backorder`: keep the rest as a backorder, or not).
+    pub async fn validate_picking(&self, picking: i64, backorder: bool) {
+        let result = self.execute("stock.picking", "button_validate", json!([[picking]]), json!({})).await;
+        self.through_wizards(&format!("validating transfer {picking}"), result, |model| match model {
+            "stock.backorder.confirmation" if backorder => Some("process"),
+            "stock.backorder.confirmation" => Some("process_cancel_backorder"),
+            // The delivery's text message to the customer (stock_sms): not sent from a test.
+            "confirm.stock.sms" => Some("dont_send_sms"),
+            _ => None,
+        })
+        .await;
+    }
+
+    /// A manufacturing order created and confirmed through the API, as a script or an
+    /// integration does (no form: its quantity producing stays empty).
+    pub async fn confirmed_order(&self, product: i64, qty: f64) -> i64 {
+        let id = self.create("mrp.production", json!({"product_id": product, "product_qty": qty})).await;
+        self.execute("mrp.production", "action_confirm", json!([[id]]), json!({})).await;
+        id
+    }
+
+    /// Records `qty` as being produced, as the form does: the components to consume follow.
+    pub async fn produce(&self, production: i64, qty: f64) {
+        self.write("mrp.production", &[production], json!({"qty_producing": qty})).await;
+        self.execute("mrp.production", "set_qty_producing", json!([[production]]), json!({})).await;
+    }
+
+    /// A purchase of `qty` of `product` confirmed and its receipt validated: the picking's id.
+    pub async fn receive(&self, partner: i64, product: i64, qty: f64) -> i64 {
+        let order = self
+            .create(
+                "purchase.order",
+                json!({"partner_id": partner, "order_line": [[0, 0, {"product_id": product, "product_qty": qty, "price_unit": 10}]]}),
+            )
+            .await;
+        self.execute("purchase.order", "button_confirm", json!([[order]]), json!({})).await;
+        let picking = self.picking_of("purchase.order", order).await;
+        self.validate_picking(picking, false).await;
+        picking
+    }
+
+    /// A sale of `qty` of `product` confirmed and its delivery validated: the picking's id.
+    pub async fn deliver(&self, partner: i64, product: i64, qty: f64) -> i64 {
+        let order = self
+            .create(
+                "sale.order",
+                json!({"partner_id": partner, "order_line": [[0, 0, {"product_id": product, "product_uom_qty": qty}]]}),
+            )
+            .await;
+        self.execute("sale.order", "action_confirm", json!([[order]]), json!({})).await;
+        let picking = self.picking_of("sale.order", order).await;
+        self.validate_picking(picking, false).await;
+        picking
+    }
+
+    async fn picking_of(&self, model: &str, order: i64) -> i64 {
+        let rows = self.execute(model, "read", json!([[order]]), json!({"fields": ["picking_ids"]})).await;
+        rows[0]["picking_ids"][0].as_i64().unwrap_or_else(|| panic!("{model} {order} has no transfer: {rows}"))
+    }
+
+    /// Scraps `qty` of `product` from the main stock.
+    pub async fn scrap(&self, product: i64, qty: f64) -> i64 {
+        let id = self.create("stock.scrap", json!({"product_id": product, "scrap_qty": qty})).await;
+        self.execute("stock.scrap", "action_validate", json!([[id]]), json!({})).await;
+        id
+    }
+
+    /// Counts `product` at `location` as `qty` and applies the count (an inventory adjustment).
+    pub async fn count_stock(&self, product: i64, location: i64, qty: f64) {
+        let quant = self
+            .execute(
+                "stock.quant",
+                "create",
+                json!([{"product_id": product, "location_id": location, "inventory_quantity": qty}]),
+                json!({"context": {"inventory_mode": true}}),
+            )
+            .await;
+        let quant = quant.as_i64().or_else(|| quant.get(0).and_then(Value::as_i64)).expect("quant id");
+        self.execute("stock.quant", "action_apply_inventory", json!([[quant]]), json!({})).await;
+    }
+
+    /// Follows the wizards an action returns: each is created with the action's context (its
+    /// defaults fill it as the form would) and the button `choose` names is pressed.
+    async fn through_wizards(&self, what: &str, mut result: Value, choose: impl Fn(&str) -> Option<&'static str>) {
+        for _ in 0..4 {
+            let Some(model) = result.get("res_model").and_then(Value::as_str).map(str::to_string) else { return };
+            let existing = result.get("res_id").and_then(Value::as_i64);
+            let Some(button) = choose(&model) else {
+                // A form of a record (the new backorder, say), not a question: done.
+                if existing.is_some() {
+                    return;
+                }
+                panic!("{what}: unexpected wizard {model}: {result}")
+            };
+            let context = result.get("context").cloned().filter(Value::is_object).unwrap_or(json!({}));
+            let id = match existing {
+                Some(id) => id,
+                None => {
+                    let id = self.execute(&model, "create", json!([{}]), json!({"context": context})).await;
+                    id.as_i64().or_else(|| id.get(0).and_then(Value::as_i64)).expect("wizard id")
+                }
+            };
+            result = self.execute(&model, button, json!([[id]]), json!({"context": context})).await;
+        }
+        panic!("{what}: still asked for a wizard: {result}");
+    }
+}
+
+/// A real Odoo database, the demo legacy ERP, and a config with the given mappings, `millrace
+/// setup` done (as [`super::sync::World`] does for the SQL fixture).
+pub struct RealWorld {
+    pub odoo: RealOdoo,
+    pub maria: super::legacy::MariaDb,
+    pub dir: tempfile::TempDir,
+    pub config: String,
+}
+
+impl RealWorld {
+    /// `None` (after a SKIPPED line) when no real Odoo is configured.
+    pub async fn new(test: &str, mappings: &[&str]) -> Option<RealWorld> {
+        let server = server(test)?;
+        let odoo = RealOdoo::create(&server, "ro").await;
+        let maria = super::legacy::MariaDb::create("ro");
+        super::sync::load_legacy_demo(&maria);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mapping_dir = dir.path().join("mappings");
+        std::fs::create_dir(&mapping_dir).expect("mapping dir");
+        for m in mappings {
+            std::fs::copy(
+                format!("{}/mappings/{m}.toml", env!("CARGO_MANIFEST_DIR")),
+                mapping_dir.join(format!("{m}.toml")),
+            )
+            .expect("copy mapping");
+        }
+        let config = dir.path().join("millrace.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[odoo]\nurl = \"{}?sslmode=disable\"\nslot = \"{}\"\npublication = \"millrace_pub\"\n\n\
+                 [legacy]\nkind = \"odbc\"\nconnection_string = \"{}\"\npoll_interval = \"300ms\"\n\n\
+                 [sync]\nmappings = \"mappings\"\nretry_interval = \"500ms\"\n\n\
+                 [archive]\ndir = \"{}\"\nrotate_after = \"1s\"\n",
+                odoo.db.url,
+                odoo.db.slot(),
+                maria.odbc(),
+                dir.path().join("archive").display()
+            ),
+        )
+        .expect("write config");
+        let config = config.display().to_string();
+        let out = super::millrace(&[], &["--config", &config, "setup"]);
+        assert!(out.status.success(), "setup: {}", String::from_utf8_lossy(&out.stderr));
+        Some(RealWorld { odoo, maria, dir, config })
+    }
+
+    pub fn start(&self) -> super::sync::Service {
+        super::sync::Service::start(&self.config, self.dir.path())
+    }
+
+    pub fn rpc(&self) -> &Rpc {
+        &self.odoo.rpc
+    }
+
+    /// The ERP's number of an Odoo manufacturing order (production_order's key).
+    pub fn erp_order_no(id: i64) -> String {
+        format!("MO{id:08}")
+    }
+}
