@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::parquet::report;
-use common::sync::{eventually, insert_confirmed_orders, World};
+use common::sync::{erp_order_nos_like, eventually, insert_confirmed_orders, sql_strings, World};
 
 const ARCHIVE: &str = "\n[archive]\ndir = \"archive\"\nrotate_rows = 500\nrotate_after = \"1s\"\n";
 
@@ -187,7 +187,11 @@ async fn killed_during_a_workload_the_archive_holds_every_change_exactly_once() 
     odoo_side.await.unwrap();
 
     let (orders_dir, items_dir) = (archive.join("entity=production_order"), archive.join("entity=item"));
-    let count_orders = "_source_system = 'odoo' AND _key LIKE '%WH/MO/K%'";
+    // The orders' keys are their ERP numbers (`MO` + Odoo id), read from Odoo.
+    let order_keys: Vec<String> =
+        erp_order_nos_like(&world.odoo.client().await, "WH/MO/K%").await.iter().map(|n| format!("[\"{n}\"]")).collect();
+    assert_eq!(order_keys.len(), 1000);
+    let count_orders = format!("_source_system = 'odoo' AND _key IN ({})", sql_strings(&order_keys));
     let count_items = "_source_system = 'legacy' AND _key LIKE '%MR-K%'";
     eventually("every order and item archived", &service, || async {
         let orders =
@@ -245,9 +249,17 @@ async fn acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_noth
     // An Odoo order reaches the ERP, and the slot is acknowledged past it.
     insert_confirmed_orders(&odoo, "WH/MO/S", 0, 3, 4).await;
     let after: String = odoo.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.unwrap().get(0);
+    // The ERP knows the orders by their ERP numbers (`MO` + Odoo id), their keys `["MO…"]`.
+    let numbers = erp_order_nos_like(&odoo, "WH/MO/S%").await;
+    assert_eq!(numbers.len(), 3);
+    let order_keys: Vec<String> = numbers.iter().map(|n| format!("[\"{n}\"]")).collect();
     eventually("the orders in the ERP", &service, || async {
-        let n: u64 =
-            world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO LIKE 'WH/MO/S%'").trim().parse().ok()?;
+        let n: u64 = world
+            .maria
+            .exec(&format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO IN ({})", sql_strings(&numbers)))
+            .trim()
+            .parse()
+            .ok()?;
         (n == 3).then_some(())
     })
     .await;
@@ -264,12 +276,15 @@ async fn acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_noth
     })
     .await;
     assert!(walk(&archive).iter().all(|f| !f.ends_with(".parquet")), "no file rotated yet");
+    // A spool line holds the change's key: the items' `["MR-S…"]`, the orders' `["MO…"]`.
+    let ours = |line: &str| {
+        let key = serde_json::from_str::<serde_json::Value>(line).ok()?["key"].as_str()?.to_string();
+        Some(key.contains("MR-S") || order_keys.contains(&key))
+    };
     let spooled: usize = walk(&archive.join("_spool/run"))
         .iter()
         .filter(|f| f.ends_with(".jsonl"))
-        .map(|f| {
-            std::fs::read_to_string(f).unwrap().lines().filter(|l| l.contains("MR-S") || l.contains("WH/MO/S")).count()
-        })
+        .map(|f| std::fs::read_to_string(f).unwrap().lines().filter(|l| ours(l) == Some(true)).count())
         .sum();
     assert!(spooled >= 6, "the changes are in the spool: {spooled}");
 
@@ -290,7 +305,59 @@ async fn acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_noth
     assert_eq!((items.scalar(0).as_u64(), items.scalar(1).as_u64()), (Some(0), Some(3)));
     let orders = report(
         &archive.join("entity=production_order"),
-        &[twice, "SELECT count(DISTINCT _key) FROM {src} WHERE _key LIKE '%WH/MO/S%' AND _decision = 'apply'"],
+        &[
+            twice,
+            &format!(
+                "SELECT count(DISTINCT _key) FROM {{src}} WHERE _key IN ({}) AND _decision = 'apply'",
+                sql_strings(&order_keys)
+            ),
+        ],
     );
     assert_eq!((orders.scalar(0).as_u64(), orders.scalar(1).as_u64()), (Some(0), Some(3)));
+}
+
+/// An Odoo change to an item that touches both a field Odoo owns (`active`) and one it does not
+/// (`description`), under the mapping's policy `reject`: only the owned field is written, and the
+/// archive's reason says so (it is not a conflict "accepted").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_applied_in_part_under_policy_reject_says_what_was_not_applied() {
+    let world = World::new("archive_reason", &["item"]).await;
+    world.append_config(ARCHIVE);
+    let archive = world.dir.path().join("archive");
+    let service = world.start();
+    let odoo = world.odoo.client().await;
+
+    world.maria.exec(
+        "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE) VALUES ('MR-R001', 'Oak Shelf', 'EA', 4)",
+    );
+    eventually("the item in Odoo", &service, || async {
+        odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-R001'", &[]).await.unwrap()
+    })
+    .await;
+    // One Odoo transaction: archive the item (Odoo's field) and rename it (the ERP's field).
+    odoo.batch_execute(
+        "UPDATE product_product SET active = false WHERE default_code = 'MR-R001';
+         UPDATE product_template SET name = '{\"en_US\": \"Renamed in Odoo\"}'
+          WHERE id = (SELECT product_tmpl_id FROM product_product WHERE default_code = 'MR-R001')",
+    )
+    .await
+    .unwrap();
+    eventually("the item obsolete in the ERP", &service, || async {
+        (world.maria.exec("SELECT STATUS FROM ITEM_MASTER WHERE ITEM_NO = 'MR-R001'").trim() == "I").then_some(())
+    })
+    .await;
+    assert_eq!(
+        world.maria.exec("SELECT DESCRIPTION FROM ITEM_MASTER WHERE ITEM_NO = 'MR-R001'").trim(),
+        "Oak Shelf",
+        "the rename is not Odoo's to make"
+    );
+    let condition = "_source_system = 'odoo' AND _decision = 'apply' AND _key = '[\"MR-R001\"]'";
+    eventually("the archived change", &service, || async {
+        (archived_rows(&archive.join("entity=item"), condition) >= 1).then_some(())
+    })
+    .await;
+    assert!(service.stop().success());
+    let r = report(&archive.join("entity=item"), &[&format!("SELECT _reason FROM {{src}} WHERE {condition}")]);
+    assert_eq!(r.queries[0].len(), 1, "{:?}", r.queries[0]);
+    assert_eq!(r.queries[0][0][0], "applied active; odoo does not own description: not applied");
 }

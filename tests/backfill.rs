@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::millrace_command;
 use common::parquet::report;
-use common::sync::{eventually, insert_confirmed_orders, World};
+use common::sync::{erp_order_nos_like, eventually, insert_confirmed_orders, sql_strings, World};
 
 async fn drop_slot(world: &World) {
     let odoo = world.odoo.client().await;
@@ -85,9 +85,13 @@ async fn killed_midway_and_run_again_every_row_lands_exactly_once() {
     assert!(stdout.contains("(resumed)"), "{stdout}");
 
     // Every order exactly once in the ERP, with its quantity; every item exactly once in Odoo.
-    let legacy = world.maria.exec(
-        "SELECT COUNT(*), COUNT(DISTINCT ORDER_NO), SUM(QTY_ORDERED) FROM PROD_ORDER WHERE ORDER_NO LIKE 'WH/MO/B%'",
-    );
+    // The ERP knows the orders by their ERP numbers (`MO` + Odoo id), read from Odoo.
+    let numbers = erp_order_nos_like(&odoo, "WH/MO/B%").await;
+    assert_eq!(numbers.len(), 1500);
+    let legacy = world.maria.exec(&format!(
+        "SELECT COUNT(*), COUNT(DISTINCT ORDER_NO), SUM(QTY_ORDERED) FROM PROD_ORDER WHERE ORDER_NO IN ({})",
+        sql_strings(&numbers)
+    ));
     let odoo_qty: String = odoo
         .query_one("SELECT sum(product_qty)::text FROM mrp_production WHERE name LIKE 'WH/MO/B%'", &[])
         .await
@@ -128,10 +132,13 @@ async fn killed_midway_and_run_again_every_row_lands_exactly_once() {
 
     // The archive holds the snapshot records.
     let archive = world.dir.path().join("archive");
-    let snapshot =
-        "SELECT count(DISTINCT _key) FROM {src} WHERE _op = 'r' AND (_key LIKE '%WH/MO/B%' OR _key LIKE '%MR-B%')";
-    assert_eq!(report(&archive.join("entity=production_order"), &[snapshot]).scalar(0), 1500);
-    assert_eq!(report(&archive.join("entity=item"), &[snapshot]).scalar(0), 2000);
+    let order_keys: Vec<String> = numbers.iter().map(|n| format!("[\"{n}\"]")).collect();
+    let snapshot = format!(
+        "SELECT count(DISTINCT _key) FROM {{src}} WHERE _op = 'r' AND (_key IN ({}) OR _key LIKE '%MR-B%')",
+        sql_strings(&order_keys)
+    );
+    assert_eq!(report(&archive.join("entity=production_order"), &[&snapshot]).scalar(0), 1500);
+    assert_eq!(report(&archive.join("entity=item"), &[&snapshot]).scalar(0), 2000);
     // Files rotate by rows (200 here), not per chunk of 50.
     let files = std::fs::read_dir(archive.join("entity=item"))
         .unwrap()
@@ -181,8 +188,15 @@ async fn rows_written_during_a_backfill_reach_the_other_side_once_through_the_st
     // The fixture's 7 orders and the 3,000 written before the snapshot; none written after it.
     assert!(stdout.contains("production_order: 3007 rows"), "the snapshot holds only the orders before it: {stdout}");
 
+    // The ERP knows the orders by their ERP numbers (`MO` + Odoo id): those of all 3,100, read
+    // from Odoo.
+    let numbers = erp_order_nos_like(&odoo, "WH/MO/H%").await;
+    assert_eq!(numbers.len(), 3100);
+    let in_numbers = sql_strings(&numbers);
     let legacy_state = || {
-        world.maria.exec("SELECT COUNT(*), COUNT(DISTINCT ORDER_NO), SUM(QTY_ORDERED) FROM PROD_ORDER WHERE ORDER_NO LIKE 'WH/MO/H%'")
+        world.maria.exec(&format!(
+            "SELECT COUNT(*), COUNT(DISTINCT ORDER_NO), SUM(QTY_ORDERED) FROM PROD_ORDER WHERE ORDER_NO IN ({in_numbers})"
+        ))
     };
     let before_stream: Vec<String> = legacy_state().split_whitespace().map(str::to_string).collect();
     assert_eq!(before_stream[0], "3000", "the backfill copied the snapshot: {before_stream:?}");
@@ -217,4 +231,81 @@ async fn rows_written_during_a_backfill_reach_the_other_side_once_through_the_st
         .get(0);
     assert_eq!(decided, 3307, "{}", service.log_text());
     drop(service);
+}
+
+/// Two Odoo work centers under one code land in one chunk (their state writes share a key), and
+/// another entity fails outright (its ERP table is gone): the backfill neither trips on
+/// PostgreSQL's "ON CONFLICT DO UPDATE command cannot affect row a second time" nor stops at the
+/// failed entity. It copies the others, reports the failure with the database's own message,
+/// exits 1, and leaves that entity's backfill unfinished, which the next run resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_sharing_a_key_and_a_failed_entity_do_not_stop_the_backfill() {
+    let world = World::new("bf_dupkey", &["item", "uom", "work_center"]).await;
+    let odoo = world.odoo.client().await;
+    // Besides the fixture's work centers without a code: two with the same one, next to each other.
+    odoo.batch_execute(
+        "INSERT INTO mrp_workcenter (resource_id, company_id, resource_calendar_id, sequence, name, code,
+                working_state, active, time_efficiency, default_capacity, costs_hour, oee_target)
+         SELECT resource_id, company_id, resource_calendar_id, sequence, n.name, 'WC-DUP', working_state, active,
+                time_efficiency, default_capacity, n.cost, oee_target
+           FROM mrp_workcenter, (VALUES ('Paint Booth A', 10), ('Paint Booth B', 20)) AS n(name, cost)
+          WHERE mrp_workcenter.id = 1",
+    )
+    .await
+    .expect("two work centers with one code");
+    world.maria.exec("RENAME TABLE ITEM_MASTER TO ITEM_MASTER_GONE");
+
+    // The work centers first, the failing entity next, then one more: it still runs.
+    let args =
+        ["--config", &world.config, "backfill", "--entity", "work_center", "--entity", "item", "--entity", "uom"];
+    let first = millrace_command(&[], &args).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&first.stderr));
+    let both = format!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(first.status.code(), Some(1), "a failed entity fails the backfill: {both}");
+    assert!(!both.contains("cannot affect row a second time"), "{both}");
+    assert!(stdout.contains("item: FAILED from legacy"), "{both}");
+    assert!(stdout.lines().any(|l| l.starts_with("work_center: 5 rows from odoo")), "{both}");
+    assert!(stdout.lines().any(|l| l.starts_with("uom: ") && l.contains("rows from legacy")), "{both}");
+    let summary = stderr.lines().skip_while(|l| !l.contains("backfill failed for 1 of 3 entities")).collect::<Vec<_>>();
+    assert!(
+        summary.iter().any(|l| l.contains("item: FAILED from legacy") && l.contains("ITEM_MASTER")),
+        "the summary names the entity and the database's message: {both}"
+    );
+    assert!(!stderr.contains("db error"), "{both}");
+    // One work center under the code in the ERP.
+    assert_eq!(world.maria.exec("SELECT COUNT(*) FROM WORK_CENTER WHERE WC_CODE = 'WC-DUP'").trim(), "1", "{both}");
+    let status = millrace_command(&[], &["--config", &world.config, "status", "--json"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let backfill = |entity: &str| {
+        status["backfill"].as_array().unwrap().iter().find(|b| b["entity"] == entity).cloned().unwrap_or_default()
+    };
+    for entity in ["work_center", "uom"] {
+        assert!(backfill(entity)["finished_at"].is_string(), "{entity}: {}", status["backfill"]);
+    }
+    let item = backfill("item");
+    assert!(
+        item.is_object() && item["finished_at"].is_null(),
+        "the failed entity is unfinished: {}",
+        status["backfill"]
+    );
+    let error: Option<String> =
+        odoo.query_one("SELECT error FROM millrace.backfill WHERE entity = 'item'", &[]).await.unwrap().get(0);
+    assert!(error.is_some_and(|e| e.contains("ITEM_MASTER")), "the failure is recorded");
+
+    // Fixed, the next run resumes the failed entity; the finished one is not copied again.
+    world.maria.exec("RENAME TABLE ITEM_MASTER_GONE TO ITEM_MASTER");
+    let again = millrace_command(&[], &args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        stdout.contains("work_center: backfilled earlier") && stdout.contains("uom: backfilled earlier"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("item: ") && l.contains("rows from legacy")), "{stdout}");
+    let error: Option<String> = odoo
+        .query_one("SELECT error FROM millrace.backfill WHERE entity = 'item' AND finished_at IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(error, None, "finished, the failure is forgotten");
 }
