@@ -11,6 +11,12 @@
 # position; `millrace status` is printed every 15 seconds; the operator page and /metrics are on
 # http://127.0.0.1:9464/ (DEMO_HTTP_PORT to change it).
 #
+# With a real Odoo 17 installed by scripts/dev-env.sh (its server tarball is there), the Odoo side
+# is a copy of its demo database and the workload drives Odoo through its ORM over JSON-RPC
+# (scripts/odoo_demo.py: orders confirmed, produced and marked done through Odoo's wizards, with
+# backorders, receipts, deliveries); otherwise, or with DEMO_ODOO=sql, the SQL fixture and a
+# workload written with SQL.
+#
 #   scripts/demo.sh                 runs until Ctrl-C
 #   DEMO_SECONDS=30 scripts/demo.sh stops by itself after 30 seconds (SIGTERM: drains, exits 0)
 set -euo pipefail
@@ -27,9 +33,23 @@ source .dev/env
 
 DB=millrace_demo
 LEGACY_DB=legacy_demo
-echo "==> loading the Odoo 17 fixture into PostgreSQL database $DB"
-bash scripts/load-odoo-fixture.sh --fresh "$DB" >/dev/null
 DB_URL="${MILLRACE_TEST_PG_URL%/*}/$DB"
+REAL_ODOO=0
+if [[ -n ${MILLRACE_TEST_ODOO_RPC:-} && ${DEMO_ODOO:-} != sql ]]; then
+    REAL_ODOO=1
+fi
+export ODOO_RPC=${MILLRACE_TEST_ODOO_RPC:-} ODOO_DB=$DB ODOO_LOGIN=${MILLRACE_TEST_ODOO_LOGIN:-} \
+    ODOO_PASSWORD=${MILLRACE_TEST_ODOO_PASSWORD:-}
+odoo_demo() { "$MILLRACE_PYTHON" scripts/odoo_demo.py "$@"; }
+if [[ $REAL_ODOO -eq 1 ]]; then
+    echo "==> a copy of the real Odoo 17's demo database ($MILLRACE_TEST_ODOO_TEMPLATE) as $DB, served at $ODOO_RPC"
+    psql -X -q "$MILLRACE_TEST_PG_URL" -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$DB'" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 "$MILLRACE_TEST_ODOO_PG_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
+        -c "CREATE DATABASE $DB TEMPLATE $MILLRACE_TEST_ODOO_TEMPLATE" >/dev/null
+else
+    echo "==> loading the Odoo 17 fixture into PostgreSQL database $DB"
+    bash scripts/load-odoo-fixture.sh --fresh "$DB" >/dev/null
+fi
 echo "==> loading the demo legacy ERP into MariaDB database $LEGACY_DB"
 bash scripts/load-legacy-fixture.sh --fresh "$LEGACY_DB" >/dev/null
 mariadb_demo() {
@@ -43,8 +63,16 @@ mariadb_demo() {
 }
 # The demo data was derived from the fixture, but some numberings cannot be derived back from
 # Odoo's columns (BOM alternates and line numbers follow Odoo sequences, sales order lines are
-# keyed by Odoo line id): align them once, as an installation does before its first sync.
-psql -X -q -v ON_ERROR_STOP=1 "$DB_URL" -f sql/demo/align-odoo-keys.sql
+# keyed by Odoo line id): align them once, as an installation does before its first sync — on a
+# real Odoo through its ORM, on the fixture with SQL.
+if [[ $REAL_ODOO -eq 1 ]]; then
+    odoo_demo align
+    # The fixture's seventh order was made after the ERP's demo data was taken; the real
+    # template does not have it.
+    mariadb_demo "DELETE FROM PROD_ORDER WHERE ORDER_NO = 'MO00000007'"
+else
+    psql -X -q -v ON_ERROR_STOP=1 "$DB_URL" -f sql/demo/align-odoo-keys.sql
+fi
 psql -X -q -At -v ON_ERROR_STOP=1 "$DB_URL" -f sql/demo/so-line-numbers.sql | mariadb_demo
 
 echo "==> building millrace (release)"
@@ -83,9 +111,11 @@ echo "==> millrace check"
 echo "==> millrace setup"
 "$MILLRACE" --config .dev/demo/millrace.toml setup
 
-# The workload: a few business events on each side every couple of seconds.
-workload() {
-    local i=0
+# The workload: a few business events on each side every couple of seconds. The ERP side (items,
+# prices, the shop floor's progress) is SQL, as the ERP's own programs write; the Odoo side is
+# scripts/odoo_demo.py through the ORM on a real Odoo, SQL on the fixture.
+legacy_workload() {
+    local i=0 order_no
     sleep 3
     while true; do
         i=$((i + 1))
@@ -93,6 +123,23 @@ workload() {
         mariadb_demo "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE)
                       VALUES ('DEMO-$i', 'Demo part $i', 'EA', $i.50);
                       UPDATE ITEM_MASTER SET LIST_PRICE = LIST_PRICE + 1 WHERE ITEM_NO = 'FURN_7023';" || true
+        # Legacy shop floor: progress on the newest released order, which the ERP knows by its own
+        # number (MO + the Odoo id in 8 digits, as mappings/production_order.toml makes it).
+        order_no=$(mariadb_demo "SELECT ORDER_NO FROM PROD_ORDER WHERE STATUS = 'R' ORDER BY ORDER_NO DESC LIMIT 1" |
+            tail -n +2) || order_no=
+        if [[ -n $order_no ]]; then
+            mariadb_demo "UPDATE PROD_ORDER SET QTY_COMPLETED = LEAST(QTY_ORDERED, QTY_COMPLETED + 1)
+                          WHERE ORDER_NO = '$order_no' AND STATUS = 'R';" || true
+        fi
+        sleep 2
+    done
+}
+
+odoo_sql_workload() {
+    local i=0
+    sleep 3
+    while true; do
+        i=$((i + 1))
         # Odoo: a new manufacturing order, confirmed.
         psql -X -q "$DB_URL" >/dev/null 2>&1 <<SQL || true
 INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
@@ -101,23 +148,21 @@ SELECT 'WH/MO/D$(printf %04d "$i")', product_id, product_uom_id, picking_type_id
        location_dest_id, company_id, consumption, $((i % 5 + 1)), 0, now() at time zone 'utc', 'confirmed'
   FROM mrp_production WHERE name = 'WH/MO/00001';
 SQL
-        # Legacy shop floor: progress on the previous demo order, which the ERP knows by its own
-        # number (MO + the Odoo id in 8 digits, as mappings/production_order.toml makes it).
-        if ((i > 1)); then
-            local order_no
-            order_no=$(psql -X -q -At "$DB_URL" -c "SELECT 'MO' || lpad(id::text, 8, '0') FROM mrp_production
-                                                     WHERE name = 'WH/MO/D$(printf %04d $((i - 1)))'" 2>/dev/null) || order_no=
-            if [[ -n $order_no ]]; then
-                mariadb_demo "UPDATE PROD_ORDER SET QTY_COMPLETED = QTY_COMPLETED + 1
-                              WHERE ORDER_NO = '$order_no' AND STATUS = 'R';" || true
-            fi
-        fi
         # Odoo: archive every fifth demo item (an Odoo-owned field).
         if ((i % 5 == 0)); then
             psql -X -q "$DB_URL" -c "UPDATE product_product SET active = false WHERE default_code = 'DEMO-$((i - 2))'" >/dev/null 2>&1 || true
         fi
         sleep 2
     done
+}
+
+odoo_workload() {
+    if [[ $REAL_ODOO -eq 1 ]]; then
+        sleep 3
+        exec "$MILLRACE_PYTHON" scripts/odoo_demo.py workload
+    else
+        odoo_sql_workload
+    fi
 }
 
 status_loop() {
@@ -128,16 +173,18 @@ status_loop() {
     done
 }
 
-workload &
-WORKLOAD_PID=$!
+legacy_workload &
+LEGACY_PID=$!
+odoo_workload &
+ODOO_PID=$!
 status_loop &
 STATUS_PID=$!
-trap 'kill "$WORKLOAD_PID" "$STATUS_PID" 2>/dev/null || true' EXIT
+trap 'kill "$LEGACY_PID" "$ODOO_PID" "$STATUS_PID" 2>/dev/null || true' EXIT
 
 echo "==> millrace run (Ctrl-C to stop); operator page: http://127.0.0.1:${DEMO_HTTP_PORT:-9464}/ (token: demo-operator-token)"
 if [[ -n ${DEMO_SECONDS:-} ]]; then
     timeout --signal=TERM "$DEMO_SECONDS" "$MILLRACE" --config .dev/demo/millrace.toml run || [[ $? -eq 124 ]]
-    kill "$WORKLOAD_PID" "$STATUS_PID" 2>/dev/null || true
+    kill "$LEGACY_PID" "$ODOO_PID" "$STATUS_PID" 2>/dev/null || true
     echo "==> final status"
     "$MILLRACE" --config .dev/demo/millrace.toml status
     echo "==> the archive: $ROOT/.dev/demo/archive (one folder per entity); items and orders exported for BI:"
