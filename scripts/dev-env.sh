@@ -371,7 +371,7 @@ max_connections = 300
 
 # Logical replication (what millrace consumes), with room for many test slots at once.
 wal_level = logical
-max_replication_slots = 100
+max_replication_slots = 300
 max_wal_senders = 100
 wal_sender_timeout = 60s
 

@@ -137,6 +137,10 @@ CREATE TABLE IF NOT EXISTS millrace.known (
     PRIMARY KEY (entity, key, system)
 );
 ALTER TABLE millrace.known ADD COLUMN IF NOT EXISTS pending_record jsonb;
+-- Fingerprints of millrace's latest writes of the key (up to 8) and when the last was made: a poll
+-- can read a row between two of millrace's writes, and that intermediate state is an echo too.
+ALTER TABLE millrace.known ADD COLUMN IF NOT EXISTS recent_written bigint[];
+ALTER TABLE millrace.known ADD COLUMN IF NOT EXISTS recent_at timestamptz;
 CREATE TABLE IF NOT EXISTS millrace.parked (
     entity      text NOT NULL,
     key         text NOT NULL,

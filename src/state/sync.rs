@@ -17,7 +17,14 @@ pub struct Known {
     pub pending_fingerprint: Option<i64>,
     /// What a write in flight would leave on this side (see `pending_fingerprint`).
     pub pending_record: Option<serde_json::Value>,
+    /// Fingerprints of millrace's latest writes here, when the last was at most
+    /// [`RECENT_WRITES_WINDOW`] ago (empty otherwise).
+    pub recent_written: Vec<i64>,
 }
+
+/// How long millrace's own earlier writes of a key are recognised when they are read back: a poll
+/// comes within seconds; a user restoring an old state minutes later is a change.
+pub const RECENT_WRITES_WINDOW: &str = "5 minutes";
 
 #[derive(Debug, Clone)]
 pub struct KnownWrite {
@@ -168,7 +175,8 @@ impl StateStore {
         let rows = self
             .client
             .query(
-                "SELECT k.entity, k.key, k.system, k.record, k.fingerprint, k.position, k.written, k.pending_fingerprint, k.pending_record
+                "SELECT k.entity, k.key, k.system, k.record, k.fingerprint, k.position, k.written, k.pending_fingerprint, k.pending_record,
+                        CASE WHEN k.recent_at > now() - interval '5 minutes' THEN k.recent_written END
                    FROM millrace.known k JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS u(entity, key)
                      ON k.entity = u.entity AND k.key = u.key",
                 &[&entities, &key_texts],
@@ -185,6 +193,7 @@ impl StateStore {
                     written: r.get(6),
                     pending_fingerprint: r.get(7),
                     pending_record: r.get(8),
+                    recent_written: r.get::<_, Option<Vec<i64>>>(9).unwrap_or_default(),
                 },
             );
         }
@@ -293,13 +302,19 @@ impl StateStore {
             let positions: Vec<&str> = list.iter().map(|k| k.position.as_str()).collect();
             let written: Vec<bool> = list.iter().map(|k| k.written).collect();
             tx.execute(
-                "INSERT INTO millrace.known (entity, key, system, record, fingerprint, position, written, pending_fingerprint, updated_at)
-                 SELECT e, k, s, r, f, p, w, NULL, now()
+                "INSERT INTO millrace.known (entity, key, system, record, fingerprint, position, written, pending_fingerprint,
+                                             updated_at, recent_written, recent_at)
+                 SELECT e, k, s, r, f, p, w, NULL, now(), CASE WHEN w THEN ARRAY[f] END, CASE WHEN w THEN now() END
                    FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[], $6::text[], $7::bool[])
                         AS u(e, k, s, r, f, p, w)
                  ON CONFLICT (entity, key, system) DO UPDATE SET record = EXCLUDED.record,
                     fingerprint = EXCLUDED.fingerprint, position = EXCLUDED.position,
-                    written = EXCLUDED.written, pending_fingerprint = NULL, pending_record = NULL, updated_at = now()",
+                    written = EXCLUDED.written, pending_fingerprint = NULL, pending_record = NULL, updated_at = now(),
+                    recent_written = CASE WHEN EXCLUDED.written
+                        THEN (array_append(coalesce(millrace.known.recent_written, '{}'), EXCLUDED.fingerprint))[
+                             greatest(1, coalesce(cardinality(millrace.known.recent_written), 0) - 6):]
+                        ELSE millrace.known.recent_written END,
+                    recent_at = CASE WHEN EXCLUDED.written THEN now() ELSE millrace.known.recent_at END",
                 &[&entities, &keys, &systems, &records, &fingerprints, &positions, &written],
             )
             .await

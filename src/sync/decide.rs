@@ -147,6 +147,12 @@ pub(crate) async fn decide(engine: &mut Engine, change: Change) -> Result<Planne
             let decision = if k.written && source == System::Legacy { Decision::Echo } else { Decision::Stale };
             return Ok(plan(change, decision));
         }
+        if source == System::Legacy && k.recent_written.contains(&fingerprint) {
+            // A poll that read the row between two of millrace's writes: an earlier write of
+            // its own, not a change made in the ERP (nothing is recorded: the latest write stays
+            // what is known).
+            return Ok(plan(change, Decision::Echo));
+        }
     }
     let base_s = known_record(m, &known_s);
     let mut target_id = xref_t.clone();

@@ -616,9 +616,17 @@ impl Engine {
             Decision::Echo => {
                 s.echoes += 1;
                 w.count(&entity, source, "echo");
-                if change.source == System::Legacy && change.record.is_some() {
-                    // The echo is seen once: the same content again later is someone's edit of
-                    // an unmapped column, `stale`, not millrace's write.
+                let latest = self
+                    .prefetched
+                    .known
+                    .get(&(entity.clone(), key.clone(), source.to_string()))
+                    .and_then(|k| k.fingerprint)
+                    .zip(change.record.as_ref().map(|r| r.fingerprint()))
+                    .is_some_and(|(known, seen)| known == seen);
+                if change.source == System::Legacy && latest {
+                    // The echo of the latest write is seen once: the same content again later is
+                    // someone's edit of an unmapped column, `stale`, not millrace's write. (The
+                    // echo of an earlier write changes nothing that is known.)
                     w.known.push(known_source(false));
                 }
             }

@@ -131,6 +131,14 @@ impl Drop for TestDb {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                // Replication origins are cluster-wide and outlive the database; each one with
+                // progress holds one of the server's max_replication_slots state slots.
+                let _ = client
+                    .execute(
+                        "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname LIKE $1 || '%'",
+                        &[&name],
+                    )
+                    .await;
             });
         })
         .join();
