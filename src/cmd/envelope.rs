@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 
 use crate::model::{Position, Row, RowChange, Value};
+use crate::source::odoo::text_values::to_pg_text;
 
 /// A column list and its pre-written `"name":` keys.
 type ColumnKeys = (Arc<[String]>, Vec<Vec<u8>>);
@@ -148,7 +149,10 @@ pub fn write_json_line(out: &mut impl Write, change: &RowChange, now: DateTime<U
 }
 
 /// Values as JSON: exact decimals as strings (a JSON number would be read as a float), bytes as
-/// PostgreSQL's hex text, times in ISO 8601.
+/// PostgreSQL's hex text, times in ISO 8601, `json`/`jsonb` as a string holding the JSON text (as
+/// Debezium does: the document `null` is `"null"`, SQL NULL is `null`), arrays as JSON arrays,
+/// values without an exact variant ([`Value::Raw`]: numeric `NaN`, `infinity`, …) as their
+/// PostgreSQL text.
 pub fn write_value(out: &mut impl Write, value: &Value) -> io::Result<()> {
     match value {
         Value::Null | Value::Unchanged => out.write_all(b"null"),
@@ -192,19 +196,38 @@ pub fn write_value(out: &mut impl Write, value: &Value) -> io::Result<()> {
             write_time(out, t)?;
             out.write_all(b"\"")
         }
-        Value::Timestamp(t) => {
+        Value::Timestamp(t) if iso_year(t.year()) => {
             out.write_all(b"\"")?;
             write_datetime(out, t)?;
             out.write_all(b"\"")
         }
-        Value::TimestampTz(t) => {
+        Value::TimestampTz(t) if iso_year(t.year()) => {
             out.write_all(b"\"")?;
             write_datetime(out, &t.naive_utc())?;
             out.write_all(b"Z\"")
         }
-        // Embedded as is: the source validated it, and re-encoding would round big numbers.
-        Value::Json(text) => out.write_all(text.as_bytes()),
+        // Years before 1 or after 9999: PostgreSQL's own text (`0044-03-15 12:00:00 BC`,
+        // `10000-01-01 00:00:00+00`), which ISO 8601 has no agreed form for.
+        Value::Timestamp(_) | Value::TimestampTz(_) => write_str(out, &to_pg_text(value).unwrap_or_default()),
+        // A string holding the JSON text exactly as the source sent it, as Debezium does.
+        Value::Json(text) => write_str(out, text),
+        Value::Array(items) => {
+            out.write_all(b"[")?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                write_value(out, item)?;
+            }
+            out.write_all(b"]")
+        }
+        Value::Raw { text, .. } => write_str(out, text),
     }
+}
+
+/// Years ISO 8601 writes without an expanded, signed year.
+fn iso_year(year: i32) -> bool {
+    (1..=9999).contains(&year)
 }
 
 fn write_int(out: &mut impl Write, n: i64) -> io::Result<()> {
@@ -230,12 +253,12 @@ fn two(out: &mut [u8], at: usize, n: u32) {
     out[at + 1] = b'0' + (n % 10) as u8;
 }
 
-/// `YYYY-MM-DD`, by hand for the hot path; years outside 0..=9999 as chrono writes them
-/// (`-0043`, `+10000`).
+/// `YYYY-MM-DD`, by hand for the hot path. Years outside 1..=9999 as PostgreSQL writes them
+/// (`0044-03-15 BC`, `10000-01-01`): a date is PostgreSQL's text in every case.
 fn write_date(out: &mut impl Write, d: &NaiveDate) -> io::Result<()> {
     let year = d.year();
-    if !(0..=9999).contains(&year) {
-        return write!(out, "{}", d.format("%Y-%m-%d"));
+    if !iso_year(year) {
+        return out.write_all(to_pg_text(&Value::Date(*d)).unwrap_or_default().as_bytes());
     }
     let mut buf = *b"0000-00-00";
     two(&mut buf, 0, year as u32 / 100);
@@ -331,6 +354,40 @@ mod tests {
         assert!(out.ends_with(b"\n"));
     }
 
+    fn json_of(value: &Value) -> String {
+        let mut out = Vec::new();
+        write_value(&mut out, value).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn values_without_a_typed_variant_and_json_and_arrays() {
+        // json/jsonb: a string holding the exact text; the document null is not SQL NULL.
+        assert_eq!(json_of(&Value::Json("null".into())), r#""null""#);
+        assert_eq!(json_of(&Value::Null), "null");
+        assert_eq!(json_of(&Value::Json(r#"{"a": "\n"}"#.into())), r#""{\"a\": \"\\n\"}""#);
+        // Raw values as their PostgreSQL text.
+        assert_eq!(json_of(&Value::raw("numeric", "NaN")), r#""NaN""#);
+        assert_eq!(json_of(&Value::raw("date", "5874897-12-31")), r#""5874897-12-31""#);
+        assert_eq!(json_of(&Value::raw("time", "24:00:00")), r#""24:00:00""#);
+        // Arrays of their element type, nested for more dimensions.
+        let array = Value::Array(vec![
+            Value::Array(vec![Value::Int(1), Value::Null]),
+            Value::Array(vec![Value::Decimal("1.50".parse().unwrap()), Value::Text("a\"b".into())]),
+        ]);
+        assert_eq!(json_of(&array), r#"[[1,null],["1.50","a\"b"]]"#);
+        assert_eq!(json_of(&Value::Array(vec![])), "[]");
+        // Years outside 1..=9999: PostgreSQL's text; inside, ISO 8601 as before.
+        let bc = NaiveDate::from_ymd_opt(-4712, 1, 1).unwrap();
+        assert_eq!(json_of(&Value::Date(bc)), r#""4713-01-01 BC""#);
+        assert_eq!(json_of(&Value::Timestamp(bc.and_hms_opt(0, 0, 0).unwrap())), r#""4713-01-01 00:00:00 BC""#);
+        let far = NaiveDate::from_ymd_opt(10000, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+        assert_eq!(json_of(&Value::TimestampTz(far.and_utc())), r#""10000-01-01 00:00:00+00""#);
+        let now = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap().and_hms_opt(13, 45, 0).unwrap();
+        assert_eq!(json_of(&Value::Timestamp(now)), r#""2024-02-29T13:45:00""#);
+        assert_eq!(json_of(&Value::TimestampTz(now.and_utc())), r#""2024-02-29T13:45:00Z""#);
+    }
+
     #[test]
     fn hand_written_times_match_chrono() {
         let dates = [
@@ -348,7 +405,7 @@ mod tests {
         let bc = NaiveDate::from_ymd_opt(-43, 3, 15).unwrap();
         let mut out = Vec::new();
         write_date(&mut out, &bc).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "-0043-03-15");
+        assert_eq!(String::from_utf8(out).unwrap(), "0044-03-15 BC", "PostgreSQL's text outside years 1..=9999");
         for n in [0i64, 7, -7, i64::MAX, i64::MIN] {
             let mut out = Vec::new();
             write_int(&mut out, n).unwrap();

@@ -3,6 +3,11 @@
 //! The slot advances only with `--ack`, and then only past transactions whose lines have been
 //! written out, so a `tail --ack` that is killed prints those transactions again next time rather
 //! than losing them.
+//!
+//! Nothing is skipped: every value goes out exactly (a value without a closer type as its
+//! PostgreSQL text), and a row that cannot be written at all (text that is not UTF-8) stops the
+//! command with an error naming the table, column and value, before its transaction is
+//! acknowledged. A key change goes out as a delete of the old key and a create of the new row.
 
 use std::io::{self, BufWriter, Write};
 
@@ -35,6 +40,10 @@ pub struct TailSummary {
 pub async fn run(odoo: &OdooConfig, options: TailOptions) -> anyhow::Result<TailSummary> {
     let mut stream_config = OdooStreamConfig::new(odoo.conn.clone(), &odoo.slot, &odoo.publication);
     stream_config.streaming = odoo.streaming;
+    // The Debezium forms: a key change as delete + create, an old-key image without the columns
+    // PostgreSQL did not send.
+    stream_config.split_key_changes = true;
+    stream_config.unsent_as_unchanged = true;
     let mut stream = match OdooStream::open(stream_config).await {
         Ok(stream) => stream,
         Err(error) => {
@@ -50,6 +59,7 @@ pub async fn run(odoo: &OdooConfig, options: TailOptions) -> anyhow::Result<Tail
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut summary = TailSummary::default();
     let mut envelope_writer = envelope::EnvelopeWriter::new();
+    let mut failure = None;
 
     loop {
         let item = tokio::select! {
@@ -67,9 +77,19 @@ pub async fn run(odoo: &OdooConfig, options: TailOptions) -> anyhow::Result<Tail
                 }
             }
             StreamItem::BadRow(bad) => {
+                // Never skipped: the command stops, and what was printed of the transaction stays
+                // unacknowledged, so the next run starts over at that transaction.
                 summary.bad_rows += 1;
-                tracing::error!(table = %bad.table, lsn = %bad.lsn, xid = ?bad.xid, reason = %bad.reason, "row could not be decoded; skipped");
-                Ok(())
+                tracing::error!(table = %bad.table, lsn = %bad.lsn, xid = ?bad.xid, reason = %bad.reason, "row cannot be emitted; stopping before acknowledging its transaction");
+                failure = Some(anyhow::anyhow!(
+                    "cannot emit a change of {} in the transaction committed at {} (xid {}): {}; \
+                     the slot was not advanced past it",
+                    bad.table,
+                    bad.lsn,
+                    bad.xid.map_or_else(|| "unknown".to_string(), |x| x.to_string()),
+                    bad.reason
+                ));
+                break;
             }
             StreamItem::Commit { end_lsn, .. } => {
                 summary.transactions += 1;
@@ -99,7 +119,12 @@ pub async fn run(odoo: &OdooConfig, options: TailOptions) -> anyhow::Result<Tail
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(e).context("writing to stdout"),
     }
-    stream.close().await?;
+    // Reports the acknowledged position (never past a row that was not printed) and disconnects.
+    let closed = stream.close().await;
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    closed?;
     tracing::info!(
         changes = summary.changes,
         transactions = summary.transactions,

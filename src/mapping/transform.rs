@@ -30,7 +30,10 @@ pub fn coerce(value: Value, ty: FieldType) -> Result<Value, String> {
         (_, Value::Null) => Value::Null,
         (_, Value::Unchanged) => Value::Unchanged,
         (FieldType::Text, Value::Text(s)) => Value::Text(s),
-        (FieldType::Text, v @ (Value::Int(_) | Value::Decimal(_) | Value::Json(_))) => Value::Text(value_text(&v)),
+        (
+            FieldType::Text,
+            v @ (Value::Int(_) | Value::Decimal(_) | Value::Json(_) | Value::Array(_) | Value::Raw { .. }),
+        ) => Value::Text(value_text(&v)),
         (FieldType::Int, Value::Int(n)) => Value::Int(n),
         (FieldType::Int, v @ Value::Decimal(d)) => {
             let d = d.normalized();

@@ -1,13 +1,15 @@
 //! `Value`: one column's value, independent of the system it came from.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 use super::Decimal;
 
 /// A column value as the pipeline carries it.
 ///
-/// `Unchanged` is not a value: PostgreSQL did not send a TOASTed column the update left untouched.
-/// It must never be written to a sink as if it were one.
+/// `Unchanged` is not a value: PostgreSQL did not send it (a TOASTed column the update left
+/// untouched). It must never be written to a sink as if it were one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Null,
@@ -25,10 +27,27 @@ pub enum Value {
     TimestampTz(DateTime<Utc>),
     /// JSON text exactly as the source stored it: `json` keeps its formatting, duplicate keys and
     /// number precision, `jsonb` is PostgreSQL's canonical text. Parsed only where a mapping
-    /// needs a part of it, so nothing is lost on the way through.
+    /// needs a part of it, so nothing is lost on the way through. The JSON document `null` is
+    /// `Json("null")`, never [`Value::Null`] (SQL NULL).
     Json(String),
-    /// A TOASTed value the source did not send because the change left it as it was.
+    /// A value the source did not send: a TOASTed value the change left as it was, or (where the
+    /// Odoo stream is asked to say so, as `tail` does) a column outside the key of an old-key
+    /// image. Not NULL: its value is unknown here.
     Unchanged,
+    /// An array, elements in order, each a value of the element type ([`Value::Null`] for a NULL
+    /// element). A multi-dimensional array is an array of arrays; `{}` is an empty array.
+    Array(Vec<Value>),
+    /// A value no other variant holds exactly, carried as the source's own text with the name of
+    /// its type: PostgreSQL's numeric `NaN`, `Infinity` and `-Infinity` and numerics beyond 38
+    /// digits, `infinity`/`-infinity` and dates or timestamps outside chrono's range, time
+    /// `24:00:00`, an array with explicit bounds (`[0:1]={5,6}`). It is not a number, date or
+    /// time to any later stage: a conversion to one must fail and name it.
+    Raw {
+        /// The type's SQL name as PostgreSQL spells it (`numeric`, `date`, `timestamptz`, `integer[]`).
+        type_name: Arc<str>,
+        /// The value in the type's text output format, exactly as sent.
+        text: String,
+    },
 }
 
 impl Value {
@@ -36,7 +55,14 @@ impl Value {
         matches!(self, Value::Null)
     }
 
-    /// A short name of the variant, for error messages and type checks.
+    /// A [`Value::Raw`] of `type_name`.
+    pub fn raw(type_name: impl Into<Arc<str>>, text: impl Into<String>) -> Value {
+        Value::Raw { type_name: type_name.into(), text: text.into() }
+    }
+
+    /// A short name of the variant, for error messages and type checks. A [`Value::Raw`] is named
+    /// by its type where that is one of the date, time and number types (`numeric`, `date`, …),
+    /// so that "numeric value "NaN" is not a decimal" says what went wrong; `raw` otherwise.
     pub fn kind(&self) -> &'static str {
         match self {
             Value::Null => "null",
@@ -52,6 +78,46 @@ impl Value {
             Value::TimestampTz(_) => "timestamptz",
             Value::Json(_) => "json",
             Value::Unchanged => "unchanged",
+            Value::Array(_) => "array",
+            Value::Raw { type_name, .. } => match &**type_name {
+                "numeric" => "numeric",
+                "date" => "date",
+                "time" => "time",
+                "timestamp" => "timestamp",
+                "timestamptz" => "timestamptz",
+                name if name.ends_with("[]") => "array",
+                _ => "raw",
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_values_are_named_by_their_type() {
+        assert_eq!(Value::raw("numeric", "NaN").kind(), "numeric");
+        assert_eq!(Value::raw("date", "infinity").kind(), "date");
+        assert_eq!(Value::raw("integer[]", "[0:1]={5,6}").kind(), "array");
+        assert_eq!(Value::raw("public.mood", "x").kind(), "raw");
+        assert_eq!(Value::Array(vec![]).kind(), "array");
+        assert_ne!(Value::Json("null".into()), Value::Null);
+    }
+
+    #[test]
+    fn a_mapping_refuses_raw_values_with_a_clear_error() {
+        use crate::mapping::transform::coerce;
+        use crate::mapping::FieldType;
+        assert_eq!(
+            coerce(Value::raw("numeric", "NaN"), FieldType::Decimal),
+            Err(r#"numeric value "NaN" is not a decimal"#.to_string())
+        );
+        assert_eq!(
+            coerce(Value::raw("date", "infinity"), FieldType::Date),
+            Err(r#"date value "infinity" is not a date"#.to_string())
+        );
+        assert!(coerce(Value::Array(vec![Value::Int(1)]), FieldType::Int).is_err());
     }
 }

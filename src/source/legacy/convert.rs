@@ -114,6 +114,9 @@ pub fn value_text(value: &Value) -> String {
         Value::Time(t) => t.format("%H:%M:%S%.f").to_string(),
         Value::Timestamp(t) => t.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
         Value::TimestampTz(t) => t.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+        // PostgreSQL's text: `{1,2,NULL}`, numeric `NaN`, date `infinity`.
+        Value::Array(_) => crate::source::odoo::text_values::to_pg_text(value).unwrap_or_default(),
+        Value::Raw { text, .. } => text.clone(),
     }
 }
 

@@ -563,6 +563,10 @@ pub fn value_to_param(value: &Value) -> Result<ColumnData<'static>, String> {
             ts.into_sql()
         }
         Value::Unchanged => return Err("an unchanged-TOAST marker is not a value and cannot be bound".to_string()),
+        Value::Array(_) => return Err("an array cannot be bound as a SQL Server parameter".to_string()),
+        Value::Raw { type_name, text } => {
+            return Err(format!("{type_name} value {text:?} has no SQL Server form"));
+        }
     })
 }
 

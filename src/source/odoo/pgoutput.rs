@@ -19,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use super::types::{ColumnType, TypeRegistry};
 use crate::model::{Lsn, TableName};
 
 /// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01 00:00:00 UTC.
@@ -630,15 +631,43 @@ pub struct RelationInfo {
     pub relation: Relation,
     /// Column names in tuple order, shared into every [`crate::model::Row`] of the relation.
     pub column_names: Arc<[String]>,
-    /// Column type oids in tuple order (same length as `column_names`).
+    /// Column type oids in tuple order (same length as `column_names`), as the Relation message
+    /// declares them (a domain's own oid).
     pub column_types: Vec<u32>,
+    /// How each column's values are read: domains as their base type, arrays by element.
+    pub column_kinds: Vec<ColumnType>,
+    /// The columns whose change makes an update a change of the row's key: the replica identity
+    /// columns, or under `REPLICA IDENTITY FULL` (where every column is flagged) the primary key
+    /// when it is known; `None` when there is no key to speak of.
+    pub change_key: Option<Vec<usize>>,
 }
 
 impl RelationInfo {
+    /// A relation whose column types are all built-in (or read as text).
     pub fn new(relation: Relation) -> Self {
+        Self::resolve(relation, &TypeRegistry::default(), None)
+    }
+
+    /// A relation whose column types are resolved through `types`; `primary_key` names the
+    /// primary key columns, used for `change_key` under `REPLICA IDENTITY FULL`.
+    pub fn resolve(relation: Relation, types: &TypeRegistry, primary_key: Option<&[String]>) -> Self {
         let column_names = relation.columns.iter().map(|c| c.name.clone()).collect();
         let column_types = relation.columns.iter().map(|c| c.type_oid).collect();
-        RelationInfo { relation, column_names, column_types }
+        let column_kinds = relation.columns.iter().map(|c| types.resolve(c.type_oid)).collect();
+        let change_key = match relation.replica_identity {
+            ReplicaIdentity::Default | ReplicaIdentity::Index => {
+                let key: Vec<usize> =
+                    relation.columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect();
+                (!key.is_empty()).then_some(key)
+            }
+            ReplicaIdentity::Full => primary_key.and_then(|names| {
+                let key: Option<Vec<usize>> =
+                    names.iter().map(|name| relation.columns.iter().position(|c| &c.name == name)).collect();
+                key.filter(|k| !k.is_empty())
+            }),
+            ReplicaIdentity::Nothing => None,
+        };
+        RelationInfo { relation, column_names, column_types, column_kinds, change_key }
     }
 
     pub fn oid(&self) -> u32 {
@@ -666,6 +695,10 @@ impl RelationInfo {
 #[derive(Debug, Default, Clone)]
 pub struct RelationCache {
     relations: HashMap<u32, Arc<RelationInfo>>,
+    /// Non-built-in types, from Type messages and the catalog.
+    types: TypeRegistry,
+    /// Primary key columns by table oid, for tables under `REPLICA IDENTITY FULL`.
+    primary_keys: HashMap<u32, Vec<String>>,
 }
 
 impl RelationCache {
@@ -675,7 +708,8 @@ impl RelationCache {
 
     /// Records a Relation message, replacing any earlier one for the same oid, and returns it.
     pub fn insert(&mut self, relation: Relation) -> Arc<RelationInfo> {
-        let mut info = RelationInfo::new(relation);
+        let primary_key = self.primary_keys.get(&relation.oid).map(Vec::as_slice);
+        let mut info = RelationInfo::resolve(relation, &self.types, primary_key);
         // PostgreSQL re-sends unchanged relations after every cache invalidation; keep sharing the
         // old column-name list then, so rows before and after share one allocation.
         if let Some(previous) = self.relations.get(&info.relation.oid) {
@@ -686,6 +720,26 @@ impl RelationCache {
         let info = Arc::new(info);
         self.relations.insert(info.relation.oid, Arc::clone(&info));
         info
+    }
+
+    /// Records a Type message. PostgreSQL sends it before the Relation message that uses the type.
+    pub fn announce_type(&mut self, type_oid: u32, namespace: &str, name: &str) {
+        self.types.announce(type_oid, namespace, name);
+    }
+
+    /// Replaces the catalog's user-defined types with rows of [`super::types::CATALOG_TYPES_SQL`].
+    pub fn load_catalog_types(&mut self, rows: &[Vec<Option<String>>]) {
+        self.types.load_catalog(rows);
+    }
+
+    /// Replaces the primary keys with rows of (table oid, column name), in key order.
+    pub fn load_primary_keys(&mut self, rows: &[Vec<Option<String>>]) {
+        self.primary_keys.clear();
+        for row in rows {
+            let (Some(Some(table)), Some(Some(column))) = (row.first(), row.get(1)) else { continue };
+            let Ok(table) = table.parse::<u32>() else { continue };
+            self.primary_keys.entry(table).or_default().push(column.clone());
+        }
     }
 
     pub fn get(&self, oid: u32) -> Option<&Arc<RelationInfo>> {

@@ -16,12 +16,22 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::pgoutput::{self, LogicalMessage, ProtocolError, RelationCache, TupleData};
+use super::pgoutput::{self, LogicalMessage, ProtocolError, RelationCache, RelationInfo, TupleData};
 use super::replication::{ReplicationConnection, ReplicationError, ReplicationEvent};
 use super::spill::{SpillFile, SpillReader};
 use super::text_values::decode_tuple;
-use crate::model::{Lsn, Op, Position, Row, RowChange, TableName};
+use super::types::CATALOG_TYPES_SQL;
+use crate::model::{Lsn, Op, Position, Row, RowChange, TableName, Value};
 use crate::pg::PgConnInfo;
+
+/// Primary key columns, in key order, of the tables under `REPLICA IDENTITY FULL`.
+const FULL_IDENTITY_PRIMARY_KEYS_SQL: &str = "SELECT i.indrelid, a.attname \
+     FROM pg_catalog.pg_index i \
+     JOIN pg_catalog.pg_class c ON c.oid = i.indrelid \
+     CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+     WHERE i.indisprimary AND c.relreplident = 'f' \
+     ORDER BY i.indrelid, k.n";
 
 /// How to reach the slot.
 #[derive(Debug, Clone)]
@@ -35,6 +45,15 @@ pub struct OdooStreamConfig {
     pub status_interval: Duration,
     /// Where streamed transactions are spilled; the system temp dir when `None`.
     pub spill_dir: Option<PathBuf>,
+    /// Hand out an update that changes the row's key as a [`Op::Delete`] of the old key followed
+    /// by an [`Op::Insert`] of the new row, as Debezium does (`tail`). The key is the replica
+    /// identity, or under `REPLICA IDENTITY FULL` the primary key as the catalog has it when the
+    /// stream connects.
+    pub split_key_changes: bool,
+    /// In an old-key image (`REPLICA IDENTITY DEFAULT` or `USING INDEX`), give the columns
+    /// PostgreSQL did not send (every column outside the key) as [`crate::model::Value::Unchanged`]
+    /// instead of [`crate::model::Value::Null`], so that "not sent" is not mistaken for NULL.
+    pub unsent_as_unchanged: bool,
 }
 
 impl OdooStreamConfig {
@@ -46,6 +65,8 @@ impl OdooStreamConfig {
             streaming: true,
             status_interval: Duration::from_secs(10),
             spill_dir: None,
+            split_key_changes: false,
+            unsent_as_unchanged: false,
         }
     }
 }
@@ -202,6 +223,14 @@ impl OdooStream {
         // transaction reported as committed may not be flushed yet, and it still counts as "before".
         let current = conn.current_wal_lsn().await?.max(identity.xlogpos);
         let streaming = self.config.streaming && conn.server_major_version().is_some_and(|v| v >= 14);
+        // Domains and arrays of user-defined types (Type messages cover only a domain's base
+        // type), and the primary keys that decide a key change under REPLICA IDENTITY FULL.
+        let types = conn.simple_query(CATALOG_TYPES_SQL).await?;
+        self.relations.load_catalog_types(&types);
+        if self.config.split_key_changes {
+            let keys = conn.simple_query(FULL_IDENTITY_PRIMARY_KEYS_SQL).await?;
+            self.relations.load_primary_keys(&keys);
+        }
         let mut options = vec![
             ("proto_version", if streaming { "2" } else { "1" }.to_string()),
             ("publication_names", format!("\"{}\"", self.config.publication.replace('"', "\"\""))),
@@ -425,6 +454,9 @@ impl OdooStream {
                 // Later messages of other transactions may need it before this one commits.
                 self.relations.insert(relation);
             }
+            LogicalMessage::Type { oid, ref namespace, ref name, .. } => {
+                self.relations.announce_type(oid, namespace, name);
+            }
             LogicalMessage::Origin { name, .. } => {
                 if let Some(spill) = self.spills.get_mut(&xid) {
                     spill.origin = Some(name);
@@ -496,6 +528,10 @@ impl OdooStream {
                 self.relations.insert(relation);
                 return Ok(None);
             }
+            LogicalMessage::Type { oid, namespace, name, .. } => {
+                self.relations.announce_type(oid, &namespace, &name);
+                return Ok(None);
+            }
             LogicalMessage::Origin { name, .. } => {
                 if let Some(txn) = self.txn.as_mut() {
                     txn.origin = Some(name);
@@ -526,7 +562,8 @@ impl OdooStream {
         let decode = |tuple: Option<TupleData>| -> Result<Option<Row>, String> {
             tuple.map(|t| decode_tuple(relation, &t).map_err(|e| e.to_string())).transpose()
         };
-        let before = match decode(old.or(key)) {
+        let key_only = key.is_some() && old.is_none();
+        let mut before = match decode(old.or(key)) {
             Ok(row) => row,
             Err(reason) => return Ok(Some(self.bad_row(table, op, reason))),
         };
@@ -534,11 +571,19 @@ impl OdooStream {
             Ok(row) => row,
             Err(reason) => return Ok(Some(self.bad_row(table, op, reason))),
         };
+        if key_only && self.config.unsent_as_unchanged {
+            if let Some(row) = before.as_mut() {
+                mark_unsent(relation, row);
+            }
+        }
+        let key_changed = self.config.split_key_changes
+            && op == Op::Update
+            && matches!((&before, &after), (Some(b), Some(a)) if key_changed(relation, b, a));
         let Some(txn) = self.txn.as_ref() else {
             return Ok(None);
         };
-        Ok(Some(StreamItem::Change(RowChange {
-            table,
+        let change = |op, before, after| RowChange {
+            table: table.clone(),
             op,
             before,
             after,
@@ -546,7 +591,16 @@ impl OdooStream {
             commit_ts: Some(txn.commit_ts),
             xid: txn.xid,
             origin: txn.origin.clone(),
-        })))
+        };
+        if key_changed {
+            // The old key goes, the new row comes: a consumer keyed by the primary key sees the
+            // old key deleted rather than an update to a key it never had.
+            let insert = change(Op::Insert, None, after);
+            let delete = change(Op::Delete, before, None);
+            self.pending.push_back(StreamItem::Change(insert));
+            return Ok(Some(StreamItem::Change(delete)));
+        }
+        Ok(Some(StreamItem::Change(change(op, before, after))))
     }
 
     /// One Truncate message can name several tables; each becomes its own change.
@@ -585,6 +639,29 @@ impl OdooStream {
     }
 }
 
+/// In an old-key image every column outside the replica identity arrives as NULL although its
+/// value was simply not sent: make that [`Value::Unchanged`].
+fn mark_unsent(relation: &RelationInfo, row: &mut Row) {
+    for (value, column) in row.values.iter_mut().zip(&relation.relation.columns) {
+        if !column.is_key {
+            *value = Value::Unchanged;
+        }
+    }
+}
+
+/// Whether an update's old and new images differ in a key column. A key column the new image
+/// did not send (unchanged TOAST) did not change.
+fn key_changed(relation: &RelationInfo, before: &Row, after: &Row) -> bool {
+    let Some(key) = &relation.change_key else {
+        return false;
+    };
+    key.iter().any(|&i| match (before.values.get(i), after.values.get(i)) {
+        (Some(Value::Unchanged), _) | (_, Some(Value::Unchanged)) | (None, _) | (_, None) => false,
+        (Some(Value::Float(b)), Some(Value::Float(a))) => b.to_bits() != a.to_bits(),
+        (Some(b), Some(a)) => b != a,
+    })
+}
+
 /// The (sub)transaction xid a streamed row message carries.
 fn message_xid(message: &LogicalMessage) -> Option<u32> {
     match message {
@@ -593,5 +670,68 @@ fn message_xid(message: &LogicalMessage) -> Option<u32> {
         | LogicalMessage::Delete { xid, .. }
         | LogicalMessage::Truncate { xid, .. } => *xid,
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::source::odoo::pgoutput::{Relation, RelationColumn, ReplicaIdentity};
+    use crate::source::odoo::text_values::oid;
+    use crate::source::odoo::types::TypeRegistry;
+
+    fn relation(identity: ReplicaIdentity, primary_key: Option<&[String]>) -> RelationInfo {
+        let column =
+            |is_key, name: &str, type_oid| RelationColumn { is_key, name: name.into(), type_oid, type_modifier: -1 };
+        let full = identity == ReplicaIdentity::Full;
+        RelationInfo::resolve(
+            Relation {
+                xid: None,
+                oid: 16384,
+                table: TableName::new("public", "t"),
+                replica_identity: identity,
+                columns: vec![
+                    column(true, "id", oid::INT4),
+                    column(full, "label", oid::TEXT),
+                    column(full, "body", oid::TEXT),
+                ],
+            },
+            &TypeRegistry::default(),
+            primary_key,
+        )
+    }
+
+    fn row(rel: &RelationInfo, values: Vec<Value>) -> Row {
+        Row { columns: Arc::clone(&rel.column_names), values }
+    }
+
+    #[test]
+    fn a_key_change_is_a_change_of_the_key_columns() {
+        let rel = relation(ReplicaIdentity::Default, None);
+        let old = row(&rel, vec![Value::Int(1), Value::Null, Value::Null]);
+        let same = row(&rel, vec![Value::Int(1), Value::Text("x".into()), Value::Unchanged]);
+        let moved = row(&rel, vec![Value::Int(2), Value::Text("x".into()), Value::Unchanged]);
+        assert!(!key_changed(&rel, &old, &same));
+        assert!(key_changed(&rel, &old, &moved));
+        // Under FULL every column is flagged; only the primary key counts, and only when known.
+        let text = |s: &str| Value::Text(s.into());
+        let full = relation(ReplicaIdentity::Full, Some(&["id".to_string()]));
+        let old = row(&full, vec![Value::Int(1), text("a"), text("b")]);
+        assert!(!key_changed(&full, &old, &row(&full, vec![Value::Int(1), text("z"), Value::Unchanged])));
+        assert!(key_changed(&full, &old, &row(&full, vec![Value::Int(2), text("a"), text("b")])));
+        let unknown = relation(ReplicaIdentity::Full, None);
+        assert!(!key_changed(&unknown, &old, &row(&unknown, vec![Value::Int(2), text("a"), text("b")])));
+        let nothing = relation(ReplicaIdentity::Nothing, None);
+        assert!(nothing.change_key.is_none());
+    }
+
+    #[test]
+    fn columns_an_old_key_image_does_not_carry_are_unsent() {
+        let rel = relation(ReplicaIdentity::Default, None);
+        let mut old = row(&rel, vec![Value::Int(1), Value::Null, Value::Null]);
+        mark_unsent(&rel, &mut old);
+        assert_eq!(old.values, vec![Value::Int(1), Value::Unchanged, Value::Unchanged]);
     }
 }

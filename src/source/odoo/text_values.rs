@@ -14,7 +14,9 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc};
 
+use super::array_text::{parse_array, write_array};
 use super::pgoutput::{RelationInfo, TupleData, TupleValue};
+use super::types::ColumnType;
 use crate::model::{Decimal, DecimalError, Row, TableName, Value};
 
 /// Oids of the built-in types [`decode_text`] reads into something other than text.
@@ -140,6 +142,20 @@ pub enum ValueErrorReason {
     Uuid,
 }
 
+impl ValueErrorReason {
+    /// The text is a valid value of its type that no [`Value`] variant of that type holds exactly;
+    /// it is kept as [`Value::Raw`].
+    pub fn is_unrepresentable(&self) -> bool {
+        matches!(
+            self,
+            ValueErrorReason::YearOutOfRange
+                | ValueErrorReason::Infinite
+                | ValueErrorReason::EndOfDay
+                | ValueErrorReason::Decimal(DecimalError::NotFinite | DecimalError::TooManyDigits)
+        )
+    }
+}
+
 /// Shows a value in double quotes, escaping quotes and control characters but not backslashes
 /// (so bytea reads as `"\x0a"`, not `"\\x0a"`).
 struct Quoted<'a>(&'a str);
@@ -172,13 +188,50 @@ pub enum ColumnError {
     ColumnCount { table: TableName, relation_oid: u32, expected: usize, found: usize },
 }
 
-/// Reads one column value from its text output.
+/// Reads one column value of a built-in type from its text output.
 ///
-/// Types without a closer [`Value`] variant (arrays, enums, domains, interval, money, inet, custom
-/// types…) become [`Value::Text`] of exactly what was sent. Note that a domain arrives with the
-/// domain's own oid, so a domain over `numeric` is text here too.
+/// Values the closest variant cannot hold exactly (numeric `NaN`, `Infinity`, `-Infinity` and
+/// numbers beyond 38 digits; `infinity`, `-infinity` and years outside chrono's range in dates and
+/// timestamps; time `24:00:00`) become [`Value::Raw`] with the exact text. Arrays of built-in
+/// types become [`Value::Array`] (with explicit bounds, `[0:1]={5,6}`, [`Value::Raw`]). Types
+/// without a closer variant (enums, interval, money, inet, custom types…) become [`Value::Text`]
+/// of exactly what was sent. A domain arrives with the domain's own oid: [`decode_column`] with
+/// the type the relation resolved reads it as its base type.
 pub fn decode_text(type_oid: u32, text: &[u8]) -> Result<Value, ValueError> {
-    decode(type_oid, text).map_err(|reason| ValueError::new(type_oid, text, reason))
+    decode_column(&ColumnType::builtin(type_oid), text)
+}
+
+/// Reads one column value as `ty` (see [`decode_text`]).
+pub fn decode_column(ty: &ColumnType, text: &[u8]) -> Result<Value, ValueError> {
+    let error = |reason| ValueError::new(ty.oid, text, reason);
+    if let Some((element, delimiter)) = &ty.array {
+        let s = utf8(text).map_err(error)?;
+        return match parse_array(element, *delimiter, s).map_err(error)? {
+            Some(items) => Ok(Value::Array(items)),
+            None => Ok(Value::Raw { type_name: ty.name.clone(), text: s.to_owned() }),
+        };
+    }
+    match decode(ty.oid, text) {
+        Ok(value) => Ok(value),
+        Err(reason) if reason.is_unrepresentable() => {
+            Ok(Value::Raw { type_name: ty.name.clone(), text: utf8(text).map_err(error)?.to_owned() })
+        }
+        Err(reason) => Err(error(reason)),
+    }
+}
+
+/// Like [`decode_column`], but text that does not read as `ty` (which PostgreSQL, under the
+/// session settings above, never sends) is kept as [`Value::Raw`] rather than refused: only text
+/// that is not UTF-8 has no lossless form.
+pub fn decode_column_lossless(ty: &ColumnType, text: &[u8]) -> Result<Value, ValueError> {
+    match decode_column(ty, text) {
+        Ok(value) => Ok(value),
+        Err(e) if e.reason == ValueErrorReason::InvalidUtf8 => Err(e),
+        Err(_) => match std::str::from_utf8(text) {
+            Ok(s) => Ok(Value::Raw { type_name: ty.name.clone(), text: s.to_owned() }),
+            Err(_) => Err(ValueError::new(ty.oid, text, ValueErrorReason::InvalidUtf8)),
+        },
+    }
 }
 
 fn decode(type_oid: u32, text: &[u8]) -> Result<Value, ValueErrorReason> {
@@ -479,31 +532,38 @@ fn parse_timestamptz(text: &[u8]) -> Result<DateTime<Utc>, ValueErrorReason> {
 
 // ---- tuples ----
 
-/// Turns a tuple of `rel` into a [`Row`] sharing the relation's column names.
+/// Turns a tuple of `rel` into a [`Row`] sharing the relation's column names, each value read as
+/// the type the relation resolved for its column (a domain as its base type).
 ///
 /// `n` becomes [`Value::Null`] and `u` (unchanged TOAST) [`Value::Unchanged`]. Under
 /// `REPLICA IDENTITY DEFAULT`/`INDEX`, a `K` old tuple has every column, the non-key ones null.
+/// Every value that is UTF-8 text comes out ([`decode_column_lossless`]); the only errors are text
+/// that is not UTF-8, a binary value, and a tuple that does not fit the relation.
 pub fn decode_tuple(rel: &RelationInfo, tuple: &TupleData) -> Result<Row, ColumnError> {
-    if tuple.len() != rel.column_types.len() || tuple.len() != rel.column_names.len() {
+    if tuple.len() != rel.column_kinds.len() || tuple.len() != rel.column_names.len() {
         return Err(ColumnError::ColumnCount {
             table: rel.table().clone(),
             relation_oid: rel.oid(),
-            expected: rel.column_types.len(),
+            expected: rel.column_kinds.len(),
             found: tuple.len(),
         });
     }
     let mut values = Vec::with_capacity(tuple.len());
-    for ((value, &type_oid), column) in tuple.iter().zip(&rel.column_types).zip(rel.column_names.iter()) {
+    for ((value, ty), column) in tuple.iter().zip(rel.column_kinds.iter()).zip(rel.column_names.iter()) {
         values.push(match value {
             TupleValue::Null => Value::Null,
             TupleValue::UnchangedToast => Value::Unchanged,
-            TupleValue::Text(text) => decode_text(type_oid, text).map_err(|source| ColumnError::Value {
+            TupleValue::Text(text) => decode_column_lossless(ty, text).map_err(|source| ColumnError::Value {
                 table: rel.table().clone(),
                 column: column.clone(),
                 source: Box::new(source),
             })?,
             TupleValue::Binary(_) => {
-                return Err(ColumnError::Binary { table: rel.table().clone(), column: column.clone(), type_oid })
+                return Err(ColumnError::Binary {
+                    table: rel.table().clone(),
+                    column: column.clone(),
+                    type_oid: ty.oid,
+                })
             }
         });
     }
@@ -560,6 +620,12 @@ pub fn to_pg_text(value: &Value) -> Option<String> {
             finish_bc(out, bc)
         }
         Value::Json(json) => json.clone(),
+        Value::Array(items) => {
+            let mut out = String::new();
+            write_array(&mut out, items);
+            out
+        }
+        Value::Raw { text, .. } => text.clone(),
     })
 }
 
@@ -727,15 +793,11 @@ mod tests {
             Value::Decimal("12345678901234567890123456789012345678".parse().unwrap())
         );
         assert_eq!(err(oid::NUMERIC, b"12a").to_string(), r#"cannot read "12a" as numeric: not a decimal number"#);
-        assert_eq!(
-            err(oid::NUMERIC, b"NaN").to_string(),
-            r#"cannot read "NaN" as numeric: NaN and infinities have no exact decimal form"#
-        );
-        assert_eq!(err(oid::NUMERIC, b"Infinity").reason, ValueErrorReason::Decimal(DecimalError::NotFinite));
-        assert_eq!(
-            err(oid::NUMERIC, "1".repeat(39).as_bytes()).reason,
-            ValueErrorReason::Decimal(DecimalError::TooManyDigits)
-        );
+        // What `Decimal` cannot hold exactly is kept as PostgreSQL's text.
+        let scale_50 = format!("0.{}1", "0".repeat(49));
+        for special in ["NaN", "Infinity", "-Infinity", &"1".repeat(39), &"9".repeat(1000), &scale_50] {
+            assert_eq!(ok(oid::NUMERIC, special), Value::raw("numeric", special), "{special}");
+        }
         // PostgreSQL never prints exponents; `Decimal` would accept them, this path does not.
         for bad in ["1e5", "0e2000000000", " 1", "", "-", "1.2.3"] {
             assert_eq!(
@@ -762,8 +824,6 @@ mod tests {
     fn other_types_are_the_text_sent() {
         for (type_oid, text) in [
             (1186, "1 year 2 mons 3 days 04:05:06.5"),
-            (1007, "{1,2,NULL}"),
-            (1009, r#"{"a b",c}"#),
             (790, "$1,000.00"),
             (869, "192.168.0.1/24"),
             (16390, "draft"),
@@ -775,6 +835,23 @@ mod tests {
     }
 
     #[test]
+    fn arrays_are_arrays_of_their_element_type() {
+        assert_eq!(ok(1007, "{1,2,NULL}"), Value::Array(vec![Value::Int(1), Value::Int(2), Value::Null]));
+        assert_eq!(ok(1009, r#"{"a b",c}"#), Value::Array(vec![Value::Text("a b".into()), Value::Text("c".into())]));
+        assert_eq!(ok(1182, "{infinity}"), Value::Array(vec![Value::raw("date", "infinity")]));
+        assert_eq!(ok(1007, "[0:1]={5,6}"), Value::raw("integer[]", "[0:1]={5,6}"));
+        assert!(matches!(err(1007, b"{1,2").reason, ValueErrorReason::Format(_)));
+    }
+
+    #[test]
+    fn lossless_decoding_keeps_unreadable_text_as_raw() {
+        let ty = ColumnType::builtin(oid::DATE);
+        assert_eq!(decode_column_lossless(&ty, b"2024-02-29").unwrap(), Value::Date(date(2024, 2, 29)));
+        assert_eq!(decode_column_lossless(&ty, b"29.02.2024").unwrap(), Value::raw("date", "29.02.2024"));
+        assert_eq!(decode_column_lossless(&ty, b"\xff").unwrap_err().reason, ValueErrorReason::InvalidUtf8);
+    }
+
+    #[test]
     fn dates() {
         assert_eq!(ok(oid::DATE, "2024-02-29"), Value::Date(date(2024, 2, 29)));
         assert_eq!(ok(oid::DATE, "0044-03-15 BC"), Value::Date(date(-43, 3, 15)));
@@ -782,12 +859,10 @@ mod tests {
         assert_eq!(ok(oid::DATE, "10000-01-01"), Value::Date(date(10000, 1, 1)));
         assert_eq!(err(oid::DATE, b"2023-02-29").to_string(), r#"cannot read "2023-02-29" as date: no such date"#);
         assert_eq!(err(oid::DATE, b"0000-01-01").reason, ValueErrorReason::NoSuch("year"));
-        assert_eq!(err(oid::DATE, b"5874897-12-31").reason, ValueErrorReason::YearOutOfRange);
-        assert_eq!(
-            err(oid::DATE, b"infinity").to_string(),
-            r#"cannot read "infinity" as date: infinity has no representation"#
-        );
-        assert_eq!(err(oid::DATE, b"-infinity").reason, ValueErrorReason::Infinite);
+        for special in ["5874897-12-31", "262143-01-01", "infinity", "-infinity"] {
+            assert_eq!(ok(oid::DATE, special), Value::raw("date", special), "{special}");
+        }
+        assert_eq!(ok(oid::DATE, "4714-11-24 BC"), Value::Date(date(-4713, 11, 24)));
         for bad in ["2024-2-29", "24-02-29", "2024-02-29 AD", "2024-02-29 BC ", "2024/02/29", "", "2024-02-29x"] {
             assert_eq!(err(oid::DATE, bad.as_bytes()).reason, ValueErrorReason::Format(DATE_FORM), "{bad}");
         }
@@ -801,7 +876,7 @@ mod tests {
         );
         assert_eq!(ok(oid::TIME, "00:00:00"), Value::Time(NaiveTime::MIN));
         assert_eq!(ok(oid::TIME, "23:59:59.5"), Value::Time(NaiveTime::from_hms_milli_opt(23, 59, 59, 500).unwrap()));
-        assert_eq!(err(oid::TIME, b"24:00:00").reason, ValueErrorReason::EndOfDay);
+        assert_eq!(ok(oid::TIME, "24:00:00"), Value::raw("time", "24:00:00"));
         assert_eq!(err(oid::TIME, b"25:00:00").reason, ValueErrorReason::NoSuch("time of day"));
         assert_eq!(err(oid::TIME, b"12:60:00").reason, ValueErrorReason::NoSuch("time of day"));
         for bad in ["13:45", "13:45:00.", "13:45:00.1234567890", "1:02:03", "13:45:00+00"] {
@@ -825,8 +900,9 @@ mod tests {
             Value::Timestamp(datetime(2024, 1, 2, 3, 4, 5, 1))
         );
         assert_eq!(ok(oid::TIMESTAMP, "0044-03-15 12:00:00 BC"), Value::Timestamp(datetime(-43, 3, 15, 12, 0, 0, 0)));
-        assert_eq!(err(oid::TIMESTAMP, b"infinity").reason, ValueErrorReason::Infinite);
-        assert_eq!(err(oid::TIMESTAMP, b"-infinity").reason, ValueErrorReason::Infinite);
+        for special in ["infinity", "-infinity", "294276-12-31 23:59:59.999999"] {
+            assert_eq!(ok(oid::TIMESTAMP, special), Value::raw("timestamp", special), "{special}");
+        }
         assert_eq!(err(oid::TIMESTAMP, b"2023-02-29 00:00:00").reason, ValueErrorReason::NoSuch("date"));
         for bad in ["2024-01-02T03:04:05", "2024-01-02 03:04", "2024-01-02", "2024-01-02 03:04:05+00"] {
             assert_eq!(err(oid::TIMESTAMP, bad.as_bytes()).reason, ValueErrorReason::Format(TIMESTAMP_FORM), "{bad}");
@@ -842,7 +918,9 @@ mod tests {
         assert_eq!(ok(oid::TIMESTAMPTZ, "2024-01-02 03:04:05.25+05:30:15"), utc(2024, 1, 1, 21, 33, 50, 250_000));
         assert_eq!(ok(oid::TIMESTAMPTZ, "2024-12-31 23:30:00-01"), utc(2025, 1, 1, 0, 30, 0, 0));
         assert_eq!(ok(oid::TIMESTAMPTZ, "0044-03-15 12:00:00+00 BC"), utc(-43, 3, 15, 12, 0, 0, 0));
-        assert_eq!(err(oid::TIMESTAMPTZ, b"infinity").reason, ValueErrorReason::Infinite);
+        for special in ["infinity", "-infinity", "294276-12-31 23:59:59.999999+00"] {
+            assert_eq!(ok(oid::TIMESTAMPTZ, special), Value::raw("timestamptz", special), "{special}");
+        }
         for bad in [
             "2024-01-02 03:04:05",
             "2024-01-02 03:04:05+5",
@@ -1012,11 +1090,12 @@ mod tests {
     #[test]
     fn tuple_errors_name_the_column() {
         let rel = stock_move();
-        let e = decode_tuple(&rel, &vec![text("7"), text("abc"), TupleValue::Null, TupleValue::Null]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            r#"public.stock_move.product_qty: cannot read "abc" as numeric: not a decimal number"#
-        );
+        // Text that does not read as its type is kept, as text with the type's name.
+        let row = decode_tuple(&rel, &vec![text("7"), text("abc"), TupleValue::Null, TupleValue::Null]).unwrap();
+        assert_eq!(row.values[1], Value::raw("numeric", "abc"));
+        let bad = TupleValue::Text(Bytes::from_static(b"caf\xe9"));
+        let e = decode_tuple(&rel, &vec![text("7"), TupleValue::Null, bad, TupleValue::Null]).unwrap_err();
+        assert_eq!(e.to_string(), "public.stock_move.note: cannot read \"caf\u{FFFD}\" as text: not valid UTF-8");
         assert!(std::error::Error::source(&e).is_some());
 
         let binary = TupleValue::Binary(Bytes::from_static(&[0, 0, 0, 7]));
