@@ -274,33 +274,9 @@ impl RealWorld {
         let maria = super::legacy::MariaDb::create("ro");
         super::sync::load_legacy_demo(&maria);
         let dir = tempfile::tempdir().expect("temp dir");
-        let mapping_dir = dir.path().join("mappings");
-        std::fs::create_dir(&mapping_dir).expect("mapping dir");
-        for m in mappings {
-            std::fs::copy(
-                format!("{}/mappings/{m}.toml", env!("CARGO_MANIFEST_DIR")),
-                mapping_dir.join(format!("{m}.toml")),
-            )
-            .expect("copy mapping");
-        }
-        let config = dir.path().join("millrace.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[odoo]\nurl = \"{}?sslmode=disable\"\nslot = \"{}\"\npublication = \"millrace_pub\"\n\n\
-                 [legacy]\nkind = \"odbc\"\nconnection_string = \"{}\"\npoll_interval = \"300ms\"\n\n\
-                 [sync]\nmappings = \"mappings\"\nretry_interval = \"500ms\"\n\n\
-                 [archive]\ndir = \"{}\"\nrotate_after = \"1s\"\n",
-                odoo.db.url,
-                odoo.db.slot(),
-                maria.odbc(),
-                dir.path().join("archive").display()
-            ),
-        )
-        .expect("write config");
-        let config = config.display().to_string();
-        let out = super::millrace(&[], &["--config", &config, "setup"]);
-        assert!(out.status.success(), "setup: {}", String::from_utf8_lossy(&out.stderr));
+        let archive =
+            format!("\n[archive]\ndir = \"{}\"\nrotate_after = \"1s\"\n", dir.path().join("archive").display());
+        let config = super::sync::configure(dir.path(), &odoo.db, &maria.odbc(), mappings, &archive);
         Some(RealWorld { odoo, maria, dir, config })
     }
 

@@ -93,6 +93,36 @@ impl Drop for Service {
     }
 }
 
+/// Copies the shipped `mappings` into `dir/mappings`, writes `dir/millrace.toml` for this Odoo
+/// database and ODBC connection (plus `extra` TOML), and runs `millrace setup`: the config's path.
+pub fn configure(dir: &Path, odoo: &TestDb, odbc: &str, mappings: &[&str], extra: &str) -> String {
+    let mapping_dir = dir.join("mappings");
+    std::fs::create_dir(&mapping_dir).expect("mapping dir");
+    for m in mappings {
+        std::fs::copy(
+            format!("{}/mappings/{m}.toml", env!("CARGO_MANIFEST_DIR")),
+            mapping_dir.join(format!("{m}.toml")),
+        )
+        .expect("copy mapping");
+    }
+    let config = dir.join("millrace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[odoo]\nurl = \"{}?sslmode=disable\"\nslot = \"{}\"\npublication = \"millrace_pub\"\n\n\
+             [legacy]\nkind = \"odbc\"\nconnection_string = \"{odbc}\"\npoll_interval = \"300ms\"\n\n\
+             [sync]\nmappings = \"mappings\"\nretry_interval = \"500ms\"\n{extra}",
+            odoo.url,
+            odoo.slot(),
+        ),
+    )
+    .expect("write config");
+    let config = config.display().to_string();
+    let out = millrace(&[], &["--config", &config, "setup"]);
+    assert!(out.status.success(), "setup: {}", String::from_utf8_lossy(&out.stderr));
+    config
+}
+
 /// Both databases loaded, a config with the given mappings, `millrace setup` done.
 pub struct World {
     pub odoo: TestDb,
@@ -114,31 +144,7 @@ impl World {
         let maria = MariaDb::create(prefix);
         load_legacy_demo(&maria);
         let dir = tempfile::tempdir().expect("temp dir");
-        let mapping_dir = dir.path().join("mappings");
-        std::fs::create_dir(&mapping_dir).expect("mapping dir");
-        for m in mappings {
-            std::fs::copy(
-                format!("{}/mappings/{m}.toml", env!("CARGO_MANIFEST_DIR")),
-                mapping_dir.join(format!("{m}.toml")),
-            )
-            .expect("copy mapping");
-        }
-        let config = dir.path().join("millrace.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[odoo]\nurl = \"{}?sslmode=disable\"\nslot = \"{}\"\npublication = \"millrace_pub\"\n\n\
-                 [legacy]\nkind = \"odbc\"\nconnection_string = \"{}\"\npoll_interval = \"300ms\"\n\n\
-                 [sync]\nmappings = \"mappings\"\nretry_interval = \"500ms\"\n",
-                odoo.url,
-                odoo.slot(),
-                odbc(&maria.odbc())
-            ),
-        )
-        .expect("write config");
-        let config = config.display().to_string();
-        let out = millrace(&[], &["--config", &config, "setup"]);
-        assert!(out.status.success(), "setup: {}", String::from_utf8_lossy(&out.stderr));
+        let config = configure(dir.path(), &odoo, &odbc(&maria.odbc()), mappings, "");
         World { odoo, maria, dir, config }
     }
 
