@@ -124,11 +124,48 @@ pub fn update_statement(
 }
 
 pub fn insert_statement(dialect: Dialect, table: &str, insert: &[(String, Option<String>)]) -> Statement {
-    let columns: Vec<String> = insert.iter().map(|(c, _)| dialect.quote(c)).collect();
-    let marks = vec!["?"; insert.len()].join(", ");
+    insert_rows_statement(dialect, table, &[insert])
+}
+
+/// One INSERT of several rows with the same columns (those of the first row).
+fn insert_rows_statement(dialect: Dialect, table: &str, rows: &[&[(String, Option<String>)]]) -> Statement {
+    let first = rows.first().copied().unwrap_or_default();
+    let columns: Vec<String> = first.iter().map(|(c, _)| dialect.quote(c)).collect();
+    let marks = format!("({})", vec!["?"; first.len()].join(", "));
     Statement {
-        sql: format!("INSERT INTO {} ({}) VALUES ({marks})", dialect.quote_table(table), columns.join(", ")),
-        params: insert.iter().map(|(_, v)| v.clone()).collect(),
+        sql: format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            dialect.quote_table(table),
+            columns.join(", "),
+            vec![marks.as_str(); rows.len()].join(", ")
+        ),
+        params: rows.iter().flat_map(|row| row.iter().map(|(_, v)| v.clone())).collect(),
+    }
+}
+
+/// What turns an INSERT into an upsert, in the dialects that say it after the VALUES:
+/// MariaDB/MySQL and PostgreSQL.
+fn upsert_clause(dialect: Dialect, key: &[(String, Option<String>)], update: &[(String, Option<String>)]) -> String {
+    let q = |c: &str| dialect.quote(c);
+    match dialect {
+        Dialect::MySql => {
+            let set: Vec<String> = if update.is_empty() {
+                // A no-op assignment keeps an existing row as it is.
+                vec![format!("{0} = {0}", q(&key[0].0))]
+            } else {
+                update.iter().map(|(c, _)| format!("{0} = VALUES({0})", q(c))).collect()
+            };
+            format!(" ON DUPLICATE KEY UPDATE {}", set.join(", "))
+        }
+        _ => {
+            let keys: Vec<String> = key.iter().map(|(c, _)| q(c)).collect();
+            if update.is_empty() {
+                format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", "))
+            } else {
+                let set: Vec<String> = update.iter().map(|(c, _)| format!("{0} = EXCLUDED.{0}", q(c))).collect();
+                format!(" ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), set.join(", "))
+            }
+        }
     }
 }
 
@@ -143,26 +180,9 @@ pub fn upsert_statement(
 ) -> Option<Statement> {
     let q = |c: &str| dialect.quote(c);
     match dialect {
-        Dialect::MySql => {
+        Dialect::MySql | Dialect::Postgres => {
             let mut s = insert_statement(dialect, table, insert);
-            let set: Vec<String> = if update.is_empty() {
-                // A no-op assignment keeps an existing row as it is.
-                vec![format!("{0} = {0}", q(&key[0].0))]
-            } else {
-                update.iter().map(|(c, _)| format!("{0} = VALUES({0})", q(c))).collect()
-            };
-            s.sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {}", set.join(", ")));
-            Some(s)
-        }
-        Dialect::Postgres => {
-            let mut s = insert_statement(dialect, table, insert);
-            let keys: Vec<String> = key.iter().map(|(c, _)| q(c)).collect();
-            if update.is_empty() {
-                s.sql.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")));
-            } else {
-                let set: Vec<String> = update.iter().map(|(c, _)| format!("{0} = EXCLUDED.{0}", q(c))).collect();
-                s.sql.push_str(&format!(" ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), set.join(", ")));
-            }
+            s.sql.push_str(&upsert_clause(dialect, key, update));
             Some(s)
         }
         Dialect::MsSql => {
@@ -275,6 +295,76 @@ fn run_write(
     }
 }
 
+/// Rows per multi-row statement at most: well under the 65,535 parameters MariaDB and
+/// PostgreSQL take, and a statement text of a few hundred kilobytes.
+const BULK_ROWS: usize = 500;
+const BULK_PARAMS: usize = 20_000;
+
+/// The changes at the start of `changes` that can go into one multi-row statement: each a
+/// single insert or create-or-update of the same table and columns as the first, no key twice
+/// (PostgreSQL refuses to update a row twice in one statement, and a ledger's second insert of
+/// a key must fail alone). Only MariaDB/MySQL and PostgreSQL say an upsert after its VALUES.
+fn bulk_run(dialect: Dialect, changes: &[Vec<LegacyWrite>]) -> usize {
+    if !matches!(dialect, Dialect::MySql | Dialect::Postgres) {
+        return 0;
+    }
+    type Shape<'a> = (&'a str, Vec<&'a str>, Option<Vec<&'a str>>);
+    fn names(row: &[(String, Option<String>)]) -> Vec<&str> {
+        row.iter().map(|(c, _)| c.as_str()).collect()
+    }
+    /// The statement shape of a change's writes, and the key it writes.
+    fn shape(writes: &[LegacyWrite]) -> Option<(Shape<'_>, Vec<&Option<String>>)> {
+        match writes {
+            [LegacyWrite::Insert { table, insert }] => {
+                Some(((table.as_str(), names(insert), None), insert.iter().map(|(_, v)| v).collect()))
+            }
+            [LegacyWrite::Upsert { table, key, insert, update, update_only: false }] if !key.is_empty() => {
+                Some(((table.as_str(), names(insert), Some(names(update))), key.iter().map(|(_, v)| v).collect()))
+            }
+            _ => None,
+        }
+    }
+    let Some((first, _)) = changes.first().and_then(|w| shape(w)) else { return 0 };
+    let columns = first.1.len().max(1);
+    let mut keys = std::collections::HashSet::new();
+    let mut n = 0;
+    for writes in changes {
+        match shape(writes) {
+            Some((s, key)) if s == first => {
+                if !keys.insert(key) {
+                    break;
+                }
+                n += 1;
+            }
+            _ => break,
+        }
+        if n >= BULK_ROWS || (n + 1) * columns > BULK_PARAMS {
+            break;
+        }
+    }
+    n
+}
+
+/// The one statement that makes the writes of `changes` (a [`bulk_run`]).
+fn bulk_statement(dialect: Dialect, changes: &[Vec<LegacyWrite>]) -> Option<Statement> {
+    let rows: Vec<&[(String, Option<String>)]> = changes
+        .iter()
+        .filter_map(|w| match w.first() {
+            Some(LegacyWrite::Insert { insert, .. } | LegacyWrite::Upsert { insert, .. }) => Some(insert.as_slice()),
+            _ => None,
+        })
+        .collect();
+    match changes.first()?.first()? {
+        LegacyWrite::Insert { table, .. } => Some(insert_rows_statement(dialect, table, &rows)),
+        LegacyWrite::Upsert { table, key, update, .. } => {
+            let mut s = insert_rows_statement(dialect, table, &rows);
+            s.sql.push_str(&upsert_clause(dialect, key, update));
+            Some(s)
+        }
+        LegacyWrite::Delete { .. } => None,
+    }
+}
+
 /// Applies a batch in one transaction: per change, its writes under a savepoint. A change whose
 /// data the database refuses is rolled back to its savepoint and reported; an outage rolls the
 /// whole batch back and is returned as the error (the caller retries the batch).
@@ -324,7 +414,26 @@ fn apply_in_transaction(
 ) -> Result<Option<Vec<Option<ChangeFailure>>>, WriteError> {
     let (save, rollback, release) = savepoint_sql(dialect);
     let mut outcomes = Vec::with_capacity(changes.len());
-    for writes in changes {
+    let mut at = 0;
+    while at < changes.len() {
+        // The first pass writes runs of alike rows as one statement each; a refused statement
+        // sends the batch to the second pass, a savepoint per change, to find the bad row.
+        let run = if savepoints { 0 } else { bulk_run(dialect, &changes[at..]) };
+        if run > 1 {
+            if let Some(s) = bulk_statement(dialect, &changes[at..at + run]) {
+                match conn.execute_write(&s.sql, &s.params) {
+                    Ok(_) => {
+                        outcomes.extend(std::iter::repeat_n(None, run));
+                        at += run;
+                        continue;
+                    }
+                    Err(e) if !e.transient => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let writes = &changes[at];
+        at += 1;
         if writes.is_empty() {
             outcomes.push(None);
             continue;
@@ -397,6 +506,55 @@ mod tests {
         let up = update_statement(Dialect::Ansi, "T", &key, &update);
         assert_eq!(up.sql, "UPDATE \"T\" SET \"DESCRIPTION\" = ? WHERE \"ITEM_NO\" = ?");
         assert_eq!(up.params, vec![Some("Bolt".into()), Some("A1".into())]);
+    }
+
+    fn upsert(item: &str, description: &str) -> Vec<LegacyWrite> {
+        vec![LegacyWrite::Upsert {
+            table: "ITEM_MASTER".into(),
+            key: kv(&[("ITEM_NO", item)]),
+            insert: kv(&[("ITEM_NO", item), ("DESCRIPTION", description)]),
+            update: kv(&[("DESCRIPTION", description)]),
+            update_only: false,
+        }]
+    }
+
+    #[test]
+    fn alike_rows_go_in_one_statement_until_a_key_repeats() {
+        let changes = vec![upsert("A1", "Bolt"), upsert("A2", "Nut"), upsert("A1", "Bolt M8"), upsert("A3", "Pin")];
+        assert_eq!(bulk_run(Dialect::MySql, &changes), 2, "A1 again starts a new statement");
+        let s = bulk_statement(Dialect::MySql, &changes[..2]).unwrap();
+        assert_eq!(
+            s.sql,
+            "INSERT INTO `ITEM_MASTER` (`ITEM_NO`, `DESCRIPTION`) VALUES (?, ?), (?, ?) ON DUPLICATE KEY UPDATE `DESCRIPTION` = VALUES(`DESCRIPTION`)"
+        );
+        assert_eq!(s.params, vec![Some("A1".into()), Some("Bolt".into()), Some("A2".into()), Some("Nut".into())]);
+        let pg = bulk_statement(Dialect::Postgres, &changes[..2]).unwrap();
+        assert!(pg.sql.ends_with("VALUES (?, ?), (?, ?) ON CONFLICT (\"ITEM_NO\") DO UPDATE SET \"DESCRIPTION\" = EXCLUDED.\"DESCRIPTION\""), "{}", pg.sql);
+        // SQL Server and the portable dialect write row by row.
+        assert_eq!(bulk_run(Dialect::MsSql, &changes), 0);
+        assert_eq!(bulk_run(Dialect::Ansi, &changes), 0);
+        // A different shape (update only, other columns, a delete) ends the run.
+        let mut only = upsert("B1", "x");
+        if let LegacyWrite::Upsert { update_only, .. } = &mut only[0] {
+            *update_only = true;
+        }
+        let other_columns = vec![LegacyWrite::Upsert {
+            table: "ITEM_MASTER".into(),
+            key: kv(&[("ITEM_NO", "B2")]),
+            insert: kv(&[("ITEM_NO", "B2")]),
+            update: vec![],
+            update_only: false,
+        }];
+        assert_eq!(bulk_run(Dialect::MySql, &[upsert("A1", "a"), only.clone()]), 1);
+        assert_eq!(bulk_run(Dialect::MySql, &[upsert("A1", "a"), other_columns]), 1);
+        assert_eq!(bulk_run(Dialect::MySql, &[only]), 0);
+        let many: Vec<_> = (0..1200).map(|i| upsert(&format!("I{i}"), "d")).collect();
+        assert_eq!(bulk_run(Dialect::MySql, &many), BULK_ROWS);
+        let ledger = |n: &str| {
+            vec![LegacyWrite::Insert { table: "INV_TRANS".into(), insert: kv(&[("TRANS_NO", n), ("QTY", "1")]) }]
+        };
+        let s = bulk_statement(Dialect::MySql, &[ledger("7"), ledger("8")]).unwrap();
+        assert_eq!(s.sql, "INSERT INTO `INV_TRANS` (`TRANS_NO`, `QTY`) VALUES (?, ?), (?, ?)");
     }
 
     #[test]
