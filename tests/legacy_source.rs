@@ -223,3 +223,44 @@ async fn text_that_is_not_utf8_is_reported_not_garbled() {
     assert!(stderr.contains("CUSTOMER") && stderr.contains(r#"["C2"]"#) && stderr.contains("NAME"), "{stderr}");
     assert!(stderr.contains("not valid UTF-8"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_text_and_binary_values_are_read_whole_beside_short_ones() {
+    // An ERP's notes and drawings: LONGTEXT and LONGBLOB declare no useful length, and one
+    // value is far past any fixed buffer. Each comes out whole, the short rows with them.
+    let maria = MariaDb::create("long");
+    let state = TestDb::create("long_state").await;
+    maria.exec(
+        "CREATE TABLE ITEM_NOTE (ITEM_NO CHAR(12) NOT NULL PRIMARY KEY, NOTE LONGTEXT, DRAWING LONGBLOB, REMARK TEXT)",
+    );
+    maria.exec(
+        "INSERT INTO ITEM_NOTE VALUES
+           ('SHORT', 'a note', x'CAFE', 'ok'),
+           ('LONG', CONCAT(REPEAT('Nomenclature ünd Maß; ', 20000), 'END'), REPEAT(x'00FF10', 30000), REPEAT('r', 60000)),
+           ('EMPTY', NULL, NULL, NULL)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &maria,
+        &state,
+        "[[legacy.tables]]\ntable = \"ITEM_NOTE\"\nkey = [\"ITEM_NO\"]\nstrategy = \"hashdiff\"\n",
+    );
+    let (records, stderr) = poll(&config, true);
+    assert_eq!(records.len(), 3, "every row flows: {stderr}");
+    let row = |key: &str| records.iter().find(|r| r["after"]["ITEM_NO"] == key).expect(key)["after"].clone();
+    let long = row("LONG");
+    let note = long["NOTE"].as_str().unwrap();
+    assert_eq!(note.chars().count(), 22 * 20000 + 3);
+    assert!(note.starts_with("Nomenclature ünd Maß; ") && note.ends_with("; END"), "{}", &note[..40]);
+    assert_eq!(long["REMARK"].as_str().unwrap().len(), 60000);
+    // Bytes in the envelope: PostgreSQL's hex form, two digits a byte.
+    let drawing = long["DRAWING"].as_str().unwrap();
+    assert_eq!(drawing.len(), 2 + 90_000 * 2, "the 90,000-byte drawing whole");
+    assert!(drawing.starts_with("\\x00ff1000ff10"), "{}", &drawing[..20]);
+    assert_eq!(row("SHORT")["NOTE"], "a note");
+    assert!(row("EMPTY")["NOTE"].is_null());
+    // Unchanged on the next pass: the long values hash the same as read before.
+    let (records, _) = poll(&config, true);
+    assert!(records.is_empty(), "{records:?}");
+}

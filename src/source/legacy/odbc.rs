@@ -18,9 +18,13 @@ use crate::model::Value;
 /// Rows per fetched block: large enough to amortise driver round trips, small enough that a
 /// block of a wide table stays a few megabytes.
 const BATCH_ROWS: usize = 5000;
-/// Upper bound for one text cell. Longer values are refused (the truncation check) rather than
-/// silently cut.
+/// Upper bound for one text cell of a block. A query with a longer column (long text, binary,
+/// or no declared length) is fetched row by row instead, each value read in parts however long
+/// it is; a value longer than its declared length is refused (the truncation check) rather
+/// than silently cut.
 const MAX_TEXT_BYTES: usize = 8192;
+/// Rows handed on at a time when fetching row by row.
+const ROW_WISE_BATCH: usize = 500;
 
 /// The ODBC environment lives as long as the process; connections borrow it.
 fn environment() -> Result<&'static Environment, LegacyError> {
@@ -41,17 +45,51 @@ pub struct OdbcConnection {
 
 /// Bytes to reserve for one cell's text. Drivers under-report some display sizes (MariaDB's
 /// for `DATETIME(6)` leaves out the fraction), so fixed-format types get room for their longest
-/// text; character data gets its declared UTF-8 length up to [`MAX_TEXT_BYTES`].
-fn text_buffer_len(kind: ColumnKind, data_type: &odbc_api::DataType) -> usize {
-    match kind {
+/// text; character data gets its declared UTF-8 length. `None`: the column may hold more than
+/// [`MAX_TEXT_BYTES`] (or declares no length), so it is read in parts.
+fn text_buffer_len(kind: ColumnKind, data_type: &odbc_api::DataType) -> Option<usize> {
+    let len = match kind {
         ColumnKind::Int | ColumnKind::Bool => 24,
         ColumnKind::Float => 40,
         ColumnKind::Date => 16,
         ColumnKind::Time => 24,
         ColumnKind::Timestamp => 40,
-        ColumnKind::Decimal => data_type.column_size().map_or(80, |p| p.get() + 3).min(MAX_TEXT_BYTES),
-        ColumnKind::Bytes => data_type.column_size().map_or(MAX_TEXT_BYTES, |n| n.get() * 2 + 2).min(MAX_TEXT_BYTES),
-        ColumnKind::Text => data_type.utf8_len().map_or(MAX_TEXT_BYTES, |n| n.get()).min(MAX_TEXT_BYTES),
+        ColumnKind::Decimal => data_type.column_size().map_or(80, |p| p.get() + 3),
+        // Drivers disagree on binary data as text (hexadecimal, or the raw bytes as MariaDB's
+        // does): it is read as binary, row by row.
+        ColumnKind::Bytes => return None,
+        ColumnKind::Text => data_type.utf8_len()?.get(),
+    };
+    (len <= MAX_TEXT_BYTES).then_some(len)
+}
+
+/// Converts one fetched cell into `values`; the first cell that does not convert makes the row
+/// bad (column, raw text, reason).
+fn push_cell(
+    kind: ColumnKind,
+    col: usize,
+    raw: Option<&[u8]>,
+    values: &mut Vec<Value>,
+    bad: &mut Option<(usize, String, String)>,
+) {
+    match raw {
+        None => values.push(Value::Null),
+        Some(raw) => match convert(kind, raw) {
+            Ok(value) => values.push(value),
+            Err(reason) => {
+                values.push(Value::Null);
+                if bad.is_none() {
+                    *bad = Some((col, String::from_utf8_lossy(raw).into_owned(), reason));
+                }
+            }
+        },
+    }
+}
+
+fn read_row(values: Vec<Value>, bad: Option<(usize, String, String)>) -> ReadRow {
+    match bad {
+        None => ReadRow::Ok(values),
+        Some((column, raw, reason)) => ReadRow::Bad { values, column, raw, reason },
     }
 }
 
@@ -202,6 +240,34 @@ impl LegacyConnection for OdbcConnection {
             lengths.push(text_buffer_len(kind, &data_type));
         }
         let columns: Arc<[String]> = names.into();
+        let lengths: Option<Vec<usize>> = lengths.into_iter().collect();
+        let Some(lengths) = lengths else {
+            // A long column: row by row, each value read whole in as many parts as it takes.
+            let mut buf = Vec::new();
+            let mut rows = Vec::with_capacity(ROW_WISE_BATCH);
+            while let Some(mut row) = cursor.next_row().map_err(query_error)? {
+                let mut values = Vec::with_capacity(kinds.len());
+                let mut bad = None;
+                for (col, kind) in kinds.iter().enumerate() {
+                    let number = col as u16 + 1;
+                    if *kind == ColumnKind::Bytes {
+                        let present = row.get_binary(number, &mut buf).map_err(query_error)?;
+                        values.push(if present { Value::Bytes(buf.clone()) } else { Value::Null });
+                        continue;
+                    }
+                    let present = row.get_text(number, &mut buf).map_err(query_error)?;
+                    push_cell(*kind, col, present.then_some(buf.as_slice()), &mut values, &mut bad);
+                }
+                rows.push(read_row(values, bad));
+                if rows.len() == ROW_WISE_BATCH {
+                    on_batch(RowBatch { columns: columns.clone(), rows: std::mem::take(&mut rows) })?;
+                }
+            }
+            if !rows.is_empty() {
+                on_batch(RowBatch { columns, rows })?;
+            }
+            return Ok(());
+        };
         let buffer = TextRowSet::from_max_str_lens(BATCH_ROWS, lengths).map_err(query_error)?;
         let mut block = cursor.bind_buffer(buffer).map_err(query_error)?;
         while let Some(batch) = block.fetch_with_truncation_check(true).map_err(query_error)? {
@@ -210,23 +276,9 @@ impl LegacyConnection for OdbcConnection {
                 let mut values = Vec::with_capacity(kinds.len());
                 let mut bad = None;
                 for (col, kind) in kinds.iter().enumerate() {
-                    match batch.at(col, row) {
-                        None => values.push(Value::Null),
-                        Some(raw) => match convert(*kind, raw) {
-                            Ok(value) => values.push(value),
-                            Err(reason) => {
-                                values.push(Value::Null);
-                                if bad.is_none() {
-                                    bad = Some((col, String::from_utf8_lossy(raw).into_owned(), reason));
-                                }
-                            }
-                        },
-                    }
+                    push_cell(*kind, col, batch.at(col, row), &mut values, &mut bad);
                 }
-                rows.push(match bad {
-                    None => ReadRow::Ok(values),
-                    Some((column, raw, reason)) => ReadRow::Bad { values, column, raw, reason },
-                });
+                rows.push(read_row(values, bad));
             }
             on_batch(RowBatch { columns: columns.clone(), rows })?;
         }
