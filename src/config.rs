@@ -90,11 +90,20 @@ pub struct SyncConfig {
     pub origin: Option<String>,
     /// How often parked changes and dead letters marked for retry are looked at.
     pub retry_interval: Duration,
+    /// A larger Odoo transaction is handled in parts of this many row changes, each applied,
+    /// recorded and archived before the next is read (`[sync] part_changes`): memory stays
+    /// bounded whatever the transaction's size, and a restart resumes after the last part.
+    pub part_changes: usize,
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { mappings: PathBuf::from("mappings"), origin: None, retry_interval: Duration::from_secs(2) }
+        SyncConfig {
+            mappings: PathBuf::from("mappings"),
+            origin: None,
+            retry_interval: Duration::from_secs(2),
+            part_changes: 5_000,
+        }
     }
 }
 
@@ -204,6 +213,7 @@ struct RawSync {
     mappings: Option<PathBuf>,
     origin: Option<String>,
     retry_interval: Option<String>,
+    part_changes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -326,6 +336,15 @@ impl Config {
         }
         if let Some(interval) = raw.sync.retry_interval {
             sync.retry_interval = parse_duration("sync.retry_interval", &interval)?;
+        }
+        if let Some(part) = raw.sync.part_changes {
+            if part == 0 {
+                return Err(ConfigError::Invalid {
+                    field: "sync.part_changes",
+                    message: "must be at least 1 (row changes per part of a large transaction)".into(),
+                });
+            }
+            sync.part_changes = part;
         }
         let http = match (raw.http, env.var("MILLRACE_HTTP_LISTEN")) {
             (None, None) => None,

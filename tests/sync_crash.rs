@@ -274,3 +274,88 @@ async fn killed_ten_times_during_a_two_way_workload_both_sides_converge() {
 fn service_pid(service: &Service) -> String {
     service.pid().to_string()
 }
+
+/// A transaction far larger than a part (`[sync] part_changes`) is applied part by part; a
+/// SIGKILL between parts, then a restart, finishes it with every change exactly once: one ERP
+/// ledger row per Odoo move (a replayed part would write a second row under a new number, a
+/// skipped one none), and one archived change per move.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_transaction_killed_between_parts_is_finished_exactly_once() {
+    const COPIES: i64 = 5_000;
+    let world = World::new("bigtxn", &["inventory_transaction"]).await;
+    let archive = world.dir.path().join("archive");
+    world.append_config(&format!(
+        "part_changes = 1000\n\n[archive]\ndir = \"{}\"\nrotate_rows = 3000\nrotate_after = \"1s\"\n",
+        archive.display()
+    ));
+    let before_max: i64 = world.maria.exec("SELECT COALESCE(MAX(TRANS_NO), 0) FROM INV_TRANS").trim().parse().unwrap();
+    let odoo = world.odoo.client().await;
+    // Done moves of a manufacturing order: each is one ERP ledger row (consumption or output).
+    let moves = "SELECT id FROM stock_move WHERE state = 'done'
+                   AND (production_id IS NOT NULL OR raw_material_production_id IS NOT NULL)";
+    let per_copy: i64 = odoo.query_one(&format!("SELECT count(*) FROM ({moves}) m"), &[]).await.unwrap().get(0);
+    assert!(per_copy > 0, "the fixture has done manufacturing moves");
+    let expected = per_copy * COPIES;
+    let columns: String = odoo
+        .query_one(
+            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns
+              WHERE table_schema = 'public' AND table_name = 'stock_move' AND column_name <> 'id'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut service = world.start();
+    // One transaction, as an import or a mass validation makes them.
+    odoo.batch_execute(&format!(
+        "INSERT INTO stock_move ({columns}) SELECT {columns} FROM stock_move, generate_series(1, {COPIES}) WHERE id IN ({moves})"
+    ))
+    .await
+    .unwrap();
+    let progress = "SELECT COALESCE(max(changes), 0) FROM millrace.odoo_txn_progress";
+    let killed_at = loop {
+        let done: i64 = odoo.query_one(progress, &[]).await.unwrap().get(0);
+        if done >= 3_000 {
+            let _ = std::process::Command::new("kill").args(["-KILL", &service.pid().to_string()]).status();
+            break done;
+        }
+        assert!(service.is_running(), "the service stopped: {}", service.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(killed_at < expected, "killed in the middle of the transaction ({killed_at} of {expected} changes done)");
+    service = world.start();
+    let new_rows = format!("SELECT COUNT(*) FROM INV_TRANS WHERE TRANS_NO > {before_max}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let written: i64 = world.maria.exec(&new_rows).trim().parse().unwrap();
+        if written >= expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{written} of {expected} ledger rows; log:\n{}", service.log_text());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(service.log_text().contains("part of a large Odoo transaction handled"), "{}", service.log_text());
+    assert_eq!(service.stop().code(), Some(0));
+    let written: i64 = world.maria.exec(&new_rows).trim().parse().unwrap();
+    assert_eq!(written, expected, "one ERP ledger row per Odoo move, none twice");
+    let state = odoo
+        .query_one(
+            "SELECT (SELECT count(*) FROM millrace.dlq), (SELECT count(*) FROM millrace.parked),
+                    (SELECT count(*) FROM millrace.conflict),
+                    (SELECT count(DISTINCT id) FROM millrace.xref WHERE entity = 'inventory_transaction' AND system = 'odoo')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let counts: (i64, i64, i64, i64) = (state.get(0), state.get(1), state.get(2), state.get(3));
+    assert_eq!(counts, (0, 0, 0, expected), "(dead letters, parked, conflicts, moves bound to an ERP number)");
+    let report = common::parquet::report(
+        &archive.join("entity=inventory_transaction"),
+        &["SELECT count(*), count(DISTINCT _key) FROM {src}"],
+    );
+    assert_eq!(
+        report.queries[0][0],
+        vec![serde_json::json!(expected), serde_json::json!(expected)],
+        "every move archived exactly once"
+    );
+}

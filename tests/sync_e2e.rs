@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::millrace;
-use common::sync::{erp_order_no, eventually, order_key, World};
+use common::sync::{
+    erp_order_no, erp_order_nos_like, eventually, insert_confirmed_orders, order_key, sql_strings, World,
+};
 
 fn first_line(text: String) -> Option<String> {
     text.lines().next().map(str::to_string)
@@ -578,5 +580,54 @@ async fn a_unit_renamed_in_the_erp_re_emits_the_items_that_use_it() {
         (open == 0).then_some(())
     })
     .await;
+    assert_eq!(service.stop().code(), Some(0));
+}
+
+/// PostgreSQL ends a replication connection that stays silent for `wal_sender_timeout`. While
+/// the engine waits on a slow ERP write, the stream's queue fills up and nobody reads from the
+/// server; the stream must still answer it, or the connection is dropped and everything sent
+/// again (a busy service would drop it over and over).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_replication_connection_outlives_a_batch_longer_than_wal_sender_timeout() {
+    let world = World::new("keepalive", &["production_order"]).await;
+    let odoo = world.odoo.client().await;
+    odoo.batch_execute(&format!("ALTER DATABASE \"{}\" SET wal_sender_timeout = '5s'", world.odoo.name)).await.unwrap();
+    let service = world.start();
+    let slot = world.odoo.slot();
+    eventually("the stream to start", &service, || async {
+        let active: bool = odoo
+            .query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+            .await
+            .unwrap()
+            .is_some_and(|r| r.get(0));
+        active.then_some(())
+    })
+    .await;
+    // The ERP's table is locked: the first order's write waits for it.
+    let mut lock = world.maria.session();
+    lock.send("LOCK TABLES PROD_ORDER WRITE;");
+    lock.sync();
+    insert_confirmed_orders(&odoo, "WH/MO/K", 0, 1, 4).await;
+    // More than the stream's queue holds, behind it.
+    insert_confirmed_orders(&odoo, "WH/MO/L", 0, 3000, 4).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    lock.send("UNLOCK TABLES;");
+    lock.sync();
+    eventually("all 3,001 orders in the ERP", &service, || async {
+        let mut expected: Vec<String> = erp_order_nos_like(&odoo, "WH/MO/K%").await;
+        expected.extend(erp_order_nos_like(&odoo, "WH/MO/L%").await);
+        let list = sql_strings(&expected);
+        let written: usize = world
+            .maria
+            .exec(&format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO IN ({list})"))
+            .trim()
+            .parse()
+            .unwrap();
+        (expected.len() == 3001 && written == 3001).then_some(())
+    })
+    .await;
+    let log = service.log_text();
+    assert!(!log.contains("replication connection lost"), "the server dropped the connection:\n{log}");
+    lock.close();
     assert_eq!(service.stop().code(), Some(0));
 }

@@ -48,6 +48,17 @@ pub struct ArchiveRow {
     /// Read from a source stream that replays after a crash (not a retry of a parked change
     /// or dead letter, which the archive must record every time).
     pub replayable: bool,
+    /// Of an Odoo transaction applied in parts (a large one): how many of its row changes were
+    /// handled up to the end of this row's part. `None`: the transaction was handled whole.
+    /// The replay rule orders an Odoo row by (commit LSN, part), so that the parts after a
+    /// crash are archived while those before it are not archived twice.
+    pub txn_part: Option<u64>,
+}
+
+/// Where an Odoo row sits in the replay order: its commit LSN, then its part of the transaction
+/// (a whole transaction after all of its parts).
+fn odoo_order(lsn: u64, txn_part: Option<u64>) -> (u64, u64) {
+    (lsn, txn_part.unwrap_or(u64::MAX))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,8 +98,8 @@ pub struct Archive {
     ready: Vec<Ready>,
     buffered: usize,
     oldest: Option<Instant>,
-    /// Entity → the highest commit LSN in its Odoo files or the spool.
-    odoo_archived: HashMap<String, u64>,
+    /// Entity → the highest (commit LSN, part) in its Odoo files or the spool.
+    odoo_archived: HashMap<String, (u64, u64)>,
     /// Entity → (key, position) of every change in its newest legacy file or the spool.
     legacy_last: HashMap<String, HashSet<(String, String)>>,
     skipped: u64,
@@ -97,7 +108,7 @@ pub struct Archive {
     /// Spool lines of changes pushed since the last sync.
     unsynced: Vec<u8>,
     /// (entity, source, key, position) of those changes: what the skip rules learn at sync.
-    unsynced_marks: Vec<(usize, System, String, String)>,
+    unsynced_marks: Vec<(usize, System, String, String, Option<u64>)>,
     spool_dir: PathBuf,
     /// Held while open (see [`spool::lock`]).
     _lock: std::fs::File,
@@ -181,13 +192,13 @@ impl Archive {
 
     /// The skip rules now cover the changes just made durable.
     fn learn_synced(&mut self) {
-        for (entity, source, key, position) in self.unsynced_marks.drain(..) {
+        for (entity, source, key, position, txn_part) in self.unsynced_marks.drain(..) {
             let name = self.mappings.entities[entity].entity.clone();
             match source {
                 System::Odoo => {
                     if let Ok(lsn) = position.parse::<Lsn>() {
                         let hwm = self.odoo_archived.entry(name).or_default();
-                        *hwm = (*hwm).max(lsn.0);
+                        *hwm = (*hwm).max(odoo_order(lsn.0, txn_part));
                     }
                 }
                 System::Legacy => {
@@ -271,7 +282,7 @@ impl Archive {
         if row.replayable {
             let already = match row.source {
                 System::Odoo => match (row.position.parse::<Lsn>(), self.odoo_archived.get(entity)) {
-                    (Ok(lsn), Some(hwm)) => lsn.0 <= *hwm,
+                    (Ok(lsn), Some(hwm)) => odoo_order(lsn.0, row.txn_part) <= *hwm,
                     _ => false,
                 },
                 System::Legacy => self
@@ -283,7 +294,7 @@ impl Archive {
                 self.skipped += 1;
                 return false;
             }
-            self.unsynced_marks.push((row.entity, row.source, row.key.clone(), row.position.clone()));
+            self.unsynced_marks.push((row.entity, row.source, row.key.clone(), row.position.clone(), row.txn_part));
         }
         self.unsynced.extend_from_slice(spool::to_line(&self.mappings, &row).as_bytes());
         let day = row.commit_ts.unwrap_or(row.captured_at).date_naive();
@@ -366,7 +377,8 @@ struct Buffer {
     builder: schema::RowsBuilder,
     rows: usize,
     first_lsn: u64,
-    last_lsn: u64,
+    /// The highest (commit LSN, part) of its Odoo rows.
+    last_odoo: (u64, u64),
     first_position: String,
     last_position: String,
     digest: u64,
@@ -380,7 +392,7 @@ impl Buffer {
             builder: schema::RowsBuilder::new(m),
             rows: 0,
             first_lsn: u64::MAX,
-            last_lsn: 0,
+            last_odoo: (0, 0),
             first_position: String::new(),
             last_position: String::new(),
             digest: 0xcbf2_9ce4_8422_2325,
@@ -395,7 +407,7 @@ impl Buffer {
             System::Odoo => {
                 if let Ok(lsn) = row.position.parse::<Lsn>() {
                     self.first_lsn = self.first_lsn.min(lsn.0);
-                    self.last_lsn = self.last_lsn.max(lsn.0);
+                    self.last_odoo = self.last_odoo.max(odoo_order(lsn.0, row.txn_part));
                 }
             }
             System::Legacy => {
@@ -411,14 +423,20 @@ impl Buffer {
         }
     }
 
-    /// `odoo-<first LSN>-<last LSN>` (16 hex digits each, so names sort by position), or
+    /// `odoo-<first LSN>-<last LSN>` (16 hex digits each, so names sort by position), followed
+    /// by `-p<part>` when the last row belongs to a part of a transaction handled in parts, or
     /// `legacy-<first>-<last>-<digest>` (a legacy position is a version and a key, made safe
     /// for a file name; the digest tells apart polls that begin and end alike).
     fn stem(&self, source: System) -> String {
         match source {
             System::Odoo => {
                 let first = if self.first_lsn == u64::MAX { 0 } else { self.first_lsn };
-                format!("odoo-{first:016X}-{:016X}", self.last_lsn)
+                let (last, part) = self.last_odoo;
+                if part == u64::MAX {
+                    format!("odoo-{first:016X}-{last:016X}")
+                } else {
+                    format!("odoo-{first:016X}-{last:016X}-p{part:016X}")
+                }
             }
             System::Legacy => format!(
                 "legacy-{}-{}-{:08x}",
@@ -482,12 +500,18 @@ fn safe(position: &str) -> String {
     out
 }
 
-/// The last LSN of an `odoo-<first>-<last>[~N].parquet` name.
-fn odoo_file_last(name: &str) -> Option<u64> {
+/// The last (LSN, part) of an `odoo-<first>-<last>[-p<part>][~N].parquet` name.
+fn odoo_file_last(name: &str) -> Option<(u64, u64)> {
     let stem = name.strip_prefix("odoo-")?.strip_suffix(".parquet")?;
     let stem = stem.split('~').next()?;
-    let (_, last) = stem.split_once('-')?;
-    u64::from_str_radix(last, 16).ok()
+    let mut parts = stem.split('-');
+    let _first = parts.next()?;
+    let last = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let part = match parts.next() {
+        None => None,
+        Some(p) => Some(u64::from_str_radix(p.strip_prefix('p')?, 16).ok()?),
+    };
+    Some(odoo_order(last, part))
 }
 
 #[cfg(test)]
@@ -496,8 +520,15 @@ mod tests {
 
     #[test]
     fn odoo_names_carry_the_lsn_range() {
-        assert_eq!(odoo_file_last("odoo-0000000001000000-00000000010000A8.parquet"), Some(0x10000A8));
-        assert_eq!(odoo_file_last("odoo-0000000001000000-00000000010000A8~2.parquet"), Some(0x10000A8));
+        let whole = Some((0x10000A8, u64::MAX));
+        assert_eq!(odoo_file_last("odoo-0000000001000000-00000000010000A8.parquet"), whole);
+        assert_eq!(odoo_file_last("odoo-0000000001000000-00000000010000A8~2.parquet"), whole);
+        // A file ending in the middle of a transaction handled in parts: the parts after it
+        // are still to be archived, the transaction's later whole replay is not.
+        let part = odoo_file_last("odoo-0000000001000000-00000000010000A8-p0000000000001388~3.parquet");
+        assert_eq!(part, Some((0x10000A8, 5000)));
+        assert!(part < Some(odoo_order(0x10000A8, Some(5001))));
+        assert!(part >= Some(odoo_order(0x10000A8, Some(5000))));
         assert_eq!(odoo_file_last("legacy-1-2-abcd.parquet"), None);
         assert_eq!(safe("2026-11-27 10:00:00.5 ITEM/1"), "2026_11_27_10_00_00.5_ITEM_1");
     }

@@ -77,6 +77,7 @@ pub fn to_line(mappings: &Mappings, row: &ArchiveRow) -> String {
         "after": row.after.as_ref().map(|r| r.to_json(m)),
         "before": row.before.as_ref().map(|r| r.to_json(m)),
         "replayable": row.replayable,
+        "txn_part": row.txn_part,
     });
     let mut text = line.to_string();
     text.push('\n');
@@ -118,6 +119,7 @@ pub fn from_line(mappings: &Mappings, line: &str) -> Result<ArchiveRow, String> 
         after: record("after")?,
         before: record("before")?,
         replayable: v.get("replayable").and_then(Json::as_bool).unwrap_or(false),
+        txn_part: v.get("txn_part").and_then(Json::as_u64),
     })
 }
 
@@ -214,6 +216,7 @@ price = "LIST_PRICE"
             after: Some(record.clone()),
             before: None,
             replayable: true,
+            txn_part: Some(7),
         };
         let back = from_line(&mappings, to_line(&mappings, &row).trim_end()).unwrap();
         // The same number (trailing zeros are not kept; the archive column has a fixed scale).
@@ -221,7 +224,7 @@ price = "LIST_PRICE"
             crate::model::Value::Decimal(d) => assert_eq!(d.to_string(), "12.5"),
             other => panic!("{other:?}"),
         }
-        assert_eq!((back.op, back.decision, back.replayable), ("u", "conflict", true));
+        assert_eq!((back.op, back.decision, back.replayable, back.txn_part), ("u", "conflict", true, Some(7)));
         assert_eq!(back.captured_at, row.captured_at);
         assert!(from_line(&mappings, "{\"entity\":\"item\",\"key\":").is_err(), "a torn line is refused");
     }

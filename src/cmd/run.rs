@@ -35,10 +35,16 @@ enum OdooMessage {
     Failed(String),
 }
 
+/// Part of a legacy poll, handed over as it is read: a first poll of a large table never sits
+/// in memory whole. The last part carries `done`, answered once every part is handled; only
+/// then are the poll's watermarks saved.
 struct LegacyPoll {
     items: Vec<LegacyItem>,
-    done: oneshot::Sender<bool>,
+    done: Option<oneshot::Sender<bool>>,
 }
+
+/// Changes of a legacy poll handed over at a time.
+const LEGACY_PART_ITEMS: usize = 5_000;
 
 /// Evaluates an async expression until it succeeds, backing off between attempts; `None` when
 /// a shutdown was requested meanwhile.
@@ -127,9 +133,21 @@ fn spawn_odoo_reader(mut stream: OdooStream, tx: mpsc::Sender<OdooMessage>) {
         loop {
             match stream.next().await {
                 Ok(item) => {
-                    if tx.send(OdooMessage::Item(item)).await.is_err() {
-                        break;
-                    }
+                    // While the engine is busy with a long batch the queue stays full; the
+                    // server is still answered meanwhile, or it would drop the connection
+                    // after `wal_sender_timeout` and send everything again.
+                    let permit = loop {
+                        tokio::select! {
+                            permit = tx.reserve() => break permit,
+                            _ = tokio::time::sleep(stream.status_interval()) => {
+                                if let Err(error) = stream.keep_alive().await {
+                                    tracing::debug!(%error, "status update while the engine is busy failed; the stream reconnects when read");
+                                }
+                            }
+                        }
+                    };
+                    let Ok(permit) = permit else { break };
+                    permit.send(OdooMessage::Item(item));
                 }
                 Err(error) => {
                     let _ = tx.send(OdooMessage::Failed(format!("{error}"))).await;
@@ -141,43 +159,87 @@ fn spawn_odoo_reader(mut stream: OdooStream, tx: mpsc::Sender<OdooMessage>) {
     });
 }
 
-fn spawn_legacy_poller(legacy: LegacyConfig, state: PgConnInfo, tx: mpsc::Sender<LegacyPoll>) {
-    // The poller's connection may not be shared between threads: it runs on this thread.
-    tokio::task::spawn_local(async move {
-        let mut delay = Duration::from_millis(250);
-        let mut poller = loop {
-            match LegacyPoller::open(&legacy, &state).await {
-                Ok(p) => break p,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot open the legacy poller's state; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
+/// Polls the legacy tables on a thread of its own: reading blocks there, not the engine, while
+/// the engine works through what was handed over so far.
+fn spawn_legacy_poller(legacy: LegacyConfig, state: PgConnInfo, tx: mpsc::Sender<LegacyPoll>, metrics: Arc<Metrics>) {
+    // The poller hands parts over from inside its own runtime, where a tokio channel cannot be
+    // waited on synchronously: a plain channel carries them to a thread that forwards them.
+    let (part_tx, part_rx) = std::sync::mpsc::sync_channel::<LegacyPoll>(1);
+    let forward = std::thread::Builder::new().name("millrace-legacy-handover".into()).spawn(move || {
+        while let Ok(part) = part_rx.recv() {
+            if tx.blocking_send(part).is_err() {
+                break;
             }
-        };
-        loop {
-            let mut items = Vec::new();
-            let mut collect = |item: LegacyItem| -> std::io::Result<()> {
-                items.push(item);
-                Ok(())
-            };
-            match poller.poll_once(&mut collect).await {
-                Ok(saves) => {
-                    let (done, handled) = oneshot::channel();
-                    if tx.send(LegacyPoll { items, done }).await.is_err() {
-                        return;
-                    }
-                    if handled.await == Ok(true) {
-                        save_with_retry(&mut poller, &saves).await;
-                    } else {
-                        return;
-                    }
-                }
-                Err(error) => tracing::error!(%error, "legacy poll failed; polling again"),
-            }
-            tokio::time::sleep(legacy.poll_interval).await;
         }
     });
+    let poll = forward.and_then(|_| {
+        std::thread::Builder::new().name("millrace-legacy-poller".into()).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(poll_legacy(legacy, state, part_tx, metrics)),
+                Err(error) => tracing::error!(%error, "cannot start the legacy poller's runtime"),
+            }
+        })
+    });
+    if let Err(error) = poll {
+        // The engine sees the poller gone and stops with an error.
+        tracing::error!(%error, "cannot start the legacy poller's thread");
+    }
+}
+
+async fn poll_legacy(
+    legacy: LegacyConfig,
+    state: PgConnInfo,
+    tx: std::sync::mpsc::SyncSender<LegacyPoll>,
+    metrics: Arc<Metrics>,
+) {
+    let mut delay = Duration::from_millis(250);
+    let mut poller = loop {
+        match LegacyPoller::open(&legacy, &state).await {
+            Ok(p) => break p,
+            Err(error) => {
+                tracing::warn!(%error, "cannot open the legacy poller's state; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    };
+    loop {
+        let mut items = Vec::new();
+        let mut collect = |item: LegacyItem| -> std::io::Result<()> {
+            items.push(item);
+            if items.len() >= LEGACY_PART_ITEMS {
+                tx.send(LegacyPoll { items: std::mem::take(&mut items), done: None })
+                    .map_err(|_| std::io::Error::other("the engine stopped"))?;
+            }
+            Ok(())
+        };
+        match poller.poll_each(&mut collect).await {
+            Ok((saves, failures)) => {
+                for table in &legacy.tables {
+                    let failure = failures.iter().find(|(t, _)| *t == table.table);
+                    let side = format!("legacy table {}", table.table);
+                    match failure {
+                        Some((_, error)) => {
+                            tracing::error!(table = %table.table, %error, "cannot poll this legacy table; the other tables go on");
+                            metrics.side(&side, Some(&error.to_string()));
+                        }
+                        None => metrics.forget_side(&side),
+                    }
+                }
+                let (done, handled) = oneshot::channel();
+                if tx.send(LegacyPoll { items, done: Some(done) }).is_err() {
+                    return;
+                }
+                if handled.await == Ok(true) {
+                    save_with_retry(&mut poller, &saves).await;
+                } else {
+                    return;
+                }
+            }
+            Err(error) => tracing::error!(%error, "legacy poll failed; polling again"),
+        }
+        tokio::time::sleep(legacy.poll_interval).await;
+    }
 }
 
 async fn save_with_retry(poller: &mut LegacyPoller, saves: &[PendingSave]) {
@@ -267,11 +329,17 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let (odoo_tx, mut odoo_rx) = mpsc::channel(1024);
     spawn_odoo_reader(stream, odoo_tx);
     let (legacy_tx, mut legacy_rx) = mpsc::channel(1);
-    spawn_legacy_poller(legacy, config.state()?.clone(), legacy_tx);
+    spawn_legacy_poller(legacy, config.state()?.clone(), legacy_tx, metrics.clone());
     tracing::info!(entities = mappings.entities.len(), slot = %odoo.slot, "running");
 
-    let mut txn: Vec<RowChange> = Vec::new();
-    let mut bad: Vec<BadInput> = Vec::new();
+    let mut txn = OpenTxn::default();
+    // A large transaction a previous run handled in part: its parts already done are skipped.
+    let mut resume =
+        match retrying!("control state", shutdown, metrics, Ok(engine.state.odoo_txn_progress(&odoo.slot).await?)) {
+            Some(progress) => progress,
+            None => return Ok(()),
+        };
+    let part_changes = config.sync.part_changes;
     let mut retry_tick = tokio::time::interval(config.sync.retry_interval);
     let mut archive_tick = tokio::time::interval(Duration::from_millis(500));
     let mut held = HeldAcks::default();
@@ -282,38 +350,77 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         metrics.queued("legacy", legacy_rx.len() as u64);
         tokio::select! {
             message = odoo_rx.recv() => match message {
-                Some(OdooMessage::Item(StreamItem::Change(change))) => txn.push(change),
-                Some(OdooMessage::Item(StreamItem::BadRow(row))) => bad.push(BadInput {
-                    entity: row.table.to_string(),
-                    source: System::Odoo,
-                    key: format!("{} at {}", row.table, row.lsn),
-                    position: row.lsn.to_string(),
-                    field: None,
-                    reason: format!("undecodable row of {}: {}", row.table, row.reason),
-                }),
+                Some(OdooMessage::Item(item @ (StreamItem::Change(_) | StreamItem::BadRow(_)))) => {
+                    let lsn = match &item {
+                        StreamItem::Change(change) => match change.position {
+                            crate::model::Position::Lsn(lsn) => lsn,
+                            _ => Lsn::ZERO,
+                        },
+                        StreamItem::BadRow(row) => row.lsn,
+                        _ => Lsn::ZERO,
+                    };
+                    txn.commit_lsn = Some(lsn);
+                    txn.seen += 1;
+                    if resume.as_ref().is_some_and(|(at, done)| *at == lsn.to_string() && txn.seen <= *done) {
+                        // Handled by a previous run before it stopped.
+                        txn.handled = txn.seen;
+                        continue;
+                    }
+                    match item {
+                        StreamItem::Change(change) => txn.changes.push(change),
+                        StreamItem::BadRow(row) => txn.bad.push(bad_row_input(row)),
+                        _ => {}
+                    }
+                    if txn.changes.len() + txn.bad.len() >= part_changes {
+                        // A large transaction: this part is applied, recorded and archived now,
+                        // and the point reached saved, so memory stays bounded and a restart
+                        // resumes after it. The slot is acknowledged at the commit only.
+                        let started = std::time::Instant::now();
+                        let part = txn.take_part();
+                        metrics.odoo_in_flight(part.commit_ts.map(|t| t.timestamp_micros() as f64 / 1e6));
+                        metrics.read("odoo", (part.changes.len() + part.bad.len()) as u64);
+                        let done = retrying!("applying part of an Odoo transaction", shutdown, metrics, odoo_part(&mut engine, &part, &conns, &shutdown).await);
+                        let Some(Some(applied)) = done else { break };
+                        applied_since_retry |= applied > 0;
+                        metrics.batch_took("odoo", started.elapsed());
+                        metrics.odoo_txn_progress(Some(txn.seen));
+                        if !settle(&mut engine, &mut held, &acked, false, &shutdown, &metrics).await {
+                            break;
+                        }
+                        let saved = retrying!("saving the progress of a large Odoo transaction", shutdown, metrics,
+                            Ok(engine.state.save_odoo_txn_progress(&odoo.slot, &part.commit_lsn.to_string(), part.txn_part).await?));
+                        if saved.is_none() {
+                            break;
+                        }
+                        tracing::info!(commit_lsn = %part.commit_lsn, changes_done = part.txn_part, "part of a large Odoo transaction handled");
+                    }
+                }
                 Some(OdooMessage::Item(StreamItem::Commit { xid, commit_lsn, end_lsn, commit_ts })) => {
-                    let changes = std::mem::take(&mut txn);
-                    let bad_rows = std::mem::take(&mut bad);
-                    metrics.read("odoo", changes.len() as u64);
+                    let in_parts = txn.handled > 0;
+                    let mut part = txn.take_part();
+                    txn = OpenTxn::default();
+                    part.commit_lsn = commit_lsn;
+                    part.xid = xid.or(part.xid);
                     // A transaction written under a replication origin (millrace's own writes)
                     // reports the origin's timestamp, which millrace does not set: zero, that is
                     // 2000-01-01. Its commit time is unknown, not 26 years ago.
-                    let commit_ts = (commit_ts.timestamp_micros() != PG_EPOCH_UNIX_MICROS).then_some(commit_ts);
-                    metrics.odoo_in_flight(commit_ts.map(|t| t.timestamp_micros() as f64 / 1e6));
+                    part.commit_ts = (commit_ts.timestamp_micros() != PG_EPOCH_UNIX_MICROS).then_some(commit_ts);
+                    part.in_parts = in_parts;
+                    metrics.read("odoo", (part.changes.len() + part.bad.len()) as u64);
+                    metrics.odoo_in_flight(part.commit_ts.map(|t| t.timestamp_micros() as f64 / 1e6));
                     let started = std::time::Instant::now();
-                    let xid = xid.or_else(|| changes.iter().find_map(|c| c.xid));
-                    engine.batch = BatchMeta { commit_ts, xid, snapshot: false, replayable: true };
-                    let done = retrying!("applying an Odoo transaction", shutdown, metrics, odoo_batch(&mut engine, &changes, &bad_rows, commit_lsn, &conns).await);
-                    engine.batch = BatchMeta::default();
+                    let done = retrying!("applying an Odoo transaction", shutdown, metrics, odoo_part(&mut engine, &part, &conns, &shutdown).await);
                     match done {
-                        Some(applied) => {
+                        Some(Some(applied)) => {
                             applied_since_retry |= applied > 0;
                             held.odoo = held.odoo.max(Some(end_lsn.0));
+                            resume = None;
                             metrics.odoo_in_flight(None);
+                            metrics.odoo_txn_progress(None);
                             metrics.batch_took("odoo", started.elapsed());
                             note_success(&metrics);
                         }
-                        None => break,
+                        _ => break,
                     }
                     if !settle(&mut engine, &mut held, &acked, false, &shutdown, &metrics).await {
                         break;
@@ -333,9 +440,11 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
                 match outcome {
                     Some(applied) => {
                         applied_since_retry |= applied > 0;
-                        held.legacy.push(done);
                         metrics.batch_took("legacy", started.elapsed());
-                        metrics.legacy_polled(&legacy_tables);
+                        if let Some(done) = done {
+                            held.legacy.push(done);
+                            metrics.legacy_polled(&legacy_tables);
+                        }
                         note_success(&metrics);
                     }
                     None => break,
@@ -433,23 +542,123 @@ async fn settle(
     true
 }
 
+/// The row changes of an Odoo transaction not yet handled: all of it, or, for a large one, its
+/// next part.
+#[derive(Default)]
+struct OpenTxn {
+    changes: Vec<RowChange>,
+    bad: Vec<BadInput>,
+    commit_lsn: Option<Lsn>,
+    /// Row changes of the transaction received so far (rows that could not be decoded
+    /// included): their order is the same on every delivery, so a count is a resume point.
+    seen: u64,
+    /// Row changes handled in earlier parts (in this run or before a restart).
+    handled: u64,
+}
+
+/// Row changes of one Odoo transaction to handle as one batch.
+struct TxnPart {
+    changes: Vec<RowChange>,
+    bad: Vec<BadInput>,
+    commit_lsn: Lsn,
+    xid: Option<u32>,
+    commit_ts: Option<chrono::DateTime<chrono::Utc>>,
+    /// Row changes of the transaction handled once this part is.
+    txn_part: u64,
+    /// The transaction is handled in parts (else this is all of it).
+    in_parts: bool,
+}
+
+impl OpenTxn {
+    fn take_part(&mut self) -> TxnPart {
+        let changes = std::mem::take(&mut self.changes);
+        let xid = changes.iter().find_map(|c| c.xid);
+        let commit_ts = changes.iter().find_map(|c| c.commit_ts);
+        self.handled = self.seen;
+        TxnPart {
+            changes,
+            bad: std::mem::take(&mut self.bad),
+            commit_lsn: self.commit_lsn.unwrap_or(Lsn::ZERO),
+            xid,
+            commit_ts,
+            txn_part: self.seen,
+            in_parts: true,
+        }
+    }
+}
+
+fn bad_row_input(row: crate::source::odoo::BadRow) -> BadInput {
+    BadInput {
+        entity: row.table.to_string(),
+        source: System::Odoo,
+        key: format!("{} at {}", row.table, row.lsn),
+        position: row.lsn.to_string(),
+        field: None,
+        reason: format!("undecodable row of {}: {}", row.table, row.reason),
+    }
+}
+
+/// Maps, decides, applies and records one Odoo transaction, or one part of a large one.
+async fn odoo_part(
+    engine: &mut Engine,
+    part: &TxnPart,
+    conns: &Conns,
+    shutdown: &AtomicBool,
+) -> anyhow::Result<Option<u64>> {
+    engine.batch = BatchMeta {
+        commit_ts: part.commit_ts,
+        xid: part.xid,
+        snapshot: false,
+        replayable: true,
+        txn_part: part.in_parts.then_some(part.txn_part),
+    };
+    let result = odoo_batch(engine, &part.changes, &part.bad, part.commit_lsn, conns, shutdown).await;
+    engine.batch = BatchMeta::default();
+    result
+}
+
+/// Main rows read through and decided at a time: a change to a looked-up row (a renamed
+/// product) can re-emit very many records, and they go through in slices of this many.
+const READ_SLICE: usize = 5_000;
+
+/// `None` when a shutdown was asked for between two slices (nothing of this batch is
+/// acknowledged: it runs again, and what was done is then known).
 async fn odoo_batch(
     engine: &mut Engine,
     changes: &[RowChange],
     bad: &[BadInput],
     commit_lsn: Lsn,
     conns: &Conns,
-) -> anyhow::Result<u64> {
+    shutdown: &AtomicBool,
+) -> anyhow::Result<Option<u64>> {
     ensure_connected(engine, conns).await?;
     let origin = conns.origin.as_str();
     let position = commit_lsn.to_string();
-    let mut inputs = map::odoo_inputs(engine, changes, &position, origin).await?;
+    let planned = map::odoo_inputs(engine, changes, &position, origin).await?;
+    let mut inputs = planned.inputs;
     inputs.extend(bad.iter().cloned().map(Input::Bad));
-    if inputs.is_empty() {
-        return Ok(0);
+    let slices: Vec<(usize, &[i64])> =
+        planned.rows.iter().flat_map(|(index, ids)| ids.chunks(READ_SLICE).map(move |slice| (*index, slice))).collect();
+    let mut applied = 0;
+    let mut done = 0u64;
+    for (n, (index, ids)) in slices.iter().enumerate() {
+        if n > 0 && shutdown.load(Ordering::SeqCst) {
+            engine.metrics.odoo_batch_progress(None);
+            return Ok(None);
+        }
+        inputs.extend(map::odoo_read_inputs(engine, *index, ids, &position).await?);
+        // A slice at a time; the last goes below, with whatever needed no reading.
+        if n + 1 < slices.len() {
+            done += inputs.len() as u64;
+            applied += engine.process(System::Odoo, std::mem::take(&mut inputs), Some(position.clone())).await?.applied;
+            engine.metrics.odoo_batch_progress(Some(done));
+        }
     }
-    let summary = engine.process(System::Odoo, inputs, Some(position)).await?;
-    Ok(summary.applied)
+    if !inputs.is_empty() {
+        applied += engine.process(System::Odoo, inputs, Some(position)).await?.applied;
+    }
+    engine.metrics.odoo_batch_progress(None);
+    Ok(Some(applied))
 }
 
 async fn legacy_batch(engine: &mut Engine, items: &[LegacyItem], conns: &Conns) -> anyhow::Result<u64> {

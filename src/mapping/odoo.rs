@@ -11,7 +11,7 @@ use tokio_postgres::GenericClient;
 
 use super::transform::to_canonical;
 use super::{ColumnTable, Mapping, Record};
-use crate::model::{quote_ident, Row, TableName, Value};
+use crate::model::{quote_ident, TableName, Value};
 use crate::source::legacy::convert::value_text;
 
 /// A field whose stored value could not be turned into a canonical one.
@@ -201,7 +201,9 @@ pub enum Affects {
     /// The row is a main row: its id.
     Main,
     /// Main rows found by `sql`, which takes one text parameter: the changed row's `column`.
-    Query { sql: String, column: String },
+    /// `sql_any` finds them for many changed rows at once: its one parameter is an array of
+    /// the compared column's own type, so the column's index applies.
+    Query { sql: String, sql_any: String, column: String },
 }
 
 /// Every way a change to `table` affects this mapping's entities.
@@ -214,12 +216,14 @@ pub fn affects(m: &Mapping, table: &TableName) -> Vec<Affects> {
     }
     if let Some(parent) = &m.odoo.parent {
         if same(&parent.table) {
+            let select = format!(
+                "SELECT m.{id}::bigint FROM {} m WHERE m.{}",
+                table_sql(&m.odoo.table),
+                quote_ident(&parent.link)
+            );
             out.push(Affects::Query {
-                sql: format!(
-                    "SELECT m.{id}::bigint FROM {} m WHERE m.{}::text = $1",
-                    table_sql(&m.odoo.table),
-                    quote_ident(&parent.link)
-                ),
+                sql: format!("{select}::text = $1"),
+                sql_any: format!("{select} = ANY($1)"),
                 column: "id".into(),
             });
         }
@@ -231,13 +235,15 @@ pub fn affects(m: &Mapping, table: &TableName) -> Vec<Affects> {
     for c in m.odoo.columns.iter().filter(|_| rewritable) {
         if let Some(l) = &c.lookup {
             if same(&l.table) {
+                let select = format!(
+                    "SELECT m.{id}::bigint {} WHERE {}.{}",
+                    from_clause(m),
+                    alias(c.table),
+                    quote_ident(&c.column)
+                );
                 let q = Affects::Query {
-                    sql: format!(
-                        "SELECT m.{id}::bigint {} WHERE {}.{}::text = $1",
-                        from_clause(m),
-                        alias(c.table),
-                        quote_ident(&c.column)
-                    ),
+                    sql: format!("{select}::text = $1"),
+                    sql_any: format!("{select} = ANY($1)"),
                     column: l.key.clone(),
                 };
                 if !out.contains(&q) {
@@ -249,33 +255,40 @@ pub fn affects(m: &Mapping, table: &TableName) -> Vec<Affects> {
     out
 }
 
-/// The main-row ids a changed row affects.
-pub async fn affected_ids(
-    client: &impl GenericClient,
-    m: &Mapping,
-    table: &TableName,
-    row: &Row,
+/// The main-row ids that the changed rows with these `values` (of the looked-up or parent
+/// column) affect, in one query: the values go as one array of the compared column's type.
+/// Columns of a type other than integers and text are compared one value at a time.
+pub async fn affected_ids_many(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    sql_any: &str,
+    values: &[Value],
 ) -> Result<Vec<i64>, tokio_postgres::Error> {
-    let mut ids = Vec::new();
-    for how in affects(m, table) {
-        match how {
-            Affects::Main => {
-                if let Some(id) = row.get(&m.odoo.id_column).and_then(int_of) {
-                    ids.push(id);
-                }
-            }
-            Affects::Query { sql, column } => {
-                let Some(value) = row.get(&column) else { continue };
-                if value.is_null() || matches!(value, Value::Unchanged) {
-                    continue;
-                }
-                let text = value_text(value);
-                for r in client.query(&sql, &[&text]).await? {
-                    ids.push(r.get(0));
-                }
-            }
+    use tokio_postgres::types::Type;
+    let statement = client.prepare(sql_any).await?;
+    let ints = || values.iter().filter_map(int_of);
+    let rows = match statement.params().first() {
+        Some(&Type::INT4_ARRAY) => {
+            let v: Vec<i32> = ints().filter_map(|n| i32::try_from(n).ok()).collect();
+            client.query(&statement, &[&v]).await?
         }
-    }
+        Some(&Type::INT8_ARRAY) => client.query(&statement, &[&ints().collect::<Vec<i64>>()]).await?,
+        Some(&Type::INT2_ARRAY) => {
+            let v: Vec<i16> = ints().filter_map(|n| i16::try_from(n).ok()).collect();
+            client.query(&statement, &[&v]).await?
+        }
+        Some(&Type::TEXT_ARRAY) | Some(&Type::VARCHAR_ARRAY) => {
+            client.query(&statement, &[&values.iter().map(value_text).collect::<Vec<String>>()]).await?
+        }
+        _ => {
+            let mut rows = Vec::new();
+            for value in values {
+                rows.extend(client.query(sql, &[&value_text(value)]).await?);
+            }
+            rows
+        }
+    };
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)

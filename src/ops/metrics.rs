@@ -29,6 +29,10 @@ struct Inner {
     batch_seconds: BTreeMap<String, Histogram>,
     /// Commit time (unix seconds) of the Odoo transaction being handled, while one is.
     odoo_commit_in_flight: Option<f64>,
+    /// Row changes handled so far of the large Odoo transaction being handled in parts.
+    odoo_txn_done: Option<u64>,
+    /// Records decided so far of the Odoo batch in hand, while it goes in slices.
+    odoo_batch_done: Option<u64>,
     /// Per legacy table: unix seconds of the last poll whose changes were all handled.
     legacy_polled: BTreeMap<String, f64>,
     /// Why the service is not ready, per side, with the time it started.
@@ -127,6 +131,15 @@ impl Metrics {
         });
     }
 
+    /// Drops a side that is fine again from the report altogether (a legacy table that could
+    /// not be polled, say: not worth a gauge while it works).
+    pub fn forget_side(&self, system: &str) {
+        self.with(|m| {
+            m.up.remove(system);
+            m.failing.remove(system);
+        });
+    }
+
     pub fn batch_took(&self, source: &str, took: Duration) {
         let seconds = took.as_secs_f64();
         self.with(|m| {
@@ -144,6 +157,18 @@ impl Metrics {
     /// The Odoo transaction being handled (its commit time), or `None` once it is acknowledged.
     pub fn odoo_in_flight(&self, commit_unix_seconds: Option<f64>) {
         self.with(|m| m.odoo_commit_in_flight = commit_unix_seconds);
+    }
+
+    /// How many row changes of the large Odoo transaction in hand are handled (`None` once it
+    /// is acknowledged).
+    pub fn odoo_txn_progress(&self, changes_done: Option<u64>) {
+        self.with(|m| m.odoo_txn_done = changes_done);
+    }
+
+    /// How many records of the Odoo batch in hand (one that re-emits many) are decided (`None`
+    /// once it is done).
+    pub fn odoo_batch_progress(&self, records_done: Option<u64>) {
+        self.with(|m| m.odoo_batch_done = records_done);
     }
 
     /// Every change of a poll of these tables has been handled.
@@ -242,6 +267,8 @@ impl Metrics {
             }
             let lag_seconds = m.odoo_commit_in_flight.map(|c| (t - c).max(0.0)).unwrap_or(0.0);
             let _ = writeln!(out, "# HELP millrace_replication_lag_seconds Age of the Odoo transaction being handled (0 when caught up).\n# TYPE millrace_replication_lag_seconds gauge\nmillrace_replication_lag_seconds {lag_seconds}");
+            let _ = writeln!(out, "# HELP millrace_odoo_txn_changes_done Row changes handled so far of the large Odoo transaction being applied in parts (0 when none is).\n# TYPE millrace_odoo_txn_changes_done gauge\nmillrace_odoo_txn_changes_done {}", m.odoo_txn_done.unwrap_or(0));
+            let _ = writeln!(out, "# HELP millrace_odoo_batch_records_done Records decided so far of the Odoo batch in hand, while a large one goes in slices (0 when none does).\n# TYPE millrace_odoo_batch_records_done gauge\nmillrace_odoo_batch_records_done {}", m.odoo_batch_done.unwrap_or(0));
             let _ = writeln!(out, "# HELP millrace_legacy_poll_lag_seconds Seconds since a table's last fully handled poll.\n# TYPE millrace_legacy_poll_lag_seconds gauge");
             for (table, at) in &m.legacy_polled {
                 let _ = writeln!(out, "millrace_legacy_poll_lag_seconds{{table=\"{}\"}} {}", escape(table), (t - at).max(0.0));

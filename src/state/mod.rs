@@ -209,6 +209,14 @@ CREATE TABLE IF NOT EXISTS millrace.backfill (
 );
 -- Why the entity's last backfill stopped short (NULL once it finishes).
 ALTER TABLE millrace.backfill ADD COLUMN IF NOT EXISTS error text;
+-- A large Odoo transaction handled in parts: how many of its row changes are applied,
+-- decided and archived, so that a restart resumes after them (DESIGN §7).
+CREATE TABLE IF NOT EXISTS millrace.odoo_txn_progress (
+    slot        text PRIMARY KEY,
+    commit_lsn  text NOT NULL,
+    changes     bigint NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS millrace.source_status (
     source      text PRIMARY KEY,
     position    text,
@@ -261,6 +269,30 @@ impl StateStore {
             .batch_execute(&format!("SET client_min_messages = warning; {MIGRATIONS} {}", keys::DDL))
             .await
             .map_err(sql("creating the millrace schema"))
+    }
+
+    /// The part of a large Odoo transaction already handled: (commit LSN, row changes done).
+    pub async fn odoo_txn_progress(&self, slot: &str) -> Result<Option<(String, u64)>, StateError> {
+        let row = self
+            .client
+            .query_opt("SELECT commit_lsn, changes FROM millrace.odoo_txn_progress WHERE slot = $1", &[&slot])
+            .await
+            .map_err(sql("reading the progress of a large transaction"))?;
+        Ok(row.map(|r| (r.get(0), r.get::<_, i64>(1).max(0) as u64)))
+    }
+
+    /// Records that the first `changes` row changes of the transaction committed at
+    /// `commit_lsn` are handled.
+    pub async fn save_odoo_txn_progress(&self, slot: &str, commit_lsn: &str, changes: u64) -> Result<(), StateError> {
+        self.client
+            .execute(
+                "INSERT INTO millrace.odoo_txn_progress (slot, commit_lsn, changes) VALUES ($1, $2, $3)
+                 ON CONFLICT (slot) DO UPDATE SET commit_lsn = EXCLUDED.commit_lsn, changes = EXCLUDED.changes, updated_at = now()",
+                &[&slot, &commit_lsn, &(changes as i64)],
+            )
+            .await
+            .map_err(sql("saving the progress of a large transaction"))?;
+        Ok(())
     }
 
     pub async fn checkpoint(&self, table: &str, strategy: &str) -> Result<Checkpoint, StateError> {

@@ -214,7 +214,19 @@ impl LegacyDb {
         let mut params = Vec::new();
         for k in &m.key {
             let Some(c) = m.legacy.column_of(*k) else { return Ok(None) };
-            let stored = to_stored(c, m.legacy.timezone, &key_record.values[*k]).map_err(unavailable)?;
+            let stored = match to_stored(c, m.legacy.timezone, &key_record.values[*k]) {
+                Ok(stored) => stored,
+                // Bad data (a key the ERP's column cannot hold), not an outage: this change
+                // is dead-lettered naming it and the batch goes on.
+                Err(reason) => {
+                    return Ok(Some(Err(FieldError {
+                        field: m.fields[*k].name.clone(),
+                        column: c.column.clone(),
+                        value: key.to_string(),
+                        reason: format!("the key cannot be written to {}.{}: {reason}", m.legacy.table, c.column),
+                    })))
+                }
+            };
             conditions.push(format!("{} = ?", self.dialect.quote(&c.column)));
             params.push(stored);
         }
@@ -270,13 +282,21 @@ impl LegacyDb {
             let mut terms = Vec::new();
             for key in part {
                 let key_record = super::decide::key_record(m, key);
-                let mut conditions = Vec::new();
-                for (k, c) in m.key.iter().zip(&columns) {
-                    let stored = to_stored(c, m.legacy.timezone, &key_record.values[*k]).map_err(unavailable)?;
-                    conditions.push(format!("{} = ?", self.dialect.quote(&c.column)));
-                    params.push(stored);
-                }
+                let stored: Result<Vec<_>, _> = m
+                    .key
+                    .iter()
+                    .zip(&columns)
+                    .map(|(k, c)| to_stored(c, m.legacy.timezone, &key_record.values[*k]))
+                    .collect();
+                // A key the ERP's columns cannot hold is left out: read alone, it is reported.
+                let Ok(stored) = stored else { continue };
+                let conditions: Vec<String> =
+                    columns.iter().map(|c| format!("{} = ?", self.dialect.quote(&c.column))).collect();
+                params.extend(stored);
                 terms.push(format!("({})", conditions.join(" AND ")));
+            }
+            if terms.is_empty() {
+                continue;
             }
             let sql =
                 format!("SELECT * FROM {} WHERE {}", self.dialect.quote_table(&m.legacy.table), terms.join(" OR "));

@@ -4,11 +4,11 @@
 //! affects each of its variants); those are read once, whole, at the end of the transaction.
 //! Legacy: a polled row is converted directly, with lookups through the batch's code tables.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{BadInput, Change, ChangeOp, Engine, Input, SyncError};
 use crate::mapping::legacy::record_from_row;
-use crate::mapping::odoo::{affected_ids, int_of, read_by_ids};
+use crate::mapping::odoo::{affected_ids_many, affects, int_of, read_by_ids, Affects};
 use crate::mapping::transform::to_canonical;
 use crate::mapping::{Mapping, System};
 use crate::model::{Op, RowChange, TableName, Value};
@@ -76,7 +76,7 @@ pub async fn odoo_inputs(
     changes: &[RowChange],
     position: &str,
     origin: &str,
-) -> Result<Vec<Input>, SyncError> {
+) -> Result<OdooInputs, SyncError> {
     let ours = changes.iter().any(|c| c.origin.as_deref() == Some(origin));
     let mut inputs = Vec::new();
     if ours {
@@ -108,13 +108,16 @@ pub async fn odoo_inputs(
                 }));
             }
         }
-        return Ok(inputs);
+        return Ok(OdooInputs { inputs, rows: Vec::new() });
     }
     // Everything below reads Odoo's current rows: never before the transaction is visible.
     if let Some(xid) = engine.batch.xid.or_else(|| changes.iter().find_map(|c| c.xid)) {
         wait_visible(&engine.odoo_read, xid).await?;
     }
     let mut ids: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); engine.mappings.entities.len()];
+    // Rows of parent and looked-up tables, gathered per (mapping, query): the main rows they
+    // affect are found in one query each, not one per changed row.
+    let mut related: BTreeMap<(usize, String, String), Vec<Value>> = BTreeMap::new();
     for change in changes {
         for (index, m) in engine.mappings.entities.iter().enumerate() {
             let main = TableName::parse(&m.odoo.table) == change.table;
@@ -146,23 +149,56 @@ pub async fn odoo_inputs(
                 }
                 _ => {
                     let Some(row) = change.after.as_ref().or(change.before.as_ref()) else { continue };
-                    for id in affected_ids(&engine.odoo_read, m, &change.table, row).await.map_err(odoo_unavailable)? {
-                        ids[index].insert(id);
+                    for how in affects(m, &change.table) {
+                        match how {
+                            Affects::Main => {
+                                if let Some(id) = row.get(&m.odoo.id_column).and_then(int_of) {
+                                    ids[index].insert(id);
+                                }
+                            }
+                            Affects::Query { sql, sql_any, column } => match row.get(&column) {
+                                None | Some(Value::Null) | Some(Value::Unchanged) => {}
+                                Some(value) => related.entry((index, sql, sql_any)).or_default().push(value.clone()),
+                            },
+                        }
                     }
                 }
             }
         }
     }
-    for (index, ids) in ids.into_iter().enumerate() {
-        if ids.is_empty() {
-            continue;
-        }
-        let m = &engine.mappings.entities[index];
-        let ids: Vec<i64> = ids.into_iter().collect();
-        let rows = read_by_ids(&engine.odoo_read, m, &ids).await.map_err(odoo_unavailable)?;
-        inputs.extend(odoo_row_inputs(engine, index, rows, position, ours).await?);
+    for ((index, sql, sql_any), mut values) in related {
+        values.sort_by_key(value_text);
+        values.dedup();
+        let found = affected_ids_many(&engine.odoo_read, &sql, &sql_any, &values).await.map_err(odoo_unavailable)?;
+        ids[index].extend(found);
     }
-    Ok(inputs)
+    let rows = ids
+        .into_iter()
+        .enumerate()
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(i, ids)| (i, ids.into_iter().collect()))
+        .collect();
+    Ok(OdooInputs { inputs, rows })
+}
+
+/// What a batch of Odoo row changes leads to: changes known without reading (deletes, echoes),
+/// and per mapping the ids of the main rows to read through ([`odoo_read_inputs`]), which can
+/// be many (a renamed product re-emits every record that looks it up).
+pub struct OdooInputs {
+    pub inputs: Vec<Input>,
+    pub rows: Vec<(usize, Vec<i64>)>,
+}
+
+/// The changes of these main rows of mapping `index`, read through now.
+pub async fn odoo_read_inputs(
+    engine: &mut Engine,
+    index: usize,
+    ids: &[i64],
+    position: &str,
+) -> Result<Vec<Input>, SyncError> {
+    let m = &engine.mappings.entities[index];
+    let rows = read_by_ids(&engine.odoo_read, m, ids).await.map_err(odoo_unavailable)?;
+    odoo_row_inputs(engine, index, rows, position, false).await
 }
 
 /// The changes of Odoo rows read whole (by the stream's read-through, or by a backfill): each

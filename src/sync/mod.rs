@@ -127,6 +127,9 @@ pub struct BatchMeta {
     /// Read from a source that replays after a crash (the Odoo stream, a legacy poll), as
     /// opposed to a retry of parked changes or dead letters.
     pub replayable: bool,
+    /// A part of a large Odoo transaction: how many of its row changes are handled once this
+    /// part is (see [`crate::archive::ArchiveRow::txn_part`]).
+    pub txn_part: Option<u64>,
 }
 
 /// The planned effect of one decided change on its target.
@@ -826,6 +829,7 @@ impl Engine {
             after: change.record.clone(),
             before,
             replayable: self.batch.replayable && change.dead_letter.is_none(),
+            txn_part: self.batch.txn_part,
         }
     }
 
@@ -849,6 +853,7 @@ impl Engine {
             after: None,
             before: None,
             replayable: self.batch.replayable,
+            txn_part: self.batch.txn_part,
         })
     }
 }

@@ -78,16 +78,42 @@ impl LegacyPoller {
     }
 
     /// Polls every table once. Transient faults (lost connection, deadlock, timeout) are
-    /// retried with backoff; other failures end the poll with the error.
+    /// retried with backoff; other failures end the poll with the error (after the other
+    /// tables are polled).
     pub async fn poll_once(
         &mut self,
         emit: &mut (dyn FnMut(LegacyItem) -> std::io::Result<()> + Send),
     ) -> Result<Vec<PendingSave>, PollError> {
-        let mut saves = Vec::new();
-        for table in self.config.tables.clone() {
-            saves.extend(self.poll_table_with_retry(&table, emit).await?);
+        let (saves, failures) = self.poll_each(emit).await?;
+        match failures.into_iter().next() {
+            Some((_, error)) => Err(error),
+            None => Ok(saves),
         }
-        Ok(saves)
+    }
+
+    /// Polls every table once, each on its own: a table that cannot be polled (dropped,
+    /// renamed, no permission, a query the database refuses) is returned with its error beside
+    /// the others' outcomes, so one broken table does not hold the rest back. Its watermark
+    /// stays where it was; what it emitted before failing is read again next time. Failures of
+    /// the control state or of the consumer end the poll.
+    pub async fn poll_each(
+        &mut self,
+        emit: &mut (dyn FnMut(LegacyItem) -> std::io::Result<()> + Send),
+    ) -> Result<(Vec<PendingSave>, Vec<(String, PollError)>), PollError> {
+        let mut saves = Vec::new();
+        let mut failures = Vec::new();
+        for table in self.config.tables.clone() {
+            match self.poll_table_with_retry(&table, emit).await {
+                Ok(table_saves) => saves.extend(table_saves),
+                Err(error @ PollError::Legacy(_)) => {
+                    // The connection may be mid-result: start the next table on a fresh one.
+                    self.conn = None;
+                    failures.push((table.table.clone(), error));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok((saves, failures))
     }
 
     async fn poll_table_with_retry(

@@ -378,6 +378,18 @@ impl OdooStream {
         }
     }
 
+    /// Reports to the server now, without reading from it: while the consumer is too busy to
+    /// take the next item, this keeps the server from ending the connection for silence
+    /// (`wal_sender_timeout`), since a status update from the client counts as a reply.
+    pub async fn keep_alive(&mut self) -> Result<(), OdooSourceError> {
+        Ok(self.send_status(false).await?)
+    }
+
+    /// How often a status update is due.
+    pub fn status_interval(&self) -> Duration {
+        self.config.status_interval
+    }
+
     /// Sends the final status update and closes the connection cleanly.
     pub async fn close(mut self) -> Result<(), OdooSourceError> {
         self.send_status(false).await?;
