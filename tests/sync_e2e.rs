@@ -631,3 +631,88 @@ async fn the_replication_connection_outlives_a_batch_longer_than_wal_sender_time
     lock.close();
     assert_eq!(service.stop().code(), Some(0));
 }
+
+/// A change to a looked-up row (a product) re-emits the records that show it, found in one
+/// query per mapping, and never the ledger's finished history: 20 products touched in one
+/// transaction re-decide exactly their manufacturing orders and no stock move.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_touched_product_re_emits_its_orders_but_not_the_ledger() {
+    let world = World::new("reemit", &["production_order", "inventory_transaction"]).await;
+    let odoo = world.odoo.client().await;
+    let service = world.start();
+    // Ledger history: copies of the fixture's done manufacturing moves, one transaction.
+    let columns: String = odoo
+        .query_one(
+            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns
+              WHERE table_schema = 'public' AND table_name = 'stock_move' AND column_name <> 'id'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    odoo.batch_execute(&format!(
+        "INSERT INTO stock_move ({columns}) SELECT {columns} FROM stock_move, generate_series(1, 250)
+          WHERE state = 'done' AND (production_id IS NOT NULL OR raw_material_production_id IS NOT NULL)"
+    ))
+    .await
+    .unwrap();
+    insert_confirmed_orders(&odoo, "WH/MO/R", 0, 300, 4).await;
+    let decisions = |entity: &'static str| {
+        let odoo = &odoo;
+        async move {
+            let n: i64 = odoo
+                .query_one(
+                    "SELECT COALESCE(sum(n), 0)::bigint FROM millrace.decision_count WHERE entity = $1 AND source = 'odoo'",
+                    &[&entity],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            n
+        }
+    };
+    // Settled: every move and order decided, nothing moving for a second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last = (-1, -1);
+    let settled = loop {
+        let now = (decisions("inventory_transaction").await, decisions("production_order").await);
+        if now == last && now.0 >= 1000 && now.1 >= 300 {
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "never settled at {now:?}: {}", service.log_text());
+        last = now;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    };
+    // Touch 20 products, among them those of the orders and of the moves.
+    let touched: Vec<i32> = odoo
+        .query(
+            "SELECT id FROM product_product ORDER BY (id IN (SELECT product_id FROM mrp_production)) DESC,
+                    (id IN (SELECT product_id FROM stock_move)) DESC, id LIMIT 20",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let orders: i64 = odoo
+        .query_one("SELECT count(*) FROM mrp_production WHERE product_id = ANY($1)", &[&touched])
+        .await
+        .unwrap()
+        .get(0);
+    let moves: i64 =
+        odoo.query_one("SELECT count(*) FROM stock_move WHERE product_id = ANY($1)", &[&touched]).await.unwrap().get(0);
+    assert!(orders >= 300 && moves >= 1000, "the touched products have orders ({orders}) and moves ({moves})");
+    odoo.execute("UPDATE product_product SET write_date = now() WHERE id = ANY($1)", &[&touched]).await.unwrap();
+    let after = eventually("the orders of the touched products to be decided again", &service, || async {
+        let now = (decisions("inventory_transaction").await, decisions("production_order").await);
+        (now.1 >= settled.1 + orders).then_some(now)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = (decisions("inventory_transaction").await, decisions("production_order").await);
+    assert_eq!(later, after, "nothing more was re-emitted");
+    assert_eq!(after.1 - settled.1, orders, "each order of a touched product decided once more");
+    assert_eq!(after.0, settled.0, "no stock move of the ledger re-emitted for a product's change");
+    assert_eq!(service.stop().code(), Some(0));
+}

@@ -90,6 +90,10 @@ pub struct Flushed {
 
 type BufferKey = (usize, NaiveDate, System);
 
+/// The buffered changes' text size at which the archive writes its files, whatever the row
+/// count: about as much again in Arrow builders.
+const ROTATE_BYTES: usize = 16 << 20;
+
 pub struct Archive {
     settings: ArchiveSettings,
     mappings: Arc<Mappings>,
@@ -97,6 +101,8 @@ pub struct Archive {
     /// Buffers finished into batches whose files a failed flush did not write yet.
     ready: Vec<Ready>,
     buffered: usize,
+    /// The spool text of the buffered changes: what their Arrow builders hold, roughly.
+    buffered_bytes: usize,
     oldest: Option<Instant>,
     /// Entity → the highest (commit LSN, part) in its Odoo files or the spool.
     odoo_archived: HashMap<String, (u64, u64)>,
@@ -135,6 +141,7 @@ impl Archive {
             buffers: BTreeMap::new(),
             ready: Vec::new(),
             buffered: 0,
+            buffered_bytes: 0,
             oldest: None,
             odoo_archived: HashMap::new(),
             legacy_last: HashMap::new(),
@@ -296,7 +303,9 @@ impl Archive {
             }
             self.unsynced_marks.push((row.entity, row.source, row.key.clone(), row.position.clone(), row.txn_part));
         }
-        self.unsynced.extend_from_slice(spool::to_line(&self.mappings, &row).as_bytes());
+        let line = spool::to_line(&self.mappings, &row);
+        self.buffered_bytes += line.len();
+        self.unsynced.extend_from_slice(line.as_bytes());
         let day = row.commit_ts.unwrap_or(row.captured_at).date_naive();
         let m = &self.mappings.entities[row.entity];
         self.buffers.entry((row.entity, day, row.source)).or_insert_with(|| Buffer::new(m)).push(m, &row);
@@ -310,9 +319,12 @@ impl Archive {
         self.buffered
     }
 
-    /// A buffer is full or the oldest buffered change waited long enough.
+    /// A buffer is full, the buffers hold [`ROTATE_BYTES`] of changes between them (wide rows
+    /// or many entities: memory stays bounded whatever `rotate_rows` says), or the oldest
+    /// buffered change waited long enough.
     pub fn due(&self) -> bool {
         self.buffers.values().any(|b| b.rows >= self.settings.rotate_rows)
+            || self.buffered_bytes >= ROTATE_BYTES
             || self.oldest.is_some_and(|t| t.elapsed() >= self.settings.rotate_after)
     }
 
@@ -366,6 +378,7 @@ impl Archive {
             }
         }
         self.buffered = 0;
+        self.buffered_bytes = 0;
         self.oldest = None;
         Ok(flushed)
     }

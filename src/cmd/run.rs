@@ -634,7 +634,9 @@ async fn odoo_batch(
     ensure_connected(engine, conns).await?;
     let origin = conns.origin.as_str();
     let position = commit_lsn.to_string();
+    let started = std::time::Instant::now();
     let planned = map::odoo_inputs(engine, changes, &position, origin).await?;
+    tracing::debug!(changes = changes.len(), took_ms = started.elapsed().as_millis() as u64, "Odoo changes mapped");
     let mut inputs = planned.inputs;
     inputs.extend(bad.iter().cloned().map(Input::Bad));
     let slices: Vec<(usize, &[i64])> =
@@ -646,7 +648,9 @@ async fn odoo_batch(
             engine.metrics.odoo_batch_progress(None);
             return Ok(None);
         }
+        let started = std::time::Instant::now();
         inputs.extend(map::odoo_read_inputs(engine, *index, ids, &position).await?);
+        tracing::debug!(rows = ids.len(), took_ms = started.elapsed().as_millis() as u64, "Odoo rows read through");
         // A slice at a time; the last goes below, with whatever needed no reading.
         if n + 1 < slices.len() {
             done += inputs.len() as u64;

@@ -112,7 +112,7 @@ pub async fn read_by_ids(
 ) -> Result<Vec<(i64, Result<Record, PartialRecord>)>, tokio_postgres::Error> {
     let (list, filter_params) = select_list(m, 2);
     let sql = format!(
-        "SELECT {list} {} WHERE m.{}::bigint = ANY($1::bigint[]) ORDER BY 1",
+        "SELECT {list} {} WHERE m.{} = ANY($1::bigint[]) ORDER BY 1",
         from_clause(m),
         quote_ident(&m.odoo.id_column)
     );

@@ -197,7 +197,9 @@ pub async fn odoo_read_inputs(
     position: &str,
 ) -> Result<Vec<Input>, SyncError> {
     let m = &engine.mappings.entities[index];
+    let started = std::time::Instant::now();
     let rows = read_by_ids(&engine.odoo_read, m, ids).await.map_err(odoo_unavailable)?;
+    tracing::debug!(entity = %m.entity, rows = rows.len(), took_ms = started.elapsed().as_millis() as u64, "Odoo rows read");
     odoo_row_inputs(engine, index, rows, position, false).await
 }
 

@@ -198,6 +198,8 @@ impl Engine {
         inputs: Vec<Input>,
         position: Option<String>,
     ) -> Result<BatchSummary, SyncError> {
+        let started = std::time::Instant::now();
+        let n_inputs = inputs.len();
         let mut writes = StateWrites::default();
         let mut summary = BatchSummary::default();
         let mut planned = Vec::new();
@@ -247,11 +249,23 @@ impl Engine {
                 }
             }
         }
+        let decided = started.elapsed();
         self.apply(source, planned, &mut writes, &mut summary, &mut archived).await?;
+        let applied = started.elapsed();
         if let Some(position) = position {
             writes.source_position = Some((source.as_str(), position));
         }
         self.state.commit_writes(&writes).await?;
+        // Where a batch's time goes (prefetch and decide; write the target; record the outcome).
+        tracing::debug!(
+            source = source.as_str(),
+            inputs = n_inputs,
+            applied = summary.applied,
+            decide_ms = decided.as_millis() as u64,
+            apply_ms = (applied - decided).as_millis() as u64,
+            record_ms = (started.elapsed() - applied).as_millis() as u64,
+            "batch processed"
+        );
         // Only now: a batch that failed before its outcome was saved runs again whole.
         if let Some(archive) = self.archive.as_mut() {
             for row in archived {
@@ -530,7 +544,10 @@ impl Engine {
                 }))),
             }
         }
+        let rows = batch.len();
+        let started = std::time::Instant::now();
         let results = self.legacy.apply(batch).await?;
+        tracing::debug!(rows, took_us = started.elapsed().as_micros() as u64, "ERP writes committed");
         for (i, failure) in batch_index.into_iter().zip(results) {
             let p = &planned[i];
             let m = &self.mappings.entities[p.change.entity];
