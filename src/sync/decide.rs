@@ -212,6 +212,19 @@ pub(crate) async fn decide(engine: &mut Engine, change: Change) -> Result<Planne
             }
             let (owned, foreign): (Vec<usize>, Vec<usize>) =
                 changed.into_iter().partition(|f| m.may_change(*f, &record, source));
+            if source == System::Legacy && !foreign.is_empty() {
+                // A poll can read a row just before millrace's own write to it commits and be
+                // decided just after: its old values of the fields millrace wrote then look like
+                // the ERP's edit of them. The row as it is now tells: if those fields no longer
+                // hold what this change says, a later version of the row exists, and the poll
+                // that reads it decides it (the ERP's own changes in it flow then).
+                if let Some(Ok(current)) = engine.legacy.read_by_key(m, &p.change.key).await? {
+                    if foreign.iter().any(|f| current.values[*f] != record.values[*f]) {
+                        p.decision = Decision::Stale;
+                        return Ok(p);
+                    }
+                }
+            }
             p.conflict_fields = foreign.clone();
             p.fields = match m.conflict {
                 ConflictPolicy::Reject => owned,
