@@ -105,6 +105,7 @@ mappings = "mappings"
 [archive]
 dir = "archive"
 TOML
+    [[ -n ${BEFORE_SETUP:-} ]] && eval "$BEFORE_SETUP"
     "$MILLRACE" --config "$WORK/$name/millrace.toml" setup >/dev/null
 }
 
@@ -186,10 +187,11 @@ fi
 
 if [[ -z ${BENCH_SKIP_B:-} ]]; then
     log "B: a first legacy poll of $ITEMS ITEM_MASTER rows"
-    fresh_world b item
     EXISTING=$((ITEMS - 10000))
-    # The same items on both sides (as after a migration), then 10,000 the ERP alone has.
-    psql -X -q -v ON_ERROR_STOP=1 "$DB_URL" <<SQL
+    # The same items on both sides before millrace's first start (as after a migration), then
+    # 10,000 the ERP alone has: the first poll reads, maps and decides them all.
+    existing_items() {
+        psql -X -q -v ON_ERROR_STOP=1 "$DB_URL" <<SQL
 WITH t AS (
   INSERT INTO product_template (name, detailed_type, type, uom_id, uom_po_id, categ_id, list_price, sale_ok, purchase_ok, active, tracking, default_code, purchase_line_warn, sale_line_warn, sequence)
   SELECT jsonb_build_object('en_US', 'Large item ' || g), 'product', 'product', 1, 1, 1, g % 1000, true, true, true, 'none', 'LG-' || lpad(g::text, 7, '0'), 'no-message', 'no-message', 1
@@ -197,6 +199,8 @@ WITH t AS (
   RETURNING id, default_code)
 INSERT INTO product_product (product_tmpl_id, default_code, active) SELECT id, default_code, true FROM t;
 SQL
+    }
+    BEFORE_SETUP=existing_items fresh_world b item
     mariadb_bench -e "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE, LAST_UPD)
                       SELECT CONCAT('LG-', LPAD(seq, 7, '0')), CONCAT('Large item ', seq), 'EA', seq % 1000,
                              ${BENCH_ITEMS_UPDATED:-NOW(6)} FROM seq_1_to_$ITEMS"

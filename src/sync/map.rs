@@ -467,6 +467,12 @@ pub async fn legacy_dependents(
     let mappings = engine.mappings.clone();
     for item in items {
         let LegacyItem::Change(change) = item else { continue };
+        // A lookup row seen for the first time (a first poll) changed nothing its dependents
+        // were read with: they are read whole by their own first poll. Re-reading them here
+        // would read every row of a large table at once, and decide each twice.
+        if change.op == Op::Snapshot {
+            continue;
+        }
         let Some(row) = change.after.as_ref().or(change.before.as_ref()) else { continue };
         // A table millrace writes but does not poll (`strategy = "none"`) is no source: its
         // rows are not re-emitted either.
