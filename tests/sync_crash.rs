@@ -290,28 +290,9 @@ async fn a_large_transaction_killed_between_parts_is_finished_exactly_once() {
     ));
     let before_max: i64 = world.maria.exec("SELECT COALESCE(MAX(TRANS_NO), 0) FROM INV_TRANS").trim().parse().unwrap();
     let odoo = world.odoo.client().await;
-    // Done moves of a manufacturing order: each is one ERP ledger row (consumption or output).
-    let moves = "SELECT id FROM stock_move WHERE state = 'done'
-                   AND (production_id IS NOT NULL OR raw_material_production_id IS NOT NULL)";
-    let per_copy: i64 = odoo.query_one(&format!("SELECT count(*) FROM ({moves}) m"), &[]).await.unwrap().get(0);
-    assert!(per_copy > 0, "the fixture has done manufacturing moves");
-    let expected = per_copy * COPIES;
-    let columns: String = odoo
-        .query_one(
-            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns
-              WHERE table_schema = 'public' AND table_name = 'stock_move' AND column_name <> 'id'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
     let mut service = world.start();
     // One transaction, as an import or a mass validation makes them.
-    odoo.batch_execute(&format!(
-        "INSERT INTO stock_move ({columns}) SELECT {columns} FROM stock_move, generate_series(1, {COPIES}) WHERE id IN ({moves})"
-    ))
-    .await
-    .unwrap();
+    let expected = common::sync::copy_done_manufacturing_moves(&odoo, COPIES).await;
     let progress = "SELECT COALESCE(max(changes), 0) FROM millrace.odoo_txn_progress";
     let killed_at = loop {
         let done: i64 = odoo.query_one(progress, &[]).await.unwrap().get(0);

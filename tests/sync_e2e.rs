@@ -641,21 +641,7 @@ async fn a_touched_product_re_emits_its_orders_but_not_the_ledger() {
     let odoo = world.odoo.client().await;
     let service = world.start();
     // Ledger history: copies of the fixture's done manufacturing moves, one transaction.
-    let columns: String = odoo
-        .query_one(
-            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns
-              WHERE table_schema = 'public' AND table_name = 'stock_move' AND column_name <> 'id'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    odoo.batch_execute(&format!(
-        "INSERT INTO stock_move ({columns}) SELECT {columns} FROM stock_move, generate_series(1, 250)
-          WHERE state = 'done' AND (production_id IS NOT NULL OR raw_material_production_id IS NOT NULL)"
-    ))
-    .await
-    .unwrap();
+    common::sync::copy_done_manufacturing_moves(&odoo, 250).await;
     insert_confirmed_orders(&odoo, "WH/MO/R", 0, 300, 4).await;
     let decisions = |entity: &'static str| {
         let odoo = &odoo;

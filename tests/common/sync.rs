@@ -269,3 +269,28 @@ pub async fn insert_confirmed_orders(odoo: &tokio_postgres::Client, prefix: &str
     .await
     .expect("insert manufacturing orders");
 }
+
+/// Inserts `copies` copies of each of the fixture's done manufacturing moves (consumption and
+/// output: each is one ERP ledger row) in one transaction, as an import or a mass validation
+/// writes them; returns how many moves it inserted.
+pub async fn copy_done_manufacturing_moves(odoo: &tokio_postgres::Client, copies: i64) -> i64 {
+    let moves = "SELECT id FROM stock_move WHERE state = 'done'
+                   AND (production_id IS NOT NULL OR raw_material_production_id IS NOT NULL)";
+    let per_copy: i64 = odoo.query_one(&format!("SELECT count(*) FROM ({moves}) m"), &[]).await.unwrap().get(0);
+    assert!(per_copy > 0, "the fixture has done manufacturing moves");
+    let columns: String = odoo
+        .query_one(
+            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns
+              WHERE table_schema = 'public' AND table_name = 'stock_move' AND column_name <> 'id'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    odoo.batch_execute(&format!(
+        "INSERT INTO stock_move ({columns}) SELECT {columns} FROM stock_move, generate_series(1, {copies}) WHERE id IN ({moves})"
+    ))
+    .await
+    .expect("copy the done manufacturing moves");
+    per_copy * copies
+}
