@@ -500,6 +500,7 @@ fn legacy_table(index: usize, t: RawLegacyTable, kind: LegacyKind) -> Result<Leg
         strategy,
         delete_scan_interval: duration("legacy.tables.delete_scan_interval", &t.delete_scan_interval)?,
         chunk_size,
+        columns: Vec::new(),
     })
 }
 

@@ -96,12 +96,12 @@ async fn every_decision_is_archived_with_typed_columns_that_pyarrow_and_duckdb_r
         ],
     );
     // Typed columns from the mapping, the metadata columns, and `before` as a struct.
-    assert_eq!(r.type_of("list_price"), "decimal128(38, 10)");
+    assert_eq!(r.type_of("list_price"), "decimal128(38, 4)");
     assert_eq!(r.type_of("active"), "bool");
     assert_eq!(r.type_of("_commit_ts"), "timestamp[us, tz=UTC]");
     assert_eq!(r.type_of("_xid"), "int64");
     let before = r.type_of("before");
-    assert!(before.starts_with("struct<") && before.contains("list_price: decimal128(38, 10)"), "{before}");
+    assert!(before.starts_with("struct<") && before.contains("list_price: decimal128(38, 4)"), "{before}");
     for column in ["_op", "_decision", "_reason", "_source_system", "_source_table", "_position", "_captured_at"] {
         assert_ne!(r.type_of(column), "<missing>", "column {column}");
     }
@@ -110,8 +110,8 @@ async fn every_decision_is_archived_with_typed_columns_that_pyarrow_and_duckdb_r
     assert_eq!(created[0][0], "[\"MR-A001\"]");
     assert_eq!(created[0][1], "Walnut Top");
     // Exact decimals: 12.3456 and 0.0001 as the ERP stored them, not floats.
-    assert_eq!(created[0][2], "12.3456000000");
-    assert_eq!(created[1][2], "0.0001000000");
+    assert_eq!(created[0][2], "12.3456");
+    assert_eq!(created[1][2], "0.0001");
     assert_eq!((created[0][3].as_str(), created[0][4].as_str()), (Some("c"), Some("apply")));
     assert_eq!(created[0][5], "ITEM_MASTER");
     assert!(created[0][6].as_str().unwrap().contains("MR-A001"), "a legacy position names the row: {created:?}");

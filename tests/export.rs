@@ -103,7 +103,7 @@ async fn tables_and_entities_export_to_parquet_that_pyarrow_and_duckdb_read_back
     assert_eq!(item.rows, legacy_count);
     assert_eq!(item.scalar(0), legacy_count, "one row per item");
     assert_eq!(item.scalar(1), 0, "units are looked up by name");
-    assert_eq!(item.type_of("list_price"), "decimal128(38, 10)");
+    assert_eq!(item.type_of("list_price"), "decimal128(38, 4)", "every column of it rounds to 4 places");
     assert_eq!(item.type_of("active"), "bool");
     let released: i64 = odoo
         .query_one(
@@ -144,5 +144,85 @@ async fn tables_and_entities_export_to_parquet_that_pyarrow_and_duckdb_read_back
     for entry in std::fs::read_dir(&out).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         assert!(name.ends_with(".parquet") && !name.starts_with('.'), "{name}");
+    }
+}
+
+/// Values with no exact form in a column's Parquet type (numeric `NaN`, `±Infinity` and digits
+/// beyond a decimal's, `±infinity` dates and timestamps, time `24:00:00`) make that column text,
+/// each value exactly as PostgreSQL prints it; columns whose values all fit keep their type; a
+/// domain is its base type. Nothing is null that was not NULL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_of_edge_values_exports_every_value_exactly() {
+    let world = World::new("export_edges", &["item"]).await;
+    let odoo = world.odoo.client().await;
+    odoo.batch_execute(
+        "CREATE DOMAIN millrace_test_qty AS integer CHECK (VALUE >= 0);
+         CREATE TABLE millrace_edge_values (
+             id int PRIMARY KEY, free numeric, fixed numeric(12, 3), fixed_nan numeric(10, 2), day date,
+             moment timestamp, instant timestamptz, clock time, qty millrace_test_qty, list int[], doc jsonb);
+         INSERT INTO millrace_edge_values VALUES
+          (1, 'NaN', 1.5, 'NaN', 'infinity', '-infinity', '2024-01-02 03:04:05+00', '24:00:00', 5, '{1,2,NULL}', 'null'),
+          (2, '1234567890123456789012345678901234567890.5', -2.125, 3.25, '2024-02-29', '2024-02-29 12:00',
+              NULL, '12:34:56.789', 0, '{}', NULL),
+          (3, '-Infinity', NULL, NULL, '-infinity', 'infinity', '1999-12-31 23:59:59.999999+00', NULL, NULL,
+              '{{1,2},{3,4}}', '{\"a\": null}'),
+          (4, '0.000000000000000000001', 999999999.999, -0.5, '0001-01-01 BC', '4713-01-01 00:00 BC',
+              '2262-04-12 00:00+00', '00:00', 7, NULL, '[1.000000000000000000001]');",
+    )
+    .await
+    .unwrap();
+    let out = world.dir.path().join("out");
+    let run = millrace(
+        &[],
+        &["--config", &world.config, "export", "--table", "millrace_edge_values", "--out", &out.display().to_string()],
+    );
+    assert!(run.status.success(), "export: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("4 rows"), "{}", String::from_utf8_lossy(&run.stdout));
+
+    let text_columns = ["free", "fixed_nan", "day", "moment", "clock", "list", "doc"];
+    let file = report(
+        &out.join("millrace_edge_values.parquet"),
+        &[
+            &format!("SELECT id, {} FROM {{src}} ORDER BY id", text_columns.join(", ")),
+            "SELECT id, fixed::VARCHAR, qty, epoch_us(instant)::VARCHAR FROM {src} ORDER BY id",
+        ],
+    );
+    assert_eq!(file.rows, 4);
+    for column in text_columns {
+        assert_eq!(file.type_of(column), "string", "{column} holds values a typed column cannot");
+    }
+    assert_eq!(file.type_of("fixed"), "decimal128(12, 3)", "every value fits: it stays a decimal");
+    assert_eq!(file.type_of("qty"), "int32", "a domain is its base type");
+    assert_eq!(file.type_of("instant"), "timestamp[us, tz=UTC]");
+
+    let expected = odoo
+        .query(
+            &format!(
+                "SELECT id, {} FROM millrace_edge_values ORDER BY id",
+                text_columns.iter().map(|c| format!("{c}::text")).collect::<Vec<_>>().join(", ")
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    for (row, got) in expected.iter().zip(&file.queries[0]) {
+        for (i, column) in text_columns.iter().enumerate() {
+            let want: Option<String> = row.get(i + 1);
+            assert_eq!(got[i + 1].as_str(), want.as_deref(), "row {} column {column}", got[0]);
+        }
+    }
+    let typed = odoo
+        .query(
+            "SELECT fixed::text, qty, (extract(epoch FROM instant) * 1000000)::bigint::text
+               FROM millrace_edge_values ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    for (row, got) in typed.iter().zip(&file.queries[1]) {
+        let (fixed, qty, instant): (Option<String>, Option<i32>, Option<String>) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(got[1].as_str(), fixed.as_deref(), "row {} fixed", got[0]);
+        assert_eq!(got[2].as_i64(), qty.map(i64::from), "row {} qty", got[0]);
+        assert_eq!(got[3].as_str(), instant.as_deref(), "row {} instant", got[0]);
     }
 }

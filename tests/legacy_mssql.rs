@@ -98,6 +98,7 @@ impl Scratch {
             strategy: Strategy::Rowversion { column: "RV".to_string() },
             delete_scan_interval: None,
             chunk_size: 1000,
+            columns: Vec::new(),
         }
     }
 

@@ -702,3 +702,41 @@ async fn a_touched_product_re_emits_its_orders_but_not_the_ledger() {
     assert_eq!(after.0, settled.0, "no stock move of the ledger re-emitted for a product's change");
     assert_eq!(service.stop().code(), Some(0));
 }
+
+/// Only the columns the mappings use are read from the ERP: columns nothing maps, one holding a
+/// 50-digit DECIMAL (more than any exact number millrace carries) and one a large BLOB, neither
+/// make their row a dead letter nor slow the poll; the item and a later edit of it reach Odoo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_no_mapping_uses_are_never_read() {
+    let world = World::new("e2e_unmapped", &["item"]).await;
+    world.maria.exec(
+        "ALTER TABLE ITEM_MASTER ADD COLUMN LEGACY_TOTAL DECIMAL(65, 0) NULL, ADD COLUMN LEGACY_DRAWING LONGBLOB NULL;
+         INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE, LEGACY_TOTAL, LEGACY_DRAWING)
+         VALUES ('MR-WIDE-1', 'Wide row', 'EA', 3, 12345678901234567890123456789012345678901234567890,
+                 REPEAT('x', 3000000))",
+    );
+    let service = world.start();
+    let odoo = world.odoo.client().await;
+    eventually("MR-WIDE-1 in Odoo", &service, || async { item_name_in_odoo(&odoo, "MR-WIDE-1").await }).await;
+    world.maria.exec(
+        "UPDATE ITEM_MASTER SET DESCRIPTION = 'Wide row, renamed', LEGACY_TOTAL = -LEGACY_TOTAL
+          WHERE ITEM_NO = 'MR-WIDE-1'",
+    );
+    eventually("the rename in Odoo", &service, || async {
+        item_name_in_odoo(&odoo, "MR-WIDE-1").await.filter(|n| n == "Wide row, renamed")
+    })
+    .await;
+    assert!(open_dead_letters(&odoo).await.is_empty(), "{:#?}", open_dead_letters(&odoo).await);
+    assert!(service.stop().success());
+}
+
+async fn item_name_in_odoo(odoo: &tokio_postgres::Client, item_no: &str) -> Option<String> {
+    odoo.query_opt(
+        "SELECT t.name->>'en_US' FROM product_product p JOIN product_template t ON t.id = p.product_tmpl_id
+          WHERE p.default_code = $1",
+        &[&item_no],
+    )
+    .await
+    .unwrap()
+    .map(|r| r.get(0))
+}

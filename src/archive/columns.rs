@@ -2,8 +2,10 @@
 //!
 //! The column types come from the mapping, not from the values, so that every file of an
 //! entity has the same schema and readers can scan a whole partition tree as one table:
-//! text → Utf8, int → Int64, decimal → Decimal128(38, [`DECIMAL_SCALE`]), bool → Boolean,
-//! date → Date32, timestamp → Timestamp(µs, UTC) (Odoo stores UTC).
+//! text → Utf8, int → Int64, bool → Boolean, date → Date32, timestamp → Timestamp(µs, UTC)
+//! (Odoo stores UTC). A decimal field is Decimal128(38, s) when every column of it rounds to at
+//! most s places (so every value fits exactly), and otherwise Utf8 holding each value's exact
+//! decimal text: a value is never stored as null beside a note of what it was.
 
 use std::sync::Arc;
 
@@ -14,55 +16,59 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use chrono::NaiveDate;
 
-use crate::mapping::{FieldType, Mapping};
+use crate::mapping::{Field as MappingField, FieldType, Mapping};
 use crate::model::{Decimal, Value};
 use crate::source::legacy::convert::value_text;
 
-/// Fractional digits every decimal column keeps. Odoo's `numeric` has no declared scale; ten
-/// places hold any quantity or amount an ERP stores exactly and leave 28 integer digits.
+/// Fractional digits a table export's undeclared `numeric` column is tried at (ten places hold
+/// any quantity or amount an ERP stores and leave 28 integer digits; a column holding a value
+/// with more is exported as text).
 pub const DECIMAL_SCALE: i8 = 10;
 pub const DECIMAL_PRECISION: u8 = 38;
 
-/// The Arrow type of a canonical field type.
-pub fn data_type(ty: FieldType) -> DataType {
-    match ty {
-        FieldType::Text => DataType::Utf8,
-        FieldType::Int => DataType::Int64,
-        FieldType::Decimal => DataType::Decimal128(DECIMAL_PRECISION, DECIMAL_SCALE),
-        FieldType::Bool => DataType::Boolean,
-        FieldType::Date => DataType::Date32,
-        FieldType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+/// The Arrow type of a mapping field.
+pub fn data_type(field: &MappingField) -> DataType {
+    match (field.ty, field.decimal_scale) {
+        (FieldType::Text, _) | (FieldType::Decimal, None) => DataType::Utf8,
+        (FieldType::Int, _) => DataType::Int64,
+        (FieldType::Decimal, Some(scale)) => DataType::Decimal128(DECIMAL_PRECISION, scale as i8),
+        (FieldType::Bool, _) => DataType::Boolean,
+        (FieldType::Date, _) => DataType::Date32,
+        (FieldType::Timestamp, _) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
     }
 }
 
 /// The mapping's fields as Arrow fields (all nullable: a delete has no after image).
 pub fn entity_fields(m: &Mapping) -> Vec<Field> {
-    m.fields.iter().map(|f| Field::new(&f.name, data_type(f.ty), true)).collect()
+    m.fields.iter().map(|f| Field::new(&f.name, data_type(f), true)).collect()
 }
 
 /// Builds one column of one canonical type.
 pub enum ColumnBuilder {
     Text(StringBuilder),
     Int(Int64Builder),
-    Decimal(Decimal128Builder),
+    Decimal(Decimal128Builder, u8),
     Bool(BooleanBuilder),
     Date(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder),
 }
 
 impl ColumnBuilder {
-    pub fn new(ty: FieldType, capacity: usize) -> ColumnBuilder {
-        match ty {
-            FieldType::Text => ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16)),
-            FieldType::Int => ColumnBuilder::Int(Int64Builder::with_capacity(capacity)),
-            FieldType::Decimal => ColumnBuilder::Decimal(
+    pub fn new(field: &MappingField, capacity: usize) -> ColumnBuilder {
+        match (field.ty, field.decimal_scale) {
+            (FieldType::Text, _) | (FieldType::Decimal, None) => {
+                ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            (FieldType::Int, _) => ColumnBuilder::Int(Int64Builder::with_capacity(capacity)),
+            (FieldType::Decimal, Some(scale)) => ColumnBuilder::Decimal(
                 Decimal128Builder::with_capacity(capacity)
-                    .with_precision_and_scale(DECIMAL_PRECISION, DECIMAL_SCALE)
+                    .with_precision_and_scale(DECIMAL_PRECISION, scale as i8)
                     .unwrap_or_else(|_| Decimal128Builder::with_capacity(capacity)),
+                scale,
             ),
-            FieldType::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(capacity)),
-            FieldType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(capacity)),
-            FieldType::Timestamp => {
+            (FieldType::Bool, _) => ColumnBuilder::Bool(BooleanBuilder::with_capacity(capacity)),
+            (FieldType::Date, _) => ColumnBuilder::Date(Date32Builder::with_capacity(capacity)),
+            (FieldType::Timestamp, _) => {
                 ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"))
             }
         }
@@ -72,7 +78,7 @@ impl ColumnBuilder {
         match self {
             ColumnBuilder::Text(b) => b.append_null(),
             ColumnBuilder::Int(b) => b.append_null(),
-            ColumnBuilder::Decimal(b) => b.append_null(),
+            ColumnBuilder::Decimal(b, _) => b.append_null(),
             ColumnBuilder::Bool(b) => b.append_null(),
             ColumnBuilder::Date(b) => b.append_null(),
             ColumnBuilder::Timestamp(b) => b.append_null(),
@@ -105,7 +111,7 @@ impl ColumnBuilder {
                 }
                 _ => Err(()),
             },
-            ColumnBuilder::Decimal(b) => match decimal_at_scale(value) {
+            ColumnBuilder::Decimal(b, scale) => match decimal_at_scale(value, *scale) {
                 Some(n) => {
                     b.append_value(n);
                     return Ok(());
@@ -152,11 +158,11 @@ impl ColumnBuilder {
         };
         result.map_err(|()| {
             self.append_null();
-            match value {
-                Value::Decimal(d) => {
-                    format!("{d} has more than {DECIMAL_SCALE} fractional digits or 28 integer digits")
+            match (value, &*self) {
+                (Value::Decimal(d), ColumnBuilder::Decimal(_, scale)) => {
+                    format!("{d} has more than {scale} fractional digits or {} integer digits", 38 - scale)
                 }
-                other => format!("{} value {:?} does not fit the column", other.kind(), value_text(other)),
+                (other, _) => format!("{} value {:?} does not fit the column", other.kind(), value_text(other)),
             }
         })
     }
@@ -165,7 +171,7 @@ impl ColumnBuilder {
         match self {
             ColumnBuilder::Text(b) => Arc::new(b.finish()),
             ColumnBuilder::Int(b) => Arc::new(b.finish()),
-            ColumnBuilder::Decimal(b) => Arc::new(b.finish()),
+            ColumnBuilder::Decimal(b, _) => Arc::new(b.finish()),
             ColumnBuilder::Bool(b) => Arc::new(b.finish()),
             ColumnBuilder::Date(b) => Arc::new(b.finish()),
             ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
@@ -177,8 +183,8 @@ pub fn days_since_epoch(date: NaiveDate) -> i32 {
     (date - NaiveDate::default()).num_days() as i32
 }
 
-/// The value as an i128 at [`DECIMAL_SCALE`], exactly, or `None` when it cannot be.
-fn decimal_at_scale(value: &Value) -> Option<i128> {
+/// The value as an i128 at `target` fractional digits, exactly, or `None` when it cannot be.
+fn decimal_at_scale(value: &Value, target: u8) -> Option<i128> {
     let decimal = match value {
         Value::Decimal(d) => d.normalized(),
         Value::Int(n) => Decimal::new(i128::from(*n), 0).ok()?,
@@ -187,7 +193,7 @@ fn decimal_at_scale(value: &Value) -> Option<i128> {
         _ => return None,
     };
     let scale = i32::from(decimal.scale());
-    let target = i32::from(DECIMAL_SCALE);
+    let target = i32::from(target);
     if scale > target {
         return None;
     }
@@ -200,17 +206,39 @@ mod tests {
     use super::*;
     use arrow::array::{Array, Decimal128Array};
 
+    fn decimal_field(decimal_scale: Option<u8>) -> MappingField {
+        MappingField { name: "qty".into(), ty: FieldType::Decimal, owner: None, decimal_scale }
+    }
+
     #[test]
     fn decimals_are_exact_at_the_column_scale() {
-        let mut b = ColumnBuilder::new(FieldType::Decimal, 4);
+        let field = decimal_field(Some(4));
+        assert_eq!(data_type(&field), DataType::Decimal128(38, 4));
+        let mut b = ColumnBuilder::new(&field, 4);
         b.append(&Value::Decimal("12.5000".parse().unwrap())).unwrap();
         b.append(&Value::Int(-3)).unwrap();
-        let err = b.append(&Value::Decimal("0.000000000001".parse().unwrap())).unwrap_err();
-        assert!(err.contains("0.000000000001"), "{err}");
+        let err = b.append(&Value::Decimal("0.00001".parse().unwrap())).unwrap_err();
+        assert!(err.contains("0.00001"), "{err}");
         let array = b.finish();
         let array = array.as_any().downcast_ref::<Decimal128Array>().unwrap();
-        assert_eq!(array.value_as_string(0), "12.5000000000");
-        assert_eq!(array.value_as_string(1), "-3.0000000000");
+        assert_eq!(array.value_as_string(0), "12.5000");
+        assert_eq!(array.value_as_string(1), "-3.0000");
+        assert!(array.is_null(2));
+    }
+
+    #[test]
+    fn decimals_of_any_scale_are_kept_as_their_exact_text() {
+        let field = decimal_field(None);
+        assert_eq!(data_type(&field), DataType::Utf8);
+        let mut b = ColumnBuilder::new(&field, 4);
+        let long = "12345678901234567890.123456789012345678";
+        b.append(&Value::Decimal(long.parse().unwrap())).unwrap();
+        b.append(&Value::Decimal("0.000000000001".parse().unwrap())).unwrap();
+        b.append(&Value::Null).unwrap();
+        let array = b.finish();
+        let array = array.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+        assert_eq!(array.value(0), long);
+        assert_eq!(array.value(1), "0.000000000001");
         assert!(array.is_null(2));
     }
 

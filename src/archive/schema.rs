@@ -68,8 +68,8 @@ impl RowsBuilder {
         let n = 1024;
         RowsBuilder {
             key: StringBuilder::with_capacity(n, n * 12),
-            after: m.fields.iter().map(|f| ColumnBuilder::new(f.ty, n)).collect(),
-            before: m.fields.iter().map(|f| ColumnBuilder::new(f.ty, n)).collect(),
+            after: m.fields.iter().map(|f| ColumnBuilder::new(f, n)).collect(),
+            before: m.fields.iter().map(|f| ColumnBuilder::new(f, n)).collect(),
             before_valid: Vec::with_capacity(n),
             text: (0..6).map(|_| StringBuilder::with_capacity(n, n * 8)).collect(),
             commit_ts: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),

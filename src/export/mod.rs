@@ -47,32 +47,47 @@ pub enum ExportError {
     Other(String),
 }
 
+/// What the writer thread of a [`ParquetSink`] receives.
+enum SinkMessage {
+    Batch(RecordBatch),
+    /// Every batch was sent: the file may replace the old one.
+    Commit,
+}
+
 /// Encodes batches into one Parquet file on its own thread.
 struct ParquetSink {
-    tx: Option<SyncSender<RecordBatch>>,
+    tx: Option<SyncSender<SinkMessage>>,
     thread: Option<JoinHandle<Result<u64, FileError>>>,
 }
 
 impl ParquetSink {
     fn start(path: &Path, schema: SchemaRef) -> Result<ParquetSink, FileError> {
         let mut file = ParquetFile::create(path, schema)?;
-        let (tx, rx) = sync_channel::<RecordBatch>(1);
+        let (tx, rx) = sync_channel::<SinkMessage>(1);
         let thread = std::thread::spawn(move || {
-            for batch in rx {
-                file.write(&batch)?;
+            for message in rx {
+                match message {
+                    SinkMessage::Batch(batch) => file.write(&batch)?,
+                    SinkMessage::Commit => return file.commit(),
+                }
             }
-            file.commit()
+            // Abandoned before the last batch: dropping the file removes its temporary file, and
+            // the previous export stays in place.
+            Ok(0)
         });
         Ok(ParquetSink { tx: Some(tx), thread: Some(thread) })
     }
 
     /// False when the writer thread stopped (its error comes from [`ParquetSink::finish`]).
     fn send(&self, batch: RecordBatch) -> bool {
-        self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok())
+        self.tx.as_ref().is_some_and(|tx| tx.send(SinkMessage::Batch(batch)).is_ok())
     }
 
     fn finish(mut self) -> Result<u64, ExportError> {
-        drop(self.tx.take());
+        if let Some(tx) = self.tx.take() {
+            // A send that fails means the thread stopped on an error, which join returns.
+            let _ = tx.send(SinkMessage::Commit);
+        }
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => Ok(result?),
             _ => Err(ExportError::Other("the Parquet writer thread failed".into())),
@@ -95,8 +110,12 @@ pub async fn pg_columns(client: &tokio_postgres::Client, table: &TableName) -> R
     let err = |message: String| ExportError::Odoo { table: table.to_string(), message };
     let rows = client
         .query(
-            "SELECT a.attname::text, t.typname::text, a.atttypmod
+            // A domain travels as its base type (COPY sends the base type's binary form).
+            "SELECT a.attname::text,
+                    CASE WHEN t.typtype = 'd' THEN b.typname ELSE t.typname END::text,
+                    CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END
                FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+               LEFT JOIN pg_type b ON b.oid = t.typbasetype
               WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped
               ORDER BY a.attnum",
             &[&table.quoted()],
@@ -117,12 +136,43 @@ pub async fn pg_columns(client: &tokio_postgres::Client, table: &TableName) -> R
 }
 
 /// Writes an Odoo table to `path`; returns the rows written.
+///
+/// Each column keeps its type where every value fits it exactly (numeric as decimal, dates,
+/// timestamps, times); a column holding a value that does not (numeric `NaN` or digits beyond
+/// the decimal's, `infinity` dates and timestamps, `24:00:00`) is written as PostgreSQL's text of
+/// each value instead, so the file's schema says which form a column has and no value is lost.
+/// Finding such a value restarts the export with that column as text: a table is read at most
+/// once more per such column, and the file is only replaced once complete.
 pub async fn export_pg_table(client: &tokio_postgres::Client, table: &str, path: &Path) -> Result<u64, ExportError> {
     let table = TableName::parse(table);
-    let columns = pg_columns(client, &table).await?;
-    let sql = pg_binary::copy_sql(&table.quoted(), &columns);
+    let mut columns = pg_columns(client, &table).await?;
+    loop {
+        match export_pg_columns(client, &table, &columns, path).await {
+            Err(ExportError::Decode { source, .. }) if source.misfit => {
+                let Some(column) = columns.iter_mut().find(|c| c.name == source.column && c.kind != PgKind::AsText)
+                else {
+                    return Err(ExportError::Decode { table: table.to_string(), source });
+                };
+                tracing::info!(
+                    table = %table, column = %column.name, r#type = %column.type_name, row = source.row, reason = %source.message,
+                    "a value has no exact form in the column's Parquet type; exporting the column as text"
+                );
+                column.kind = PgKind::AsText;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn export_pg_columns(
+    client: &tokio_postgres::Client,
+    table: &TableName,
+    columns: &[PgColumn],
+    path: &Path,
+) -> Result<u64, ExportError> {
+    let sql = pg_binary::copy_sql(&table.quoted(), columns);
     let err = |e: tokio_postgres::Error| ExportError::Odoo { table: table.to_string(), message: e.to_string() };
-    let mut decoder = CopyDecoder::new(columns, BATCH_ROWS);
+    let mut decoder = CopyDecoder::new(columns.to_vec(), BATCH_ROWS);
     let sink = ParquetSink::start(path, decoder.schema())?;
     let stream = client.copy_out(sql.as_str()).await.map_err(err)?;
     pin_mut!(stream);
@@ -206,7 +256,7 @@ impl EntityBatches {
         EntityBatches {
             schema: entity_schema(m),
             key: StringBuilder::new(),
-            columns: m.fields.iter().map(|f| ColumnBuilder::new(f.ty, 1024)).collect(),
+            columns: m.fields.iter().map(|f| ColumnBuilder::new(f, 1024)).collect(),
             rows: 0,
             misfits: Vec::new(),
         }

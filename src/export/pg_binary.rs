@@ -21,6 +21,7 @@ use crate::model::quote_ident;
 const PG_EPOCH_DAYS: i32 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// How one column travels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -131,6 +132,29 @@ pub struct DecodeError {
     pub column: String,
     pub type_name: String,
     pub message: String,
+    /// The value is valid but has no exact form in the column's Arrow type (numeric `NaN`, a
+    /// date `infinity`, time `24:00:00`): the column must travel as text instead.
+    pub misfit: bool,
+}
+
+/// Why a value could not be appended.
+enum ValueError {
+    /// A well-formed value the Arrow type cannot hold exactly.
+    Misfit(String),
+    /// A malformed value: the stream is not what the column's type says.
+    Malformed(String),
+}
+
+impl From<String> for ValueError {
+    fn from(message: String) -> ValueError {
+        ValueError::Malformed(message)
+    }
+}
+
+impl From<&str> for ValueError {
+    fn from(message: &str) -> ValueError {
+        ValueError::Malformed(message.to_string())
+    }
 }
 
 enum Builder {
@@ -193,7 +217,7 @@ impl Builder {
         }
     }
 
-    fn value(&mut self, kind: PgKind, v: &[u8]) -> Result<(), String> {
+    fn value(&mut self, kind: PgKind, v: &[u8]) -> Result<(), ValueError> {
         fn fixed<const N: usize>(v: &[u8]) -> Result<[u8; N], String> {
             v.try_into().map_err(|_| format!("expected {N} bytes, got {}", v.len()))
         }
@@ -204,7 +228,7 @@ impl Builder {
             Builder::I64(b) => b.append_value(i64::from_be_bytes(fixed(v)?)),
             Builder::F32(b) => b.append_value(f32::from_be_bytes(fixed(v)?)),
             Builder::F64(b) => b.append_value(f64::from_be_bytes(fixed(v)?)),
-            Builder::Dec(b, scale) => b.append_value(numeric_at_scale(v, *scale)?),
+            Builder::Dec(b, scale) => b.append_value(numeric_at_scale(v, *scale).map_err(ValueError::Misfit)?),
             Builder::Str(b) => {
                 let text = match kind {
                     PgKind::Jsonb => v.get(1..).ok_or("empty jsonb")?,
@@ -220,16 +244,27 @@ impl Builder {
             Builder::Bin(b) => b.append_value(v),
             Builder::Date(b) => {
                 let days = i32::from_be_bytes(fixed(v)?);
-                b.append_value(days.checked_add(PG_EPOCH_DAYS).ok_or("infinite date")?)
+                if days == i32::MAX || days == i32::MIN {
+                    return Err(ValueError::Misfit("infinite date".into()));
+                }
+                b.append_value(days.checked_add(PG_EPOCH_DAYS).ok_or(ValueError::Misfit("date out of range".into()))?)
             }
             Builder::Ts(b) => {
                 let micros = i64::from_be_bytes(fixed(v)?);
                 if micros == i64::MAX || micros == i64::MIN {
-                    return Err("infinite timestamp".into());
+                    return Err(ValueError::Misfit("infinite timestamp".into()));
                 }
-                b.append_value(micros.checked_add(PG_EPOCH_MICROS).ok_or("timestamp out of range")?)
+                let since_1970 = micros.checked_add(PG_EPOCH_MICROS);
+                b.append_value(since_1970.ok_or(ValueError::Misfit("timestamp out of range".into()))?)
             }
-            Builder::Time(b) => b.append_value(i64::from_be_bytes(fixed(v)?)),
+            Builder::Time(b) => {
+                let micros = i64::from_be_bytes(fixed(v)?);
+                // Arrow's and Parquet's time of day ends before midnight; PostgreSQL's ends at it.
+                if micros >= MICROS_PER_DAY {
+                    return Err(ValueError::Misfit("24:00:00 is past Arrow's last time of day".into()));
+                }
+                b.append_value(micros)
+            }
         }
         Ok(())
     }
@@ -358,7 +393,12 @@ impl CopyDecoder {
             column: c.map(|c| c.name.clone()).unwrap_or_default(),
             type_name: c.map(|c| c.type_name.clone()).unwrap_or_default(),
             message,
+            misfit: false,
         }
+    }
+
+    fn misfit(&self, column: usize, message: String) -> DecodeError {
+        DecodeError { misfit: true, ..self.error(column, message) }
     }
 
     fn take_batch(&mut self) -> RecordBatch {
@@ -425,8 +465,10 @@ impl CopyDecoder {
                     let value = &data[p..p + len as usize];
                     p += len as usize;
                     let kind = self.columns[i].kind;
-                    if let Err(message) = self.builders[i].value(kind, value) {
-                        return Err(self.error(i, message));
+                    match self.builders[i].value(kind, value) {
+                        Ok(()) => {}
+                        Err(ValueError::Misfit(message)) => return Err(self.misfit(i, message)),
+                        Err(ValueError::Malformed(message)) => return Err(self.error(i, message)),
                     }
                 }
             }

@@ -41,6 +41,10 @@ pub struct Field {
     pub name: String,
     pub ty: FieldType,
     pub owner: Option<System>,
+    /// A decimal field whose every column rounds (`round`) has at most this many fractional
+    /// digits (the largest `round`), so the archive and exports store it as a decimal of that
+    /// scale; `None`: its values may have any scale and are stored as their exact text.
+    pub decimal_scale: Option<u8>,
 }
 
 /// A field handed to another owner while a field of the record holds one of some values.
@@ -148,6 +152,9 @@ pub struct Side {
     pub insert_only: bool,
     /// Whether `backfill` copies this side's rows.
     pub backfill: bool,
+    /// Legacy: the columns read from the table (see [`Mappings::legacy_read_columns`]); empty:
+    /// every column.
+    pub read_columns: Vec<String>,
 }
 
 impl Side {
@@ -232,7 +239,7 @@ impl Mapping {
         let fields: Vec<Field> = file
             .fields
             .iter()
-            .map(|(name, spec)| Field { name: name.clone(), ty: spec.ty, owner: spec.owner })
+            .map(|(name, spec)| Field { name: name.clone(), ty: spec.ty, owner: spec.owner, decimal_scale: None })
             .collect();
         let index = |name: &str, what: &str| {
             fields
@@ -271,6 +278,12 @@ impl Mapping {
         };
         let odoo = compile_side(System::Odoo, &file.odoo, &fields, &key, &invalid)?;
         let legacy = compile_side(System::Legacy, &file.legacy, &fields, &key, &invalid)?;
+        let mut fields = fields;
+        for (index, field) in fields.iter_mut().enumerate() {
+            if field.ty == FieldType::Decimal {
+                field.decimal_scale = decimal_scale([odoo.column_of(index), legacy.column_of(index)]);
+            }
+        }
         Ok(Mapping {
             entity: file.entity.clone(),
             file: path.to_path_buf(),
@@ -284,6 +297,19 @@ impl Mapping {
             legacy,
         })
     }
+}
+
+/// The scale every canonical value of a decimal field fits, when all its columns round and
+/// none maps values (a value map's canonical values are whatever the map says).
+fn decimal_scale(columns: [Option<&Column>; 2]) -> Option<u8> {
+    let mut scale = None;
+    for column in columns.into_iter().flatten() {
+        if !column.map.is_empty() {
+            return None;
+        }
+        scale = Some(column.round?.max(scale.unwrap_or(0)));
+    }
+    scale
 }
 
 fn compile_side(
@@ -488,6 +514,8 @@ fn compile_side(
                 None => None,
             },
             chunk_size: spec.chunk_size.unwrap_or(10_000),
+            // Filled in once every mapping is loaded (another may look rows of this table up).
+            columns: Vec::new(),
         })
     } else {
         None
@@ -505,6 +533,7 @@ fn compile_side(
         on_delete,
         insert_only: spec.insert_only,
         backfill: spec.backfill.unwrap_or(true),
+        read_columns: Vec::new(),
     })
 }
 
@@ -556,7 +585,47 @@ impl Mappings {
             }
             entities.push(mapping);
         }
-        Ok(Mappings { entities })
+        let mut mappings = Mappings { entities };
+        mappings.set_legacy_read_columns();
+        Ok(mappings)
+    }
+
+    /// Every column of legacy `table` some mapping needs: the columns of the mappings whose table
+    /// it is and the column of their polling strategy, and the key, value and filter columns of
+    /// lookups into it. In first-seen order, each once (compared as the ERP does, ignoring case).
+    pub fn legacy_read_columns(&self, table: &str) -> Vec<String> {
+        let mut columns: Vec<String> = Vec::new();
+        let mut add = |c: &str| {
+            if !c.is_empty() && !columns.iter().any(|x| x.eq_ignore_ascii_case(c)) {
+                columns.push(c.to_string());
+            }
+        };
+        for m in &self.entities {
+            if m.legacy.table.eq_ignore_ascii_case(table) {
+                m.legacy.columns.iter().for_each(|c| add(&c.column));
+                if let Some(column) = m.legacy.poll.as_ref().and_then(|p| p.strategy.column()) {
+                    add(column);
+                }
+            }
+            for l in m.legacy.columns.iter().filter_map(|c| c.lookup.as_ref()) {
+                if l.table.eq_ignore_ascii_case(table) {
+                    add(&l.key);
+                    add(&l.value);
+                    l.filter.iter().for_each(|(c, _)| add(c));
+                }
+            }
+        }
+        columns
+    }
+
+    fn set_legacy_read_columns(&mut self) {
+        let read: Vec<Vec<String>> = self.entities.iter().map(|m| self.legacy_read_columns(&m.legacy.table)).collect();
+        for (m, columns) in self.entities.iter_mut().zip(read) {
+            if let Some(poll) = &mut m.legacy.poll {
+                poll.columns = columns.clone();
+            }
+            m.legacy.read_columns = columns;
+        }
     }
 
     pub fn get(&self, entity: &str) -> Option<&Mapping> {
@@ -584,6 +653,7 @@ impl Mappings {
                         strategy: Strategy::Hashdiff { chunk_size: 10_000 },
                         delete_scan_interval: None,
                         chunk_size: 10_000,
+                        columns: self.legacy_read_columns(&l.table),
                     });
                 }
             }
@@ -619,5 +689,50 @@ impl Mapping {
         let file: spec::MappingFile = toml::from_str(text)
             .map_err(|source| MappingError::Parse { path: path.to_path_buf(), source: Box::new(source) })?;
         Mapping::compile(path, file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decimal_field_has_a_fixed_scale_only_where_every_column_rounds() {
+        let text = r#"
+entity = "part"
+key = ["code"]
+owner = "legacy"
+
+[fields]
+code = { type = "text" }
+qty = { type = "decimal" }
+price = { type = "decimal" }
+factor = { type = "decimal" }
+
+[legacy]
+table = "PART"
+strategy = "hashdiff"
+
+[legacy.columns]
+code = "CODE"
+qty = { column = "QTY", round = 4 }
+price = { column = "PRICE", round = 2 }
+factor = { column = "FACTOR", map = { "1" = 1.5 } }
+
+[odoo]
+table = "part"
+
+[odoo.columns]
+code = "code"
+qty = { column = "qty", round = 6 }
+price = "price"
+factor = { column = "factor", round = 2 }
+"#;
+        let m = Mapping::parse(Path::new("part.toml"), text).unwrap();
+        let scale = |name: &str| m.fields[m.field_index(name).unwrap()].decimal_scale;
+        assert_eq!(scale("qty"), Some(6), "the largest rounding of its columns");
+        assert_eq!(scale("price"), None, "Odoo's column keeps any scale");
+        assert_eq!(scale("factor"), None, "a value map's values keep their own scale");
+        assert_eq!(scale("code"), None);
     }
 }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{NaiveDate, NaiveDateTime, TimeZone, Timelike};
 
 use super::{Column, FieldType};
-use crate::model::{Decimal, Value};
+use crate::model::{Decimal, Value, MAX_DIGITS};
 use crate::source::legacy::convert::value_text;
 
 /// A TOML value from a mapping file as a canonical value of type `ty`.
@@ -150,7 +150,19 @@ pub fn to_canonical(
     }
     let value = coerce(value, ty)?;
     Ok(match (value, column.round) {
-        (Value::Decimal(d), Some(places)) => Value::Decimal(d.round_to(places).normalized()),
+        (Value::Decimal(d), Some(places)) => {
+            let rounded = d.round_to(places).normalized();
+            // The archive stores a rounded field as Decimal128(38, places): the integer digits
+            // must leave room for them.
+            let integer_digits = rounded.integer_digits();
+            if integer_digits + u32::from(places) > MAX_DIGITS {
+                return Err(format!(
+                    "{d} has {integer_digits} integer digits; a value rounded to {places} places keeps at most {}",
+                    MAX_DIGITS - u32::from(places)
+                ));
+            }
+            Value::Decimal(rounded)
+        }
         // Business timestamps compare to the second: legacy DATETIME columns keep no fraction,
         // so a fraction from Odoo would never come back equal.
         (Value::Timestamp(t), _) => Value::Timestamp(t.with_nanosecond(0).unwrap_or(t)),

@@ -51,6 +51,12 @@ impl Decimal {
         Decimal { mantissa, scale }
     }
 
+    /// Digits before the decimal point (`123.45` → 3, `0.5` → 0).
+    pub fn integer_digits(&self) -> u32 {
+        let digits = self.mantissa.unsigned_abs().checked_ilog10().map_or(0, |n| n + 1);
+        digits.saturating_sub(u32::from(self.scale))
+    }
+
     /// Rounds half away from zero to at most `places` fractional digits.
     pub fn round_to(&self, places: u8) -> Decimal {
         if self.scale <= places {

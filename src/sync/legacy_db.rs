@@ -230,8 +230,12 @@ impl LegacyDb {
             conditions.push(format!("{} = ?", self.dialect.quote(&c.column)));
             params.push(stored);
         }
-        let sql =
-            format!("SELECT * FROM {} WHERE {}", self.dialect.quote_table(&m.legacy.table), conditions.join(" AND "));
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {}",
+            self.dialect.select_list(&m.legacy.read_columns),
+            self.dialect.quote_table(&m.legacy.table),
+            conditions.join(" AND ")
+        );
         let rows = self.select_rows(m.legacy.table.clone(), sql, params).await?;
         if rows.is_empty() {
             return Ok(None);
@@ -253,7 +257,8 @@ impl LegacyDb {
             self.run(|_| ()).await?;
         }
         let sql = format!(
-            "SELECT * FROM {} WHERE {} = ?",
+            "SELECT {} FROM {} WHERE {} = ?",
+            self.dialect.select_list(&m.legacy.read_columns),
             self.dialect.quote_table(&m.legacy.table),
             self.dialect.quote(column)
         );
@@ -298,8 +303,12 @@ impl LegacyDb {
             if terms.is_empty() {
                 continue;
             }
-            let sql =
-                format!("SELECT * FROM {} WHERE {}", self.dialect.quote_table(&m.legacy.table), terms.join(" OR "));
+            let sql = format!(
+                "SELECT {} FROM {} WHERE {}",
+                self.dialect.select_list(&m.legacy.read_columns),
+                self.dialect.quote_table(&m.legacy.table),
+                terms.join(" OR ")
+            );
             for row in self.select_rows(m.legacy.table.clone(), sql, params).await? {
                 if let Ok(record) = record_from_row(m, &row, &self.cache) {
                     out.insert(m.key_text(&record), record);

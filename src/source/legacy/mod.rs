@@ -64,6 +64,14 @@ impl Dialect {
         table.split('.').map(|part| self.quote(part)).collect::<Vec<_>>().join(".")
     }
 
+    /// The select list of `columns`, quoted; `*` when empty (every column).
+    pub fn select_list(self, columns: &[String]) -> String {
+        if columns.is_empty() {
+            return "*".into();
+        }
+        columns.iter().map(|c| self.quote(c)).collect::<Vec<_>>().join(", ")
+    }
+
     /// `SELECT … ORDER BY … ` limited to `n` rows.
     pub fn limit(self, select_body: &str, order_by: &str, n: usize) -> String {
         match self {
@@ -108,6 +116,14 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// The column the strategy reads versions from, if it has one.
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            Strategy::Timestamp { column, .. } | Strategy::Rowversion { column } => Some(column),
+            Strategy::Hashdiff { .. } | Strategy::ChangeTracking => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Strategy::Timestamp { .. } => "timestamp",
@@ -130,6 +146,10 @@ pub struct LegacyTable {
     pub delete_scan_interval: Option<Duration>,
     /// Rows per chunk of a key-ordered scan.
     pub chunk_size: usize,
+    /// The columns a poll reads: those the mappings use (their columns, lookups' keys, values
+    /// and filters, the strategy's column). Empty: every column (`tail-legacy` of a configured
+    /// table). Columns nothing maps are never read, so their types and sizes cannot fail a poll.
+    pub columns: Vec<String>,
 }
 
 /// A row that could not be read: it goes to the dead-letter queue with this reason; the other

@@ -1051,6 +1051,16 @@ impl LegacyConnection for MssqlConnection {
 
 // ---- Polling ----------------------------------------------------------------------------------
 
+/// The columns a poll of `table` reads: the mapped ones, or every column (`sys.columns`) when
+/// the table names none.
+fn polled_columns(conn: &mut dyn LegacyConnection, table: &LegacyTable) -> Result<Vec<String>, LegacyError> {
+    if table.columns.is_empty() {
+        table_columns(conn, &table.table)
+    } else {
+        Ok(table.columns.clone())
+    }
+}
+
 /// A table's column names in table order (`sys.columns`), for callers that poll every column.
 pub fn table_columns(conn: &mut dyn LegacyConnection, table: &str) -> Result<Vec<String>, LegacyError> {
     let (sql, params) = table_columns_query(table);
@@ -1215,7 +1225,7 @@ pub fn poll_rowversion(
     last: Option<i64>,
 ) -> Result<RowversionPoll, LegacyError> {
     rowversion_column(table)?;
-    let columns = table_columns(conn, &table.table)?;
+    let columns = polled_columns(conn, table)?;
     poll_rowversion_columns(conn, table, &columns, last)
 }
 
@@ -1482,7 +1492,7 @@ fn change_tracking_start(
     if check != ChangeTrackingCheck::Ok {
         return Ok(done(current, check));
     }
-    let columns = table_columns(conn, name)?;
+    let columns = polled_columns(conn, table)?;
     let (decoder, sql) = ChangeTrackingDecoder::new(table, &columns);
     Ok(ChangeTrackingStart::Read { decoder, sql, params: vec![Value::Int(last), Value::Int(current)], last, current })
 }
@@ -1606,8 +1616,9 @@ pub async fn poll_with_state(
     let (version, conn) = match &table.strategy {
         Strategy::Rowversion { .. } => {
             let name = table.table.clone();
+            let polled = table.clone();
             let ((columns, bound), conn) = on_blocking_thread(conn, move |c| {
-                let columns = table_columns(c, &name)?;
+                let columns = polled_columns(c, &polled)?;
                 // The bound last, just before the rows are read.
                 Ok((columns, rowversion_bound(c, &name)?))
             })
@@ -2199,6 +2210,7 @@ mod tests {
             strategy: Strategy::Rowversion { column: "RV".into() },
             delete_scan_interval: None,
             chunk_size: 1000,
+            columns: Vec::new(),
         }
     }
 

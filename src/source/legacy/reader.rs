@@ -49,9 +49,10 @@ fn keyset_scan(
     let quoted_table = dialect.quote_table(&table.table);
     let quoted_keys: Vec<String> = table.key.iter().map(|k| dialect.quote(k)).collect();
     let order_by = quoted_keys.join(", ");
-    let first = dialect.limit(&format!("* FROM {quoted_table}"), &order_by, table.chunk_size);
+    let select = dialect.select_list(&table.columns);
+    let first = dialect.limit(&format!("{select} FROM {quoted_table}"), &order_by, table.chunk_size);
     let (after, binds) = dialect.keys_after(&quoted_keys);
-    let next = dialect.limit(&format!("* FROM {quoted_table} WHERE {after}"), &order_by, table.chunk_size);
+    let next = dialect.limit(&format!("{select} FROM {quoted_table} WHERE {after}"), &order_by, table.chunk_size);
     let mut last_key: Option<Vec<Value>> = start_after;
     loop {
         let (sql, params) = match &last_key {

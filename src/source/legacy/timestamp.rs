@@ -35,7 +35,13 @@ pub fn poll_sql(conn: &dyn LegacyConnection, table: &LegacyTable, column: &str, 
     let mut order = vec![d.quote(column)];
     order.extend(table.key.iter().map(|k| d.quote(k)));
     let filter = if since { format!(" WHERE {} >= ?", d.quote(column)) } else { String::new() };
-    format!("SELECT * FROM {}{filter} ORDER BY {}", d.quote_table(&table.table), order.join(", "))
+    format!(
+        "SELECT {} FROM {}{filter} ORDER BY {}",
+        d.select_list(&table.columns),
+        d.quote_table(&table.table),
+        order.join(", ")
+    )
+
 }
 
 /// One poll. Emits changed rows through `emit`; returns what acknowledging the poll saves.
