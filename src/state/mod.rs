@@ -236,12 +236,83 @@ pub struct Checkpoint {
     pub last_delete_scan: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// A fingerprint to store: the row key, its hash, and the version it was seen at.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredHash {
-    pub key: String,
-    pub hash: i64,
-    pub version: Option<String>,
+/// Row fingerprints a poll stores once acknowledged, packed: the keys' text in one buffer, and
+/// per row its hash and an index into the poll's distinct versions. A first poll of a million
+/// rows holds about 30 bytes per row this way, where a struct per row held three allocations
+/// (about 140 bytes). Entries can be dropped from the front (a timestamp poll keeps only the
+/// rows inside its re-read window).
+#[derive(Debug, Clone, Default)]
+pub struct Fingerprints {
+    keys: String,
+    /// Where each key ends in `keys`.
+    ends: Vec<usize>,
+    hashes: Vec<i64>,
+    /// Index into `versions`; `u32::MAX`: no version.
+    version_of: Vec<u32>,
+    versions: Vec<String>,
+    /// Entries before this index were dropped.
+    start: usize,
+}
+
+impl Fingerprints {
+    const NO_VERSION: u32 = u32::MAX;
+
+    /// Adds a row. Consecutive rows of the same version share its text.
+    pub fn push(&mut self, key: &str, hash: i64, version: Option<&str>) {
+        let version_of = match version {
+            None => Self::NO_VERSION,
+            Some(v) => {
+                if self.versions.last().map(String::as_str) != Some(v) {
+                    self.versions.push(v.to_string());
+                }
+                (self.versions.len() - 1) as u32
+            }
+        };
+        self.keys.push_str(key);
+        self.ends.push(self.keys.len());
+        self.hashes.push(hash);
+        self.version_of.push(version_of);
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len() - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entries, oldest first: key, hash, version.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, i64, Option<&str>)> + '_ {
+        (self.start..self.hashes.len()).map(move |i| {
+            let from = if i == 0 { 0 } else { self.ends[i - 1] };
+            let version = match self.version_of[i] {
+                Self::NO_VERSION => None,
+                v => Some(self.versions[v as usize].as_str()),
+            };
+            (&self.keys[from..self.ends[i]], self.hashes[i], version)
+        })
+    }
+
+    /// Drops the `n` oldest entries.
+    pub fn drop_front(&mut self, n: usize) {
+        self.start = self.start.saturating_add(n).min(self.hashes.len());
+        // Give the memory back once most of it is dropped entries.
+        if self.start >= 4096 && self.start * 2 >= self.hashes.len() {
+            let cut = self.ends[self.start - 1];
+            self.keys.drain(..cut);
+            self.ends.drain(..self.start);
+            self.ends.iter_mut().for_each(|end| *end -= cut);
+            self.hashes.drain(..self.start);
+            self.version_of.drain(..self.start);
+            let first_version = self.version_of.iter().copied().filter(|v| *v != Self::NO_VERSION).min();
+            if let Some(first) = first_version.filter(|f| *f > 0) {
+                self.versions.drain(..first as usize);
+                self.version_of.iter_mut().filter(|v| **v != Self::NO_VERSION).for_each(|v| *v -= first);
+            }
+            self.start = 0;
+        }
+    }
 }
 
 pub mod keys;
@@ -379,11 +450,17 @@ impl StateStore {
     /// remove, and (for the timestamp strategy) fingerprints older than `prune_before_version`.
     pub async fn save(&mut self, table: &str, strategy: &str, outcome: &SaveOutcome) -> Result<(), StateError> {
         let tx = self.client.transaction().await.map_err(sql("starting a state transaction"))?;
-        let upserts = last_per_key(&outcome.upserts, |h| h.key.as_str());
-        for chunk in upserts.chunks(10_000) {
-            let keys: Vec<&str> = chunk.iter().map(|h| h.key.as_str()).collect();
-            let hashes: Vec<i64> = chunk.iter().map(|h| h.hash).collect();
-            let versions: Vec<Option<&str>> = chunk.iter().map(|h| h.version.as_deref()).collect();
+        // In statements of 10,000 rows, read from the packed fingerprints as they go (a key twice
+        // in one statement keeps its last row; a later statement overwrites an earlier one).
+        let mut entries: Vec<(&str, i64, Option<&str>)> = Vec::new();
+        let mut all = outcome.upserts.iter().peekable();
+        while all.peek().is_some() {
+            entries.clear();
+            entries.extend(all.by_ref().take(10_000));
+            let chunk = last_per_key(entries.iter(), |h| h.0);
+            let keys: Vec<&str> = chunk.iter().map(|h| h.0).collect();
+            let hashes: Vec<i64> = chunk.iter().map(|h| h.1).collect();
+            let versions: Vec<Option<&str>> = chunk.iter().map(|h| h.2).collect();
             tx.execute(
                 "INSERT INTO millrace.legacy_row_hash (table_name, strategy, row_key, row_hash, version)
                  SELECT $1, $2, k, h, v FROM unnest($3::text[], $4::bigint[], $5::text[]) AS u(k, h, v)
@@ -428,7 +505,7 @@ impl StateStore {
 #[derive(Debug, Clone, Default)]
 pub struct SaveOutcome {
     pub watermark: Option<String>,
-    pub upserts: Vec<StoredHash>,
+    pub upserts: Fingerprints,
     pub deletes: Vec<String>,
     pub prune_before_version: Option<String>,
     pub scanned_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -443,13 +520,33 @@ mod tests {
         let rows = vec![("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5), ("a", 6)];
         assert_eq!(last_per_key(rows, |r| r.0), vec![("a", 6), ("b", 5), ("c", 4)]);
         assert_eq!(last_per_key(Vec::<(&str, i32)>::new(), |r| r.0), vec![]);
-        let hashes = [
-            StoredHash { key: "k".into(), hash: 1, version: None },
-            StoredHash { key: "k".into(), hash: 2, version: Some("v2".into()) },
-        ];
-        let kept = last_per_key(&hashes, |h| h.key.as_str());
-        assert_eq!(kept.len(), 1);
-        assert_eq!((kept[0].hash, kept[0].version.as_deref()), (2, Some("v2")));
+        let mut hashes = Fingerprints::default();
+        hashes.push("k", 1, None);
+        hashes.push("k", 2, Some("v2"));
+        let kept = last_per_key(hashes.iter(), |h| h.0);
+        assert_eq!(kept, vec![("k", 2, Some("v2"))]);
+    }
+
+    #[test]
+    fn packed_fingerprints_read_back_and_drop_from_the_front() {
+        let mut f = Fingerprints::default();
+        for i in 0..10_000 {
+            let version = format!("v{}", i / 100);
+            f.push(&format!("[\"K{i}\"]"), i, (i % 7 != 0).then_some(version.as_str()));
+        }
+        assert_eq!(f.len(), 10_000);
+        assert_eq!(f.iter().nth(3), Some(("[\"K3\"]", 3, Some("v0"))));
+        f.drop_front(5_000);
+        f.drop_front(1);
+        assert_eq!(f.len(), 4_999);
+        let entries: Vec<_> = f.iter().collect();
+        assert_eq!(entries[0], ("[\"K5001\"]", 5001, Some("v50")));
+        assert_eq!(entries[4_998], ("[\"K9999\"]", 9999, Some("v99")));
+        assert_eq!(entries.iter().filter(|e| e.2.is_none()).count(), (5001..10_000).filter(|i| i % 7 == 0).count());
+        f.push("last", -1, Some("v99"));
+        assert_eq!(f.iter().last(), Some(("last", -1, Some("v99"))));
+        f.drop_front(usize::MAX / 2);
+        assert!(f.is_empty());
     }
 
     #[tokio::test]

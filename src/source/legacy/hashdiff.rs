@@ -9,7 +9,7 @@ use super::reader::{self, ReadPlan};
 use super::row_hash::{row_hash, row_hash_i64};
 use super::{key_text, key_values, BadLegacyRow, LegacyConnection, LegacyError, LegacyTable, ReadRow};
 use crate::model::{Op, Row, RowChange};
-use crate::state::{SaveOutcome, StateStore, StoredHash};
+use crate::state::{Fingerprints, SaveOutcome, StateStore};
 
 use super::poller::{LegacyItem, PollError};
 
@@ -36,7 +36,7 @@ pub async fn pass(
     let (mut rx, handle) = reader::spawn(conn, ReadPlan::KeysetScan { table: table.clone(), after: None });
     // Keys seen by this pass, as 64-bit fingerprints: 8 bytes a row however wide the key.
     let mut seen: HashSet<u64> = HashSet::new();
-    let mut upserts = Vec::new();
+    let mut upserts = Fingerprints::default();
     let mut failure = None;
     while let Some(batch) = rx.recv().await {
         let batch = match batch {
@@ -87,7 +87,7 @@ pub async fn pass(
                 None if first_pass => Op::Snapshot,
                 None => Op::Insert,
             };
-            upserts.push(StoredHash { key: key.clone(), hash, version: None });
+            upserts.push(&key, hash, None);
             if mode == HashdiffMode::All {
                 let after = Some(Row { columns: batch.columns.clone(), values });
                 emit(LegacyItem::Change(RowChange::legacy(&table.table, op, None, after, version.clone(), key)))?;

@@ -15,7 +15,7 @@ use super::reader::{self, ReadPlan};
 use super::row_hash::row_hash_i64;
 use super::{key_text, BadLegacyRow, LegacyConnection, LegacyError, LegacyTable, ReadRow};
 use crate::model::{Op, Row, RowChange, Value};
-use crate::state::{SaveOutcome, StateStore, StoredHash};
+use crate::state::{Fingerprints, SaveOutcome, StateStore};
 
 use super::poller::{LegacyItem, PollError};
 
@@ -41,7 +41,6 @@ pub fn poll_sql(conn: &dyn LegacyConnection, table: &LegacyTable, column: &str, 
         d.quote_table(&table.table),
         order.join(", ")
     )
-
 }
 
 /// One poll. Emits changed rows through `emit`; returns what acknowledging the poll saves.
@@ -68,7 +67,9 @@ pub async fn poll(
     // Fingerprints of emitted rows still inside the re-read window. Rows arrive oldest first, so
     // those that fall out of the window leave from the front: a first read of a large table does
     // not hold a fingerprint per row.
-    let mut emitted: VecDeque<(NaiveDateTime, StoredHash)> = VecDeque::new();
+    let mut emitted = Fingerprints::default();
+    // The stamps of `emitted`, oldest first, each with how many rows in a row carry it.
+    let mut stamps: VecDeque<(NaiveDateTime, usize)> = VecDeque::new();
     let mut failure = None;
     while let Some(batch) = rx.recv().await {
         let batch = match batch {
@@ -120,9 +121,14 @@ pub async fn poll(
             }
             let version = stamp.map(|ts| format_version(&ts)).unwrap_or_else(|| value_text(&values[ts_at]));
             if let (Some(ts), Some(newest)) = (stamp, newest) {
-                emitted.push_back((ts, StoredHash { key: key.clone(), hash, version: Some(version.clone()) }));
-                while emitted.front().is_some_and(|(at, _)| *at < newest - window) {
-                    emitted.pop_front();
+                emitted.push(&key, hash, Some(&version));
+                match stamps.back_mut() {
+                    Some((at, rows)) if *at == ts => *rows += 1,
+                    _ => stamps.push_back((ts, 1)),
+                }
+                while let Some(&(_, rows)) = stamps.front().filter(|(at, _)| *at < newest - window) {
+                    emitted.drop_front(rows);
+                    stamps.pop_front();
                 }
             }
             emit(LegacyItem::Change(RowChange::legacy(
@@ -142,10 +148,9 @@ pub async fn poll(
     }
     // Only fingerprints inside the next poll's re-read window are worth keeping.
     let keep_from = newest.map(|n| format_version(&(n - window)));
-    let upserts = emitted.into_iter().map(|(_, stored)| stored).collect();
     let outcome = SaveOutcome {
         watermark: newest.map(|n| format_version(&n)),
-        upserts,
+        upserts: emitted,
         deletes: Vec::new(),
         prune_before_version: keep_from,
         scanned_at: None,
