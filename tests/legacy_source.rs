@@ -264,3 +264,39 @@ async fn long_text_and_binary_values_are_read_whole_beside_short_ones() {
     let (records, _) = poll(&config, true);
     assert!(records.is_empty(), "{records:?}");
 }
+
+/// A timestamp poll reads in pages of `chunk_size` rows, so the driver never holds a large table
+/// (MariaDB's Connector/ODBC caches a whole result set): with pages of 2, rows sharing a
+/// timestamp across page boundaries and rows without a timestamp are each read exactly once, on
+/// the first poll and after updates.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timestamp_poll_in_small_pages_reads_every_row_once() {
+    let maria = MariaDb::create("ts_paged");
+    let state = TestDb::create("ts_paged_state").await;
+    maria.exec(
+        "CREATE TABLE ITEM_MASTER (ITEM_NO CHAR(18) NOT NULL PRIMARY KEY, DESCR VARCHAR(40) NOT NULL,
+                                   LAST_UPD DATETIME(6) NULL)",
+    );
+    maria.exec(
+        "INSERT INTO ITEM_MASTER VALUES
+         ('A1', 'a', '2026-01-01 10:00:00'), ('A2', 'b', '2026-01-01 10:00:00'), ('A3', 'c', '2026-01-01 10:00:00'),
+         ('B1', 'd', '2026-01-02 10:00:00.5'), ('N1', 'e', NULL), ('N2', 'f', NULL), ('N3', 'g', NULL)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &maria, &state, &timestamp_table("chunk_size = 2\n"));
+
+    let (records, _) = poll(&config, true);
+    let mut keys: Vec<String> = ops(&records).into_iter().map(|(op, key)| format!("{op} {key}")).collect();
+    keys.sort();
+    let expected: Vec<String> =
+        ["A1", "A2", "A3", "B1", "N1", "N2", "N3"].iter().map(|k| format!("r [\"{k}\"]")).collect();
+    assert_eq!(keys, expected, "every row once");
+
+    maria.exec("UPDATE ITEM_MASTER SET DESCR = 'x', LAST_UPD = NOW(6) WHERE ITEM_NO IN ('A2', 'B1', 'N1')");
+    maria.exec("INSERT INTO ITEM_MASTER VALUES ('C1', 'h', NOW(6))");
+    let (records, _) = poll(&config, true);
+    let mut keys: Vec<String> = ops(&records).into_iter().map(|(_, key)| key).collect();
+    keys.sort();
+    assert_eq!(keys, ["[\"A2\"]", "[\"B1\"]", "[\"C1\"]", "[\"N1\"]"], "{records:#?}");
+    assert!(poll(&config, true).0.is_empty(), "the re-read window repeats nothing");
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 
 use super::convert::value_text;
-use super::reader::{self, ReadPlan};
+use super::reader::{self, PagedScan, ReadPlan};
 use super::row_hash::row_hash_i64;
 use super::{key_text, BadLegacyRow, LegacyConnection, LegacyError, LegacyTable, ReadRow};
 use crate::model::{Op, Row, RowChange, Value};
@@ -29,18 +29,26 @@ fn parse_version(text: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text, VERSION_FORMAT).ok()
 }
 
-/// The query of one poll: everything from `since` on (or the whole table), oldest first.
-pub fn poll_sql(conn: &dyn LegacyConnection, table: &LegacyTable, column: &str, since: bool) -> String {
-    let d = conn.dialect();
-    let mut order = vec![d.quote(column)];
-    order.extend(table.key.iter().map(|k| d.quote(k)));
-    let filter = if since { format!(" WHERE {} >= ?", d.quote(column)) } else { String::new() };
-    format!(
-        "SELECT {} FROM {}{filter} ORDER BY {}",
-        d.select_list(&table.columns),
-        d.quote_table(&table.table),
-        order.join(", ")
-    )
+/// The reads of one poll: everything from `since` on, oldest first (by the timestamp, then the
+/// key), or on a first poll the whole table (rows without a timestamp first, by key). Read in
+/// pages of the table's `chunk_size`, so a first poll of a large table never sits in the driver.
+pub fn poll_scans(
+    conn: &dyn LegacyConnection,
+    table: &LegacyTable,
+    column: &str,
+    since: Option<Value>,
+) -> Vec<PagedScan> {
+    let quoted = conn.dialect().quote(column);
+    let by_version: Vec<String> = std::iter::once(column.to_string()).chain(table.key.iter().cloned()).collect();
+    match since {
+        Some(since) => {
+            vec![PagedScan { filter: Some(format!("{quoted} >= ?")), params: vec![since], order: by_version }]
+        }
+        None => vec![
+            PagedScan { filter: Some(format!("{quoted} IS NULL")), params: Vec::new(), order: table.key.clone() },
+            PagedScan { filter: Some(format!("{quoted} IS NOT NULL")), params: Vec::new(), order: by_version },
+        ],
+    }
 }
 
 /// One poll. Emits changed rows through `emit`; returns what acknowledging the poll saves.
@@ -58,9 +66,8 @@ pub async fn poll(
     let recent = store.all_hashes(&table.table, strategy).await?;
     let window = chrono::Duration::from_std(safety_window).unwrap_or_else(|_| chrono::Duration::days(1));
     let since = watermark.map(|w| w - window);
-    let sql = poll_sql(conn.as_ref(), table, column, since.is_some());
-    let params = since.map(|s| vec![Value::Timestamp(s)]).unwrap_or_default();
-    let (mut rx, handle) = reader::spawn(conn, ReadPlan::Query { table: table.table.clone(), sql, params });
+    let scans = poll_scans(conn.as_ref(), table, column, since.map(Value::Timestamp));
+    let (mut rx, handle) = reader::spawn(conn, ReadPlan::Paged { table: table.clone(), scans });
 
     let first_poll = !checkpoint.exists;
     let mut newest = watermark;
