@@ -93,7 +93,7 @@ async fn odoo_catalog(client: &Client, tables: &BTreeSet<String>) -> anyhow::Res
                 "SELECT column_name::text, data_type::text, is_nullable = 'NO',
                         column_default IS NOT NULL OR is_identity = 'YES' OR is_generated = 'ALWAYS'
                    FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
-                &[&name.schema, &name.name],
+                &[&&*name.schema, &&*name.name],
             )
             .await
             .with_context(|| format!("reading the columns of {name} from information_schema"))?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 
-use crate::model::{Position, Row, RowChange, Value};
+use crate::model::{Position, Row, RowChange, Value, DECIMAL_TEXT_MAX};
 use crate::source::odoo::text_values::to_pg_text;
 
 /// A column list and its pre-written `"name":` keys.
@@ -58,7 +58,11 @@ impl EnvelopeWriter {
         out.write_all(b",\"source\":{\"connector\":\"millrace\",\"system\":\"")?;
         out.write_all(change.system().as_str().as_bytes())?;
         match &change.position {
-            Position::Lsn(lsn) => write!(out, "\",\"lsn\":\"{lsn}\"")?,
+            Position::Lsn(lsn) => {
+                out.write_all(b"\",\"lsn\":\"")?;
+                out.write_all(lsn.format(&mut [0; 17]).as_bytes())?;
+                out.write_all(b"\"")?;
+            }
             Position::Legacy { version, key } => {
                 out.write_all(b"\",\"version\":")?;
                 write_str(out, version)?;
@@ -173,7 +177,11 @@ pub fn write_value(out: &mut impl Write, value: &Value) -> io::Result<()> {
                 }
             )
         }
-        Value::Decimal(d) => write!(out, "\"{d}\""),
+        Value::Decimal(d) => {
+            out.write_all(b"\"")?;
+            out.write_all(d.format(&mut [0; DECIMAL_TEXT_MAX]).as_bytes())?;
+            out.write_all(b"\"")
+        }
         Value::Text(s) => write_str(out, s),
         Value::Bytes(bytes) => {
             const HEX: &[u8; 16] = b"0123456789abcdef";

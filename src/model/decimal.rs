@@ -139,20 +139,55 @@ impl FromStr for Decimal {
     }
 }
 
+/// Room for any decimal's text: 39 digits (38, or a zero before the point), a point and a sign.
+pub const DECIMAL_TEXT_MAX: usize = 48;
+
+impl Decimal {
+    /// The decimal's text (`-12.340`, `0.005`), written into `buf` without allocating: `tail`
+    /// writes one for every numeric column of every change.
+    pub fn format<'a>(&self, buf: &'a mut [u8; DECIMAL_TEXT_MAX]) -> &'a str {
+        // Digits, least significant first: u128 arithmetic only while the value needs it.
+        let mut digits = [0u8; 40];
+        let mut len = 0;
+        let mut big = self.mantissa.unsigned_abs();
+        while big > u128::from(u64::MAX) {
+            digits[len] = (big % 10) as u8;
+            big /= 10;
+            len += 1;
+        }
+        let mut small = big as u64;
+        loop {
+            digits[len] = (small % 10) as u8;
+            small /= 10;
+            len += 1;
+            if small == 0 {
+                break;
+            }
+        }
+        let scale = usize::from(self.scale);
+        let shown = len.max(scale + 1);
+        let mut at = 0;
+        if self.mantissa < 0 {
+            buf[at] = b'-';
+            at += 1;
+        }
+        for k in 0..shown {
+            if scale > 0 && k == shown - scale {
+                buf[at] = b'.';
+                at += 1;
+            }
+            let index = shown - 1 - k;
+            buf[at] = b'0' + if index < len { digits[index] } else { 0 };
+            at += 1;
+        }
+        // Only ASCII digits, '-' and '.' were written.
+        std::str::from_utf8(&buf[..at]).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = self.mantissa.unsigned_abs().to_string();
-        let sign = if self.mantissa < 0 { "-" } else { "" };
-        let scale = usize::from(self.scale);
-        if scale == 0 {
-            return write!(f, "{sign}{digits}");
-        }
-        if digits.len() > scale {
-            let (int, frac) = digits.split_at(digits.len() - scale);
-            write!(f, "{sign}{int}.{frac}")
-        } else {
-            write!(f, "{sign}0.{}{digits}", "0".repeat(scale - digits.len()))
-        }
+        f.write_str(self.format(&mut [0; DECIMAL_TEXT_MAX]))
     }
 }
 
@@ -162,7 +197,19 @@ mod tests {
 
     #[test]
     fn round_trips_postgres_text() {
-        for text in ["0", "1.50", "-12.340", "0.0001", "123456789012345678901234567890.12345678", "-0.5"] {
+        for text in [
+            "0",
+            "1.50",
+            "-12.340",
+            "0.0001",
+            "123456789012345678901234567890.12345678",
+            "-0.5",
+            "0.00000000000000000000000000000000000001",
+            "-99999999999999999999999999999999999999",
+            "18446744073709551616",
+            "-1844674407370955161.5",
+            "0.000",
+        ] {
             let d: Decimal = text.parse().unwrap();
             assert_eq!(d.to_string(), text, "{text}");
         }

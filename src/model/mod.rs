@@ -8,7 +8,7 @@ mod position;
 pub mod row_change;
 mod value;
 
-pub use decimal::{Decimal, DecimalError, MAX_DIGITS};
+pub use decimal::{Decimal, DecimalError, DECIMAL_TEXT_MAX, MAX_DIGITS};
 pub use position::{Lsn, Position};
 pub use row_change::{quote_ident, Op, Row, RowChange, SourceSystem, TableName};
 pub use value::Value;

@@ -29,9 +29,31 @@ impl Lsn {
     pub const ZERO: Lsn = Lsn(0);
 }
 
+impl Lsn {
+    /// The `16/B374D848` text, written into `buf` without the formatting machinery (`tail`
+    /// writes one per change).
+    pub fn format<'a>(&self, buf: &'a mut [u8; 17]) -> &'a str {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut at = 0;
+        for (i, half) in [self.0 >> 32, self.0 & 0xFFFF_FFFF].into_iter().enumerate() {
+            if i == 1 {
+                buf[at] = b'/';
+                at += 1;
+            }
+            let digits = (64 - half.leading_zeros()).div_ceil(4).max(1) as usize;
+            for d in (0..digits).rev() {
+                buf[at] = HEX[((half >> (d * 4)) & 15) as usize];
+                at += 1;
+            }
+        }
+        // Only ASCII hex digits and '/' were written.
+        std::str::from_utf8(&buf[..at]).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for Lsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+        f.write_str(self.format(&mut [0; 17]))
     }
 }
 
@@ -63,5 +85,9 @@ mod tests {
         assert_eq!(lsn.0, 0x16_B374_D848);
         assert_eq!(lsn.to_string(), "16/B374D848");
         assert!("16-B3".parse::<Lsn>().is_err());
+        for (n, text) in [(0, "0/0"), (0xFFFF_FFFF_FFFF_FFFF, "FFFFFFFF/FFFFFFFF"), (0x1_0000_000A, "1/A")] {
+            assert_eq!(Lsn(n).to_string(), text);
+            assert_eq!(text.parse::<Lsn>().unwrap(), Lsn(n));
+        }
     }
 }

@@ -10,12 +10,12 @@ use super::{Position, Value};
 /// A schema-qualified table name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TableName {
-    pub schema: String,
-    pub name: String,
+    pub schema: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl TableName {
-    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(schema: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
         TableName { schema: schema.into(), name: name.into() }
     }
 

@@ -603,7 +603,7 @@ impl Reader<'_> {
             let type_modifier = self.i32("column type modifier")?;
             columns.push(RelationColumn { is_key: flags & 1 != 0, name, type_oid, type_modifier });
         }
-        Ok(Relation { xid, oid, table: TableName { schema, name }, replica_identity, columns })
+        Ok(Relation { xid, oid, table: TableName::new(schema, name), replica_identity, columns })
     }
 
     fn finish(self) -> Result<(), ProtocolError> {

@@ -7,7 +7,7 @@
 //! status updates. It owns the socket; decoding pgoutput is `pgoutput.rs`'s job.
 
 use std::io;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
@@ -124,7 +124,19 @@ pub struct ReplicationConnection {
     write_buf: BytesMut,
     server_version: Option<String>,
     in_copy: bool,
+    /// When the last read returned and how many bytes it brought (see [`COALESCE_BELOW`]).
+    last_read: Option<(Instant, usize)>,
 }
+
+/// While streaming, a read that brought less than this, soon followed by the need for another,
+/// means messages arrive one by one as fast as they are handled: the walsender sends each change
+/// as its own message, and reading each on its own costs a wake-up and a read (two system calls
+/// per change, about a third of the CPU `tail` spent). Then the next read waits [`COALESCE_WAIT`]
+/// first, and takes what arrived meanwhile in one go. A stream that trickles (the last read
+/// longer ago than twice that) is read at once: the wait only ever delays a change by about a
+/// millisecond, and only while changes are arriving back to back.
+const COALESCE_BELOW: usize = 64 * 1024;
+const COALESCE_WAIT: Duration = Duration::from_millis(1);
 
 /// Session settings that fix the text format of every value pgoutput sends.
 const SESSION_OPTIONS: &str =
@@ -154,6 +166,7 @@ impl ReplicationConnection {
             write_buf: BytesMut::with_capacity(1024),
             server_version: None,
             in_copy: false,
+            last_read: None,
         };
         conn.startup(info).await?;
         Ok(conn)
@@ -569,7 +582,15 @@ impl ReplicationConnection {
             if self.read_buf.capacity() - self.read_buf.len() < 64 * 1024 {
                 self.read_buf.reserve(256 * 1024);
             }
+            if self.in_copy {
+                if let Some((at, bytes)) = self.last_read {
+                    if bytes < COALESCE_BELOW && at.elapsed() < 2 * COALESCE_WAIT {
+                        tokio::time::sleep(COALESCE_WAIT).await;
+                    }
+                }
+            }
             let n = self.stream.read_buf(&mut self.read_buf).await.map_err(|e| self.io(e))?;
+            self.last_read = Some((Instant::now(), n));
             if n == 0 {
                 return Err(ReplicationError::Closed { target: self.target.clone() });
             }

@@ -145,7 +145,7 @@ pub async fn plan(client: &Client, config: &OdooConfig) -> Result<Vec<SetupStep>
                         EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                   WHERE n.nspname = $1 AND c.relname = $2",
-                &[&table.schema, &table.name],
+                &[&&*table.schema, &&*table.name],
             )
             .await
             .map_err(sql_err(format!("looking up table {table}")))?;
