@@ -109,6 +109,11 @@ enum Command {
     },
 }
 
+/// jemalloc, not the system allocator: glibc's kept the memory of grown buffers and of other
+/// threads' arenas after it was freed, so a long poll's RSS grew far past what was in use.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
