@@ -315,6 +315,40 @@ impl Fingerprints {
     }
 }
 
+/// Stored fingerprints by key, for recognising rows a poll reads again. A key is held only as
+/// a 64-bit hash of its text: 16 bytes an entry, where the key's text, its hash and its version
+/// took about 150 (a million rows stamped inside one re-read window are a million entries). Two
+/// keys with the same hash leave one entry: the other key's row then reads as changed, which
+/// deciding finds is not, or (only if its row hash also equals the other's) as unchanged.
+#[derive(Debug, Default)]
+pub struct RecentHashes(HashMap<u64, i64>);
+
+impl RecentHashes {
+    fn key_hash(key: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    pub fn insert(&mut self, key: &str, row_hash: i64) {
+        self.0.insert(Self::key_hash(key), row_hash);
+    }
+
+    /// Whether `key` was stored with this row hash.
+    pub fn matches(&self, key: &str, row_hash: i64) -> bool {
+        self.0.get(&Self::key_hash(key)) == Some(&row_hash)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 pub mod keys;
 pub mod sync;
 
@@ -400,20 +434,11 @@ impl StateStore {
     }
 
     /// Every stored fingerprint of a table (for the timestamp strategy's small re-read window).
-    pub async fn all_hashes(
-        &self,
-        table: &str,
-        strategy: &str,
-    ) -> Result<HashMap<String, (i64, Option<String>)>, StateError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT row_key, row_hash, version FROM millrace.legacy_row_hash WHERE table_name = $1 AND strategy = $2",
-                &[&table, &strategy],
-            )
-            .await
-            .map_err(sql("reading row fingerprints"))?;
-        Ok(rows.into_iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect())
+    /// Every stored fingerprint of a table, packed (see [`RecentHashes`]).
+    pub async fn recent_hashes(&self, table: &str, strategy: &str) -> Result<RecentHashes, StateError> {
+        let mut recent = RecentHashes::default();
+        self.stored_fingerprints(table, strategy, |key, hash| recent.insert(&key, hash)).await?;
+        Ok(recent)
     }
 
     /// Every stored key of a table, in pages, for delete detection.
@@ -423,22 +448,33 @@ impl StateStore {
         strategy: &str,
         mut each: impl FnMut(String),
     ) -> Result<(), StateError> {
+        self.stored_fingerprints(table, strategy, |key, _| each(key)).await
+    }
+
+    /// Every stored (key, hash) of a table, read in pages of 50,000 in key order, so that a
+    /// table of a million rows never sits in memory as rows.
+    async fn stored_fingerprints(
+        &self,
+        table: &str,
+        strategy: &str,
+        mut each: impl FnMut(String, i64),
+    ) -> Result<(), StateError> {
         let mut after = String::new();
         loop {
             let rows = self
                 .client
                 .query(
-                    "SELECT row_key FROM millrace.legacy_row_hash
+                    "SELECT row_key, row_hash FROM millrace.legacy_row_hash
                       WHERE table_name = $1 AND strategy = $2 AND row_key > $3 ORDER BY row_key LIMIT 50000",
                     &[&table, &strategy, &after],
                 )
                 .await
-                .map_err(sql("listing stored keys"))?;
+                .map_err(sql("reading row fingerprints"))?;
             let Some(last) = rows.last() else { return Ok(()) };
             after = last.get(0);
             let done = rows.len() < 50000;
             for row in rows {
-                each(row.get(0));
+                each(row.get(0), row.get(1));
             }
             if done {
                 return Ok(());
@@ -525,6 +561,19 @@ mod tests {
         hashes.push("k", 2, Some("v2"));
         let kept = last_per_key(hashes.iter(), |h| h.0);
         assert_eq!(kept, vec![("k", 2, Some("v2"))]);
+    }
+
+    #[test]
+    fn recent_hashes_match_a_key_only_with_its_own_row_hash() {
+        let mut recent = RecentHashes::default();
+        recent.insert("[\"A\"]", 1);
+        recent.insert("[\"B\"]", 2);
+        recent.insert("[\"A\"]", 3);
+        assert_eq!(recent.len(), 2);
+        assert!(recent.matches("[\"A\"]", 3));
+        assert!(!recent.matches("[\"A\"]", 1), "the last stored hash counts");
+        assert!(!recent.matches("[\"B\"]", 3));
+        assert!(!recent.matches("[\"C\"]", 2));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! So every poll re-reads `safety_window` behind the watermark, and rows seen before are
 //! recognised by their fingerprint (kept for rows inside the window) and not emitted twice.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -63,7 +63,7 @@ pub async fn poll(
     let strategy = "timestamp";
     let checkpoint = store.checkpoint(&table.table, strategy).await?;
     let watermark = checkpoint.watermark.as_deref().and_then(parse_version);
-    let recent = store.all_hashes(&table.table, strategy).await?;
+    let recent = store.recent_hashes(&table.table, strategy).await?;
     let window = chrono::Duration::from_std(safety_window).unwrap_or_else(|_| chrono::Duration::days(1));
     let since = watermark.map(|w| w - window);
     let scans = poll_scans(conn.as_ref(), table, column, since.map(Value::Timestamp));
@@ -115,7 +115,7 @@ pub async fn poll(
             };
             let key = key_text(&key_at.iter().map(|&i| &values[i]).collect::<Vec<_>>());
             let hash = row_hash_i64(&values);
-            if recent.get(&key).is_some_and(|(stored, _)| *stored == hash) {
+            if recent.matches(&key, hash) {
                 continue;
             }
             let stamp = match &values[ts_at] {
@@ -164,6 +164,3 @@ pub async fn poll(
     };
     Ok((outcome, conn))
 }
-
-/// Stored fingerprints by key, as `all_hashes` returns them.
-pub type Recent = HashMap<String, (i64, Option<String>)>;
