@@ -122,15 +122,7 @@ pub(crate) fn legacy_config(config: &Config, mappings: &Mappings) -> anyhow::Res
     let mut legacy = config.legacy()?.clone();
     // A table configured by hand keeps its settings but reads only what the mappings use.
     for table in &mut legacy.tables {
-        let mut columns = mappings.legacy_read_columns(&table.table);
-        if !columns.is_empty() {
-            for c in table.key.iter().map(String::as_str).chain(table.strategy.column()) {
-                if !columns.iter().any(|x| x.eq_ignore_ascii_case(c)) {
-                    columns.push(c.to_string());
-                }
-            }
-        }
-        table.columns = columns;
+        table.read_only(mappings.legacy_read_columns(&table.table));
     }
     for table in mappings.legacy_tables() {
         if !legacy.tables.iter().any(|t| t.table == table.table) {

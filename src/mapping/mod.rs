@@ -19,7 +19,7 @@ pub use record::Record;
 pub use spec::{ConflictPolicy, FieldType, System};
 
 use crate::model::Value;
-use crate::source::legacy::{LegacyTable, Strategy};
+use crate::source::legacy::{push_column_once, LegacyTable, Strategy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
@@ -595,11 +595,7 @@ impl Mappings {
     /// lookups into it. In first-seen order, each once (compared as the ERP does, ignoring case).
     pub fn legacy_read_columns(&self, table: &str) -> Vec<String> {
         let mut columns: Vec<String> = Vec::new();
-        let mut add = |c: &str| {
-            if !c.is_empty() && !columns.iter().any(|x| x.eq_ignore_ascii_case(c)) {
-                columns.push(c.to_string());
-            }
-        };
+        let mut add = |c: &str| push_column_once(&mut columns, c);
         for m in &self.entities {
             if m.legacy.table.eq_ignore_ascii_case(table) {
                 m.legacy.columns.iter().for_each(|c| add(&c.column));

@@ -152,6 +152,26 @@ pub struct LegacyTable {
     pub columns: Vec<String>,
 }
 
+impl LegacyTable {
+    /// Reads only `mapped` (the columns mappings use), with the table's own key and version
+    /// column; every column when no mapping reads the table (`mapped` empty).
+    pub fn read_only(&mut self, mut mapped: Vec<String>) {
+        if !mapped.is_empty() {
+            for c in self.key.iter().map(String::as_str).chain(self.strategy.column()) {
+                push_column_once(&mut mapped, c);
+            }
+        }
+        self.columns = mapped;
+    }
+}
+
+/// Appends `column` unless `columns` holds it already (compared as the ERP does, ignoring case).
+pub fn push_column_once(columns: &mut Vec<String>, column: &str) {
+    if !column.is_empty() && !columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+        columns.push(column.to_string());
+    }
+}
+
 /// A row that could not be read: it goes to the dead-letter queue with this reason; the other
 /// rows flow.
 #[derive(Debug, Clone, PartialEq)]

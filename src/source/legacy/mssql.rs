@@ -82,11 +82,7 @@ fn quote_table(table: &str) -> String {
 /// so `item_no` already covers `ITEM_NO`.
 fn with_key_columns(columns: &[String], key: &[String]) -> Vec<String> {
     let mut all = columns.to_vec();
-    for k in key {
-        if !all.iter().any(|c| c.eq_ignore_ascii_case(k)) {
-            all.push(k.clone());
-        }
-    }
+    key.iter().for_each(|k| super::push_column_once(&mut all, k));
     all
 }
 
