@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod cmd;
 pub mod config;
+pub mod erp;
 pub mod export;
 pub mod mapping;
 pub mod model;

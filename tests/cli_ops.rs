@@ -7,7 +7,7 @@ mod common;
 use std::process::Output;
 
 use common::{millrace, TestDb};
-use millrace::pg::PgConnInfo;
+use millrace::config::PgConnInfo;
 use millrace::state::sync::{DeadLetter, StateWrites};
 use millrace::state::StateStore;
 

@@ -10,11 +10,12 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{NaiveDate, TimeZone, Utc};
+use millrace::config::{LegacyTable, Strategy};
+use millrace::erp::mssql::{MssqlConnection, BATCH_ROWS, MILLRACE_CT_CONTEXT};
+use millrace::erp::{LegacyConnection, LegacyError, ReadRow};
 use millrace::model::{Op, Position, RowChange, Value};
-use millrace::source::legacy::mssql::{
-    poll_change_tracking, poll_rowversion, ChangeTrackingCheck, MssqlConnection, BATCH_ROWS, MILLRACE_CT_CONTEXT,
-};
-use millrace::source::legacy::{LegacyConnection, LegacyError, LegacyTable, ReadRow, Strategy};
+use millrace::source::legacy::change_tracking::{poll_change_tracking, ChangeTrackingCheck};
+use millrace::source::legacy::rowversion::poll_rowversion;
 
 const ENV: &str = "MILLRACE_TEST_MSSQL";
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::sync::{eventually, load_odoo_fixture, Service};
 use common::{millrace, TestDb};
+use millrace::erp::mssql::MssqlConnection;
 use millrace::model::Value;
-use millrace::source::legacy::mssql::MssqlConnection;
 
 const ENV: &str = "MILLRACE_TEST_MSSQL";
 
@@ -22,8 +22,8 @@ fn exec(conn: &mut MssqlConnection, sql: &str) {
 fn scalar(ado: &str, sql: &str) -> Option<String> {
     let mut conn = MssqlConnection::connect(ado, None).ok()?;
     let mut out = None;
-    millrace::source::legacy::LegacyConnection::select(&mut conn, "(test)", sql, &[], &mut |batch| {
-        if let Some(millrace::source::legacy::ReadRow::Ok(values)) = batch.rows.first() {
+    millrace::erp::LegacyConnection::select(&mut conn, "(test)", sql, &[], &mut |batch| {
+        if let Some(millrace::erp::ReadRow::Ok(values)) = batch.rows.first() {
             out = values.first().map(|v| match v {
                 Value::Text(s) => s.trim_end().to_string(),
                 other => format!("{other:?}"),

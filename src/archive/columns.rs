@@ -17,8 +17,8 @@ use arrow::datatypes::{DataType, Field, TimeUnit};
 use chrono::NaiveDate;
 
 use crate::mapping::{Field as MappingField, FieldType, Mapping};
+use crate::model::value_text;
 use crate::model::{Decimal, Value};
-use crate::source::legacy::convert::value_text;
 
 /// Fractional digits a table export's undeclared `numeric` column is tried at (ten places hold
 /// any quantity or amount an ERP stores and leave 28 integer digits; a column holding a value

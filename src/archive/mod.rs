@@ -18,10 +18,11 @@ pub mod spool;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::config::ArchiveSettings;
 use crate::mapping::{Mappings, Record, System};
 use crate::model::Lsn;
 pub use file::FileError;
@@ -71,14 +72,6 @@ pub enum ArchiveError {
     Read { path: PathBuf, message: String },
     #[error("archive: {0}")]
     Schema(String),
-}
-
-/// The `[archive]` settings.
-#[derive(Debug, Clone)]
-pub struct ArchiveSettings {
-    pub dir: PathBuf,
-    pub rotate_rows: usize,
-    pub rotate_after: Duration,
 }
 
 /// What a flush wrote.

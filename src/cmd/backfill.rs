@@ -20,15 +20,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::config::{Config, ConfigError};
+use crate::erp::reader::{self, ReadPlan};
+use crate::erp::ReadRow;
 use crate::mapping::{Mapping, Mappings, System};
 use crate::model::{quote_ident, Lsn, Op, Row, RowChange, Value};
-use crate::source::legacy::poller::LegacyItem;
-use crate::source::legacy::reader::{self, ReadPlan};
-use crate::source::legacy::{BadLegacyRow, ReadRow};
+use crate::sink::erp_db::LegacyDb;
+use crate::source::legacy::BadLegacyRow;
+use crate::source::legacy::LegacyItem;
 use crate::source::odoo::replication::ReplicationConnection;
 use crate::source::odoo::setup::{self, SetupStep};
 use crate::state::{pg_error_text, StateStore};
-use crate::sync::legacy_db::LegacyDb;
 use crate::sync::{map, BatchMeta, Engine, Input};
 
 pub struct BackfillOptions {
@@ -243,8 +244,8 @@ impl From<crate::sync::SyncError> for EntityError {
     }
 }
 
-impl From<crate::source::legacy::LegacyError> for EntityError {
-    fn from(error: crate::source::legacy::LegacyError) -> EntityError {
+impl From<crate::erp::LegacyError> for EntityError {
+    fn from(error: crate::erp::LegacyError) -> EntityError {
         EntityError { keys: None, error: error.into() }
     }
 }
@@ -486,7 +487,7 @@ async fn legacy_entity(
         .with_context(|| format!("no legacy table {}", m.legacy.table))?;
     table.chunk_size = chunk;
     let mappings = engine.mappings.clone();
-    let conn = crate::source::legacy::poller::connect(legacy).await?;
+    let conn = crate::erp::connect(legacy).await?;
     let (mut rx, handle) = reader::spawn(conn, ReadPlan::KeysetScan { table: table.clone(), after });
     progress.done = rows as u64;
     let mut total = crate::sync::BatchSummary::default();
@@ -501,12 +502,9 @@ async fn legacy_entity(
                 ReadRow::Ok(values) | ReadRow::Bad { values, .. } => values,
             };
             let key_values: Vec<&Value> = key_positions.iter().map(|p| &values[*p]).collect();
-            let key = crate::source::legacy::key_text(&key_values);
+            let key = crate::model::key_text(&key_values);
             last_key = serde_json::Value::Array(
-                key_values
-                    .iter()
-                    .map(|v| serde_json::Value::String(crate::source::legacy::convert::value_text(v)))
-                    .collect(),
+                key_values.iter().map(|v| serde_json::Value::String(crate::model::value_text(v))).collect(),
             );
             items.push(match read {
                 ReadRow::Ok(values) => LegacyItem::Change(RowChange::legacy(

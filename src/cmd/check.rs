@@ -15,11 +15,12 @@ use anyhow::{anyhow, Context};
 use tokio_postgres::Client;
 
 use super::CommandError;
+use crate::config::Strategy;
 use crate::config::{Config, ConfigError, LegacyConfig, LegacyKind, OdooConfig};
+use crate::erp::odbc::OdbcConnection;
+use crate::erp::{Dialect, LegacyConnection, LegacyError, ReadRow};
 use crate::mapping::{ColumnTable, ConflictPolicy, Mapping, Mappings, System};
 use crate::model::{TableName, Value};
-use crate::source::legacy::odbc::OdbcConnection;
-use crate::source::legacy::{Dialect, LegacyConnection, LegacyError, ReadRow, Strategy};
 
 /// What `check` found.
 #[derive(Debug, Default)]

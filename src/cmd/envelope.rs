@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 
+use crate::model::to_pg_text;
 use crate::model::{Position, Row, RowChange, Value, DECIMAL_TEXT_MAX};
-use crate::source::odoo::text_values::to_pg_text;
 
 /// A column list and its pre-written `"name":` keys.
 type ColumnKeys = (Arc<[String]>, Vec<Vec<u8>>);

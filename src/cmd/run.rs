@@ -15,16 +15,17 @@ use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::PgConnInfo;
 use crate::config::{Config, LegacyConfig};
 use crate::mapping::{Mappings, System};
 use crate::model::{Lsn, RowChange};
 use crate::ops::metrics::Metrics;
-use crate::pg::PgConnInfo;
+use crate::sink::erp_db::LegacyDb;
 use crate::sink::postgres::OdooSink;
-use crate::source::legacy::poller::{LegacyItem, LegacyPoller, PendingSave};
+use crate::source::legacy::poller::LegacyPoller;
+use crate::source::legacy::{LegacyItem, PendingSave};
 use crate::source::odoo::{OdooStream, OdooStreamConfig, StreamItem};
 use crate::state::StateStore;
-use crate::sync::legacy_db::LegacyDb;
 use crate::sync::{map, BadInput, BatchMeta, Engine, Input, SyncError};
 
 /// 2000-01-01 00:00:00 UTC in Unix microseconds: PostgreSQL's zero timestamp.

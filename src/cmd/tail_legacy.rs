@@ -12,8 +12,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::envelope::EnvelopeWriter;
 use super::tail::{TailOptions, TailSummary};
 use crate::config::LegacyConfig;
-use crate::pg::PgConnInfo;
-use crate::source::legacy::poller::{LegacyItem, LegacyPoller};
+use crate::config::PgConnInfo;
+use crate::source::legacy::poller::LegacyPoller;
+use crate::source::legacy::LegacyItem;
 
 pub async fn run(legacy: &LegacyConfig, state: &PgConnInfo, options: TailOptions) -> anyhow::Result<TailSummary> {
     let mut poller = LegacyPoller::open(legacy, state).await.context("opening the control state")?;
@@ -53,7 +54,7 @@ pub async fn run(legacy: &LegacyConfig, state: &PgConnInfo, options: TailOptions
         };
         let saves = match saves {
             Ok(saves) => saves,
-            Err(crate::source::legacy::poller::PollError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => break,
+            Err(crate::source::legacy::PollError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => break,
             Err(e) => return Err(e.into()),
         };
         summary.transactions += 1;

@@ -20,10 +20,10 @@ use futures_util::{pin_mut, StreamExt};
 use crate::archive::columns::{entity_fields, ColumnBuilder};
 use crate::archive::file::{FileError, ParquetFile};
 use crate::config::{LegacyConfig, LegacyKind};
+use crate::erp::reader::{self, ReadPlan};
+use crate::erp::{LegacyError, ReadRow};
 use crate::mapping::{Mapping, Mappings, Record, System};
 use crate::model::TableName;
-use crate::source::legacy::reader::{self, ReadPlan};
-use crate::source::legacy::{LegacyError, ReadRow};
 use pg_binary::{CopyDecoder, PgColumn, PgKind};
 
 /// Rows per Arrow batch.
@@ -207,9 +207,9 @@ pub async fn export_odbc_table(legacy: &LegacyConfig, table: &str, path: &Path) 
     let (connection_string, password) = (legacy.connection_string.clone(), legacy.password.clone());
     let (table, path) = (table.to_string(), path.to_path_buf());
     tokio::task::spawn_blocking(move || -> Result<u64, ExportError> {
-        let conn = crate::source::legacy::odbc::OdbcConnection::connect(&connection_string, password.as_ref())?;
+        let conn = crate::erp::odbc::OdbcConnection::connect(&connection_string, password.as_ref())?;
         let odbc = |message: String| ExportError::Odbc { table: table.clone(), message };
-        let quoted = crate::source::legacy::LegacyConnection::dialect(&conn).quote_table(&table);
+        let quoted = crate::erp::LegacyConnection::dialect(&conn).quote_table(&table);
         let sql = format!("SELECT * FROM {quoted}");
         let cursor = conn
             .raw()
@@ -349,14 +349,14 @@ pub async fn export_legacy_entity(
     m: &Mapping,
     path: &Path,
 ) -> Result<EntityExport, ExportError> {
-    let mut db = crate::sync::legacy_db::LegacyDb::new(legacy).map_err(ExportError::Other)?;
+    let mut db = crate::sink::erp_db::LegacyDb::new(legacy).map_err(ExportError::Other)?;
     db.ensure_lookups(mappings).await.map_err(|e| ExportError::Other(e.to_string()))?;
     let table = mappings
         .legacy_tables()
         .into_iter()
         .find(|t| t.table.eq_ignore_ascii_case(&m.legacy.table))
         .ok_or_else(|| ExportError::Other(format!("{}: no legacy table {}", m.entity, m.legacy.table)))?;
-    let conn = crate::source::legacy::poller::connect(legacy).await?;
+    let conn = crate::erp::connect(legacy).await?;
     let (mut rx, handle) = reader::spawn(conn, ReadPlan::KeysetScan { table, after: None });
     let mut batches = EntityBatches::new(m);
     let sink = ParquetSink::start(path, batches.schema())?;

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use super::odoo::FieldError;
 use super::transform::{to_canonical, to_stored};
 use super::{Column, Lookup, Mapping, Record};
+use crate::erp::Dialect;
+use crate::model::value_text;
 use crate::model::{Row, Value};
-use crate::source::legacy::convert::value_text;
-use crate::source::legacy::Dialect;
 
 /// A lookup table's rows as key text → value text (both trimmed of trailing spaces).
 #[derive(Debug, Default, Clone)]

@@ -15,11 +15,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use record::Record;
+pub use record::{ChangeOp, Record};
 pub use spec::{ConflictPolicy, FieldType, System};
 
+use crate::config::{push_column_once, LegacyTable, Strategy};
 use crate::model::Value;
-use crate::source::legacy::{push_column_once, LegacyTable, Strategy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
@@ -221,7 +221,7 @@ impl Mapping {
     /// The canonical key of a record, as text (`["A100"]`, `["FURN_8855","01",10]`).
     pub fn key_text(&self, record: &Record) -> String {
         let values: Vec<&Value> = self.key.iter().map(|i| &record.values[*i]).collect();
-        crate::source::legacy::key_text(&values)
+        crate::model::key_text(&values)
     }
 
     /// Whether a side replicates this record (`only` filters).

@@ -11,8 +11,8 @@ use tokio_postgres::GenericClient;
 
 use super::transform::to_canonical;
 use super::{ColumnTable, Mapping, Record};
+use crate::model::value_text;
 use crate::model::{quote_ident, TableName, Value};
-use crate::source::legacy::convert::value_text;
 
 /// A field whose stored value could not be turned into a canonical one.
 #[derive(Debug, Clone, PartialEq)]

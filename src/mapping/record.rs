@@ -1,8 +1,25 @@
-//! `Record`: one entity instance as canonical field values, in the mapping's field order.
+//! `Record`: one entity instance as canonical field values, in the mapping's field order, and
+//! `ChangeOp`, what a change does to it.
 
 use super::transform::{json_to_value, value_to_json};
 use super::Mapping;
 use crate::model::Value;
+
+/// What a change does to the entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    Upsert,
+    Delete,
+}
+
+impl ChangeOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Upsert => "upsert",
+            ChangeOp::Delete => "delete",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
@@ -10,9 +27,18 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record holding only the key fields of a key text (for deletes).
+    pub fn from_key(m: &Mapping, key: &str) -> Record {
+        let mut values = vec![Value::Null; m.fields.len()];
+        for (field, value) in m.key.iter().zip(crate::model::key_values(key)) {
+            values[*field] = super::transform::coerce(value.clone(), m.fields[*field].ty).unwrap_or(value);
+        }
+        Record { values }
+    }
+
     /// A content fingerprint: equal records have equal fingerprints on every run and machine.
     pub fn fingerprint(&self) -> i64 {
-        crate::source::legacy::row_hash::row_hash_i64(&self.values)
+        crate::model::row_hash_i64(&self.values)
     }
 
     /// The record as a JSON object of field → value (decimals as strings, exact).

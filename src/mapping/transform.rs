@@ -6,8 +6,8 @@ use std::str::FromStr;
 use chrono::{NaiveDate, NaiveDateTime, TimeZone, Timelike};
 
 use super::{Column, FieldType};
+use crate::model::value_text;
 use crate::model::{Decimal, Value, MAX_DIGITS};
-use crate::source::legacy::convert::value_text;
 
 /// A TOML value from a mapping file as a canonical value of type `ty`.
 pub fn toml_to_value(value: &toml::Value, ty: FieldType) -> Result<Value, String> {
@@ -314,5 +314,18 @@ mod tests {
         r.round = Some(5);
         let v = to_canonical(&r, FieldType::Decimal, None, Value::Text("0.125".into())).unwrap();
         assert_eq!(v, Value::Decimal("8".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_mapping_refuses_raw_values_with_a_clear_error() {
+        assert_eq!(
+            coerce(Value::raw("numeric", "NaN"), FieldType::Decimal),
+            Err(r#"numeric value "NaN" is not a decimal"#.to_string())
+        );
+        assert_eq!(
+            coerce(Value::raw("date", "infinity"), FieldType::Date),
+            Err(r#"date value "infinity" is not a date"#.to_string())
+        );
+        assert!(coerce(Value::Array(vec![Value::Int(1)]), FieldType::Int).is_err());
     }
 }

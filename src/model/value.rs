@@ -105,19 +105,4 @@ mod tests {
         assert_eq!(Value::Array(vec![]).kind(), "array");
         assert_ne!(Value::Json("null".into()), Value::Null);
     }
-
-    #[test]
-    fn a_mapping_refuses_raw_values_with_a_clear_error() {
-        use crate::mapping::transform::coerce;
-        use crate::mapping::FieldType;
-        assert_eq!(
-            coerce(Value::raw("numeric", "NaN"), FieldType::Decimal),
-            Err(r#"numeric value "NaN" is not a decimal"#.to_string())
-        );
-        assert_eq!(
-            coerce(Value::raw("date", "infinity"), FieldType::Date),
-            Err(r#"date value "infinity" is not a date"#.to_string())
-        );
-        assert!(coerce(Value::Array(vec![Value::Int(1)]), FieldType::Int).is_err());
-    }
 }

@@ -16,8 +16,8 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::metrics::{Metrics, Scraped};
+use crate::config::PgConnInfo;
 use crate::config::Secret;
-use crate::pg::PgConnInfo;
 
 /// What the endpoint needs from the service.
 pub struct HttpContext {

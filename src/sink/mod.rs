@@ -1,5 +1,79 @@
 //! Sinks: applying decided changes to a target system, idempotently, in batched transactions.
-//! `postgres` writes into Odoo's database; `odbc` into the legacy database.
+//!
+//! Every sink implements [`Sink`]: it takes the changes `sync` decided to apply and returns each
+//! one's outcome (written, parked until a dependency arrives, or dead-lettered with a reason);
+//! it never decides whether a change should be applied. `postgres` writes into Odoo's database;
+//! `erp` into the legacy database, through `erp_db` (the engine's connection there: lookups,
+//! reads by key, the batch transaction) and `erp_sql` (the statements each dialect needs).
 
-pub mod odbc;
+pub mod erp;
+pub mod erp_db;
+pub mod erp_sql;
 pub mod postgres;
+
+use std::sync::Arc;
+
+use crate::mapping::{ChangeOp, Mapping, Mappings, Record, System};
+
+/// One accepted change, as its sink writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Write<'a> {
+    pub mapping: &'a Mapping,
+    pub op: ChangeOp,
+    /// The entity's canonical key.
+    pub key: &'a str,
+    /// The entity as the source holds it (upserts).
+    pub record: Option<&'a Record>,
+    /// The fields to write on an existing target row.
+    pub fields: &'a [usize],
+    /// Whether a missing target row may be created.
+    pub create: bool,
+    /// The target was searched for the key while deciding and has no row.
+    pub target_absent: bool,
+    /// The target row's id when known (Odoo).
+    pub target_id: Option<&'a str>,
+}
+
+/// Why a change could not be written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApplyError {
+    /// A referenced row is not there yet: park the change.
+    Park(String),
+    /// The change can never be written as it is: dead-letter it.
+    Dead { field: Option<String>, reason: String },
+    /// The database is unreachable or busy: retry the batch.
+    Transient(String),
+}
+
+/// A change's outcome: written (with the target row's id when the sink learnt it), or not.
+pub type Outcome = Result<Option<String>, ApplyError>;
+
+/// The target cannot be written at all: nothing of the batch is committed, and it is retried
+/// whole.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkError {
+    #[error("{system} is unavailable: {message}")]
+    Unavailable { system: &'static str, message: String },
+}
+
+/// A target system changes are applied to.
+#[allow(async_fn_in_trait)]
+pub trait Sink {
+    /// Writes the batch's changes (`None`: a change not to apply, whose outcome is `Ok(None)`) in
+    /// one transaction and returns each one's outcome, in order.
+    async fn apply(
+        &mut self,
+        mappings: &Arc<Mappings>,
+        changes: &[Option<Write<'_>>],
+    ) -> Result<Vec<Outcome>, SinkError>;
+}
+
+/// The field whose column a database message names (`column 'ITEM_NO'`, `"default_code"`).
+pub fn field_named_in(m: &Mapping, system: System, message: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    m.side(system).columns.iter().find_map(|c| {
+        let column = c.column.to_ascii_lowercase();
+        let quoted = [format!("'{column}'"), format!("\"{column}\""), format!("`{column}`")];
+        quoted.iter().any(|q| lower.contains(q.as_str())).then(|| m.fields[c.field].name.clone())
+    })
+}

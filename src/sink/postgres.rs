@@ -13,24 +13,22 @@ use std::collections::HashMap;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient};
 
-use crate::mapping::transform::to_stored;
-use crate::mapping::{Column, ColumnTable, Mapping, Record};
-use crate::model::{quote_ident, TableName, Value};
-use crate::pg::{self, PgConnInfo};
-use crate::source::legacy::convert::value_text;
+use std::sync::Arc;
 
-/// Why a change could not be written.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ApplyError {
-    /// A referenced row is not there yet: park the change.
-    Park(String),
-    /// The change can never be written as it is: dead-letter it.
-    Dead { field: Option<String>, reason: String },
-    /// The database is unreachable or busy: retry the batch.
-    Transient(String),
+use super::{field_named_in, ApplyError, Outcome, Sink, SinkError, Write};
+use crate::config::PgConnInfo;
+use crate::mapping::transform::to_stored;
+use crate::mapping::{ChangeOp, Column, ColumnTable, Mapping, Mappings, Record, System};
+use crate::model::value_text;
+use crate::model::{quote_ident, TableName, Value};
+use crate::pg;
+
+/// A database error as the outcome of a change.
+trait FromPg {
+    fn from_pg(what: &str, error: &tokio_postgres::Error) -> Self;
 }
 
-impl ApplyError {
+impl FromPg for ApplyError {
     fn from_pg(what: &str, error: &tokio_postgres::Error) -> ApplyError {
         match error.as_db_error() {
             Some(db) => {
@@ -589,4 +587,102 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
             .await
             .map_err(|e| ApplyError::from_pg("rolling back to a savepoint", &e))
     }
+}
+
+/// The Odoo database as a [`Sink`]: one transaction per batch, under millrace's replication
+/// origin.
+impl Sink for OdooSink {
+    async fn apply(
+        &mut self,
+        _mappings: &Arc<Mappings>,
+        changes: &[Option<Write<'_>>],
+    ) -> Result<Vec<Outcome>, SinkError> {
+        for w in changes.iter().flatten() {
+            self.prepare(w.mapping).await.map_err(|e| unavailable(format!("{e:?}")))?;
+        }
+        // First without savepoints (a third of the statements); only if some change fails is the
+        // transaction rolled back and the batch run again with a savepoint per change.
+        match self.pass(changes, false).await? {
+            Some(outcomes) => Ok(outcomes),
+            None => Ok(self.pass(changes, true).await?.unwrap_or_default()),
+        }
+    }
+}
+
+impl OdooSink {
+    /// One transaction over the batch. Without savepoints, `None` when a change failed (the
+    /// transaction is rolled back); with them, each change's outcome.
+    async fn pass(
+        &mut self,
+        changes: &[Option<Write<'_>>],
+        savepoints: bool,
+    ) -> Result<Option<Vec<Outcome>>, SinkError> {
+        let (client, catalog) = self.parts();
+        let tx = client.transaction().await.map_err(|e| unavailable(e.to_string()))?;
+        let resolved = std::cell::RefCell::new(std::collections::HashMap::new());
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for w in changes {
+            let Some(w) = w else {
+                outcomes.push(Ok(None));
+                continue;
+            };
+            let m = w.mapping;
+            let writer = OdooWriter { catalog, tx: &tx, resolved: Some(&resolved) };
+            if savepoints {
+                writer.savepoint().await.map_err(|e| unavailable(format!("{e:?}")))?;
+            }
+            let result = match (w.op, w.record) {
+                (ChangeOp::Upsert, Some(record)) => {
+                    let id = w.target_id.and_then(|s| s.parse().ok());
+                    writer
+                        .upsert(m, w.key, record, w.fields, id, w.create, w.target_absent)
+                        .await
+                        .map(|id| id.map(|i| i.to_string()))
+                }
+                (ChangeOp::Upsert, None) => {
+                    Err(ApplyError::Dead { field: None, reason: format!("an upsert of {} without a record", w.key) })
+                }
+                (ChangeOp::Delete, _) => match w.target_id.and_then(|s| s.parse().ok()) {
+                    Some(id) => writer.delete(m, id).await.map(|_| None),
+                    None => Ok(None),
+                },
+            };
+            let result = match result {
+                Err(ApplyError::Dead { field, reason }) => {
+                    // The server names a column; the operator thinks in fields.
+                    let field = field
+                        .as_deref()
+                        .and_then(|c| field_named_in(m, System::Odoo, &format!("\"{c}\"")))
+                        .or_else(|| field_named_in(m, System::Odoo, &reason))
+                        .or(field);
+                    let reason = if reason.starts_with(&m.entity) {
+                        reason
+                    } else {
+                        format!("{} {}: {reason}", m.entity, w.key)
+                    };
+                    Err(ApplyError::Dead { field, reason })
+                }
+                other => other,
+            };
+            match &result {
+                Err(ApplyError::Transient(message)) => {
+                    return Err(unavailable(message.clone()));
+                }
+                Err(_) if !savepoints => {
+                    tx.rollback().await.map_err(|e| unavailable(e.to_string()))?;
+                    return Ok(None);
+                }
+                Err(_) => writer.rollback_to_savepoint().await.map_err(|e| unavailable(format!("{e:?}")))?,
+                Ok(_) if savepoints => writer.release().await.map_err(|e| unavailable(format!("{e:?}")))?,
+                Ok(_) => {}
+            }
+            outcomes.push(result);
+        }
+        tx.commit().await.map_err(|e| unavailable(e.to_string()))?;
+        Ok(Some(outcomes))
+    }
+}
+
+fn unavailable(message: String) -> SinkError {
+    SinkError::Unavailable { system: "odoo", message }
 }

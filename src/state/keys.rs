@@ -77,7 +77,7 @@ impl StateStore {
             if bound.contains_key(id) || out.contains_key(id) {
                 continue;
             }
-            let key = crate::source::legacy::key_text(&[&crate::model::Value::Int(number)]);
+            let key = crate::model::key_text(&[&crate::model::Value::Int(number)]);
             number += 1;
             out.insert(id.clone(), key.clone());
             new_ids.push(id.clone());

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use tokio_postgres::Client;
 
-use crate::pg::{self, PgConnInfo};
+use crate::config::PgConnInfo;
+use crate::pg;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

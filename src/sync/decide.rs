@@ -40,7 +40,7 @@ impl Decision {
 /// A record holding only the key fields of a key text (for deletes).
 pub fn key_record(m: &Mapping, key: &str) -> Record {
     let mut values = vec![Value::Null; m.fields.len()];
-    for (field, value) in m.key.iter().zip(crate::source::legacy::key_values(key)) {
+    for (field, value) in m.key.iter().zip(crate::model::key_values(key)) {
         values[*field] = crate::mapping::transform::coerce(value.clone(), m.fields[*field].ty).unwrap_or(value);
     }
     Record { values }
@@ -85,7 +85,7 @@ pub(crate) async fn read_odoo_row(
             let writer = OdooWriter { catalog: &catalog, tx: &engine.odoo_read, resolved: None };
             match writer.find_by_key(m, key, record).await {
                 Ok(id) => id,
-                Err(crate::sink::postgres::ApplyError::Transient(e)) => return Err(unavailable(e)),
+                Err(crate::sink::ApplyError::Transient(e)) => return Err(unavailable(e)),
                 Err(_) => None,
             }
         }

@@ -11,9 +11,9 @@ use crate::mapping::legacy::record_from_row;
 use crate::mapping::odoo::{affected_ids_many, affects, int_of, read_by_ids, Affects};
 use crate::mapping::transform::to_canonical;
 use crate::mapping::{Mapping, System};
+use crate::model::value_text;
 use crate::model::{Op, RowChange, TableName, Value};
-use crate::source::legacy::convert::value_text;
-use crate::source::legacy::poller::LegacyItem;
+use crate::source::legacy::LegacyItem;
 
 fn odoo_unavailable(e: tokio_postgres::Error) -> SyncError {
     SyncError::Unavailable { system: "odoo", message: e.to_string() }
@@ -306,7 +306,7 @@ pub fn odoo_row_key(m: &Mapping, id: i64) -> String {
 /// replicated under it). A key field the other side owns keeps Odoo's value, so that an edit
 /// of it in Odoo shows as the ownership conflict it is.
 fn pin_key(m: &Mapping, record: &mut crate::mapping::Record, key: &str) {
-    let values = crate::source::legacy::key_values(key);
+    let values = crate::model::key_values(key);
     for (field, value) in m.key.iter().zip(values) {
         let value = crate::mapping::transform::coerce(value.clone(), m.fields[*field].ty).unwrap_or(value);
         let stored_here = m.odoo.column_of(*field).is_some();
@@ -356,7 +356,7 @@ fn legacy_key(m: &Mapping, row: &crate::model::Row) -> Result<String, String> {
         values.push(value);
     }
     let refs: Vec<&Value> = values.iter().collect();
-    Ok(crate::source::legacy::key_text(&refs))
+    Ok(crate::model::key_text(&refs))
 }
 
 /// The entity changes of one legacy poll. Lookup tables must be fresh in `engine.legacy`.

@@ -9,7 +9,6 @@
 //! millrace dies between the target's commit and the state's.
 
 pub mod decide;
-pub mod legacy_db;
 pub mod map;
 pub mod retry;
 
@@ -18,28 +17,14 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::archive::ArchiveRow;
+pub use crate::mapping::ChangeOp;
 use crate::mapping::{Mapping, Mappings, Record, System};
-use crate::sink::postgres::{ApplyError, OdooSink, OdooWriter};
+use crate::sink::erp_db::LegacyDb;
+use crate::sink::postgres::OdooSink;
+use crate::sink::{ApplyError, Sink, SinkError, Write};
 use crate::state::sync::{DeadLetter, KnownWrite, NewConflict, Parked, StateWrites, XrefWrite};
 use crate::state::{StateError, StateStore};
 pub use decide::Decision;
-use legacy_db::LegacyDb;
-
-/// What a change does to the entity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeOp {
-    Upsert,
-    Delete,
-}
-
-impl ChangeOp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeOp::Upsert => "upsert",
-            ChangeOp::Delete => "delete",
-        }
-    }
-}
 
 /// A change to one entity, from one side.
 #[derive(Debug, Clone)]
@@ -84,6 +69,14 @@ pub enum SyncError {
     /// A side is unreachable: the batch is retried as a whole later.
     #[error("{system} is unavailable: {message}")]
     Unavailable { system: &'static str, message: String },
+}
+
+impl From<SinkError> for SyncError {
+    fn from(error: SinkError) -> Self {
+        match error {
+            SinkError::Unavailable { system, message } => SyncError::Unavailable { system, message },
+        }
+    }
 }
 
 /// Counts of one batch's decisions, for logs and tests.
@@ -177,7 +170,7 @@ impl Engine {
     /// Opens `[archive]`, when configured, under this process kind's spool (`run`, `backfill`).
     pub fn open_archive(
         &mut self,
-        settings: Option<&crate::archive::ArchiveSettings>,
+        settings: Option<&crate::config::ArchiveSettings>,
         owner: &str,
     ) -> Result<(), crate::archive::ArchiveError> {
         if let Some(settings) = settings {
@@ -335,10 +328,27 @@ impl Engine {
             })
             .collect();
         self.state.set_pending(&pending).await?;
+        let mappings = self.mappings.clone();
+        let changes: Vec<Option<Write>> = planned
+            .iter()
+            .map(|p| {
+                (p.decision == Decision::Apply).then(|| Write {
+                    mapping: &mappings.entities[p.change.entity],
+                    op: p.change.op,
+                    key: &p.change.key,
+                    record: p.change.record.as_ref(),
+                    fields: &p.fields,
+                    create: p.create,
+                    target_absent: p.target_absent,
+                    target_id: p.target_id.as_deref(),
+                })
+            })
+            .collect();
         let outcomes = match target {
-            System::Odoo => self.apply_to_odoo(&planned).await?,
-            System::Legacy => self.apply_to_legacy(&planned).await?,
+            System::Odoo => self.odoo.apply(&mappings, &changes).await?,
+            System::Legacy => self.legacy.apply(&mappings, &changes).await?,
         };
+        drop(changes);
         for (plan, outcome) in planned.into_iter().zip(outcomes) {
             if self.archive.is_some() {
                 archived.push(self.archive_row(&plan, &outcome));
@@ -346,256 +356,6 @@ impl Engine {
             self.record(plan, outcome, writes, summary);
         }
         Ok(())
-    }
-
-    async fn apply_to_odoo(
-        &mut self,
-        planned: &[Planned],
-    ) -> Result<Vec<Result<Option<String>, ApplyError>>, SyncError> {
-        let unavailable = |message: String| SyncError::Unavailable { system: "odoo", message };
-        for p in planned.iter().filter(|p| p.decision == Decision::Apply) {
-            let m = &self.mappings.entities[p.change.entity];
-            self.odoo.prepare(m).await.map_err(|e| unavailable(format!("{e:?}")))?;
-        }
-        // First without savepoints (a third of the statements); only if some change fails is the
-        // transaction rolled back and the batch run again with a savepoint per change.
-        match self.odoo_pass(planned, false).await? {
-            Some(outcomes) => Ok(outcomes),
-            None => Ok(self.odoo_pass(planned, true).await?.unwrap_or_default()),
-        }
-    }
-
-    /// One transaction over the batch. Without savepoints, `None` when a change failed (the
-    /// transaction is rolled back); with them, each change's outcome.
-    async fn odoo_pass(
-        &mut self,
-        planned: &[Planned],
-        savepoints: bool,
-    ) -> Result<Option<Vec<Result<Option<String>, ApplyError>>>, SyncError> {
-        let unavailable = |message: String| SyncError::Unavailable { system: "odoo", message };
-        let mappings = self.mappings.clone();
-        let (client, catalog) = self.odoo.parts();
-        let tx = client.transaction().await.map_err(|e| unavailable(e.to_string()))?;
-        let resolved = std::cell::RefCell::new(std::collections::HashMap::new());
-        let mut outcomes = Vec::with_capacity(planned.len());
-        for p in planned {
-            if p.decision != Decision::Apply {
-                outcomes.push(Ok(None));
-                continue;
-            }
-            let m = &mappings.entities[p.change.entity];
-            let writer = OdooWriter { catalog, tx: &tx, resolved: Some(&resolved) };
-            if savepoints {
-                writer.savepoint().await.map_err(|e| unavailable(format!("{e:?}")))?;
-            }
-            let result = match p.change.op {
-                ChangeOp::Upsert => {
-                    let record = p.change.record.as_ref().expect("upserts carry a record");
-                    let id = p.target_id.as_deref().and_then(|s| s.parse().ok());
-                    writer
-                        .upsert(m, &p.change.key, record, &p.fields, id, p.create, p.target_absent)
-                        .await
-                        .map(|id| id.map(|i| i.to_string()))
-                }
-                ChangeOp::Delete => match p.target_id.as_deref().and_then(|s| s.parse().ok()) {
-                    Some(id) => writer.delete(m, id).await.map(|_| None),
-                    None => Ok(None),
-                },
-            };
-            let result = match result {
-                Err(ApplyError::Dead { field, reason }) => {
-                    // The server names a column; the operator thinks in fields.
-                    let field = field
-                        .as_deref()
-                        .and_then(|c| field_named_in(m, System::Odoo, &format!("\"{c}\"")))
-                        .or_else(|| field_named_in(m, System::Odoo, &reason))
-                        .or(field);
-                    let reason = if reason.starts_with(&m.entity) {
-                        reason
-                    } else {
-                        format!("{} {}: {reason}", m.entity, p.change.key)
-                    };
-                    Err(ApplyError::Dead { field, reason })
-                }
-                other => other,
-            };
-            match &result {
-                Err(ApplyError::Transient(message)) => {
-                    return Err(unavailable(message.clone()));
-                }
-                Err(_) if !savepoints => {
-                    tx.rollback().await.map_err(|e| unavailable(e.to_string()))?;
-                    return Ok(None);
-                }
-                Err(_) => writer.rollback_to_savepoint().await.map_err(|e| unavailable(format!("{e:?}")))?,
-                Ok(_) if savepoints => writer.release().await.map_err(|e| unavailable(format!("{e:?}")))?,
-                Ok(_) => {}
-            }
-            outcomes.push(result);
-        }
-        tx.commit().await.map_err(|e| unavailable(e.to_string()))?;
-        Ok(Some(outcomes))
-    }
-}
-
-impl Engine {
-    async fn apply_to_legacy(
-        &mut self,
-        planned: &[Planned],
-    ) -> Result<Vec<Result<Option<String>, ApplyError>>, SyncError> {
-        use crate::mapping::legacy::{stored_value, WriteValueError};
-        use crate::sink::odbc::{ChangeFailure, LegacyWrite};
-        if planned.iter().all(|p| p.decision != Decision::Apply) {
-            return Ok(planned.iter().map(|_| Ok(None)).collect());
-        }
-        self.legacy.ensure_lookups(&self.mappings).await?;
-        let present = self.referenced_values(planned).await?;
-        let tables: Vec<String> = planned
-            .iter()
-            .filter(|p| p.decision == Decision::Apply)
-            .map(|p| self.mappings.entities[p.change.entity].legacy.table.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        self.legacy.ensure_limits(&tables).await?;
-        let cache = self.legacy.cache();
-        let mut outcomes: Vec<Option<Result<Option<String>, ApplyError>>> = Vec::with_capacity(planned.len());
-        let mut batch: Vec<Vec<LegacyWrite>> = Vec::new();
-        let mut batch_index = Vec::new();
-        for (i, p) in planned.iter().enumerate() {
-            if p.decision != Decision::Apply {
-                outcomes.push(Some(Ok(None)));
-                continue;
-            }
-            let m = &self.mappings.entities[p.change.entity];
-            let side = &m.legacy;
-            let key_record = match &p.change.record {
-                Some(r) => r.clone(),
-                None => decide::key_record(m, &p.change.key),
-            };
-            let value = |c: &crate::mapping::Column| stored_value(m, c, &key_record, cache);
-            let key: Result<Vec<(String, Option<String>)>, WriteValueError> = m
-                .key
-                .iter()
-                .filter_map(|k| side.column_of(*k))
-                .map(|c| value(c).map(|v| (c.column.clone(), v)))
-                .collect();
-            let writes = match (p.change.op, key) {
-                (_, Err(e)) => Err(e),
-                (ChangeOp::Delete, Ok(key)) => Ok(vec![LegacyWrite::Delete { table: side.table.clone(), key }]),
-                (ChangeOp::Upsert, Ok(key)) => {
-                    let record = p.change.record.as_ref().expect("upserts carry a record");
-                    if let Some(missing) = missing_reference(m, &p.change.key, record, cache, &present) {
-                        outcomes.push(Some(Err(missing)));
-                        continue;
-                    }
-                    let row = |fields: Option<&[usize]>| -> Result<Vec<(String, Option<String>)>, WriteValueError> {
-                        let mut out = Vec::new();
-                        for c in side.columns.iter().filter(|c| !c.read_only) {
-                            if fields.is_some_and(|f| !f.contains(&c.field)) {
-                                continue;
-                            }
-                            let v = stored_value(m, c, record, cache)?;
-                            for column in std::iter::once(&c.column).chain(c.also.iter()) {
-                                out.push((column.clone(), v.clone()));
-                            }
-                        }
-                        Ok(out)
-                    };
-                    match (row(None), row(Some(&p.fields))) {
-                        (Ok(mut insert), Ok(update)) => {
-                            for (column, value) in &side.defaults {
-                                if !insert.iter().any(|(c, _)| c == column) {
-                                    insert.push((column.clone(), legacy_default(value)));
-                                }
-                            }
-                            let update = update.into_iter().filter(|(c, _)| !key.iter().any(|(k, _)| k == c)).collect();
-                            if side.insert_only {
-                                // A ledger row is written once; a number already taken is refused
-                                // by the database (a dead letter), never overwritten.
-                                Ok(vec![LegacyWrite::Insert { table: side.table.clone(), insert }])
-                            } else {
-                                Ok(vec![LegacyWrite::Upsert {
-                                    table: side.table.clone(),
-                                    key,
-                                    insert,
-                                    update,
-                                    update_only: !p.create,
-                                }])
-                            }
-                        }
-                        (Err(e), _) | (_, Err(e)) => Err(e),
-                    }
-                }
-            };
-            let writes = writes.and_then(|w| too_long(m, self.legacy.limits(&side.table), &w).map_or(Ok(w), Err));
-            match writes {
-                Ok(w) => {
-                    outcomes.push(None);
-                    batch_index.push(i);
-                    batch.push(w);
-                }
-                Err(WriteValueError::Park(reason)) => {
-                    outcomes.push(Some(Err(ApplyError::Park(format!("{} {}: {reason}", m.entity, p.change.key)))))
-                }
-                Err(WriteValueError::Dead { field, reason }) => outcomes.push(Some(Err(ApplyError::Dead {
-                    reason: format!("{} {}: field {field}: {reason}", m.entity, p.change.key),
-                    field: Some(field),
-                }))),
-            }
-        }
-        let rows = batch.len();
-        let started = std::time::Instant::now();
-        let results = self.legacy.apply(batch).await?;
-        tracing::debug!(rows, took_us = started.elapsed().as_micros() as u64, "ERP writes committed");
-        for (i, failure) in batch_index.into_iter().zip(results) {
-            let p = &planned[i];
-            let m = &self.mappings.entities[p.change.entity];
-            outcomes[i] = Some(match failure {
-                None => Ok(None),
-                Some(ChangeFailure::Data(message)) => {
-                    let field = field_named_in(m, System::Legacy, &message);
-                    Err(ApplyError::Dead {
-                        reason: format!(
-                            "{} {}: {}{} refused the write: {message}",
-                            m.entity,
-                            p.change.key,
-                            m.legacy.table,
-                            field.as_ref().map(|f| format!(" (field {f})")).unwrap_or_default()
-                        ),
-                        field,
-                    })
-                }
-                Some(ChangeFailure::Missing(message)) => {
-                    Err(ApplyError::Dead { field: None, reason: format!("{} {}: {message}", m.entity, p.change.key) })
-                }
-            });
-        }
-        Ok(outcomes.into_iter().map(|o| o.unwrap_or(Ok(None))).collect())
-    }
-
-    /// The values the batch's applied upserts write into `references` columns that the ERP
-    /// holds, per (table, column), read in bulk.
-    async fn referenced_values(&mut self, planned: &[Planned]) -> Result<ReferencedValues, SyncError> {
-        let mut wanted: std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>> =
-            Default::default();
-        for p in planned.iter().filter(|p| p.decision == Decision::Apply && p.change.op == ChangeOp::Upsert) {
-            let m = &self.mappings.entities[p.change.entity];
-            let Some(record) = &p.change.record else { continue };
-            for c in &m.legacy.columns {
-                let Some(r) = &c.references else { continue };
-                if let Ok(Some(v)) = crate::mapping::legacy::stored_value(m, c, record, self.legacy.cache()) {
-                    wanted.entry((r.table.clone(), r.column.clone())).or_default().insert(v);
-                }
-            }
-        }
-        let mut present = ReferencedValues::new();
-        for ((table, column), values) in wanted {
-            let values: Vec<String> = values.into_iter().collect();
-            let found = self.legacy.existing_values(&table, &column, &values).await?;
-            present.insert((table, column), found);
-        }
-        Ok(present)
     }
 
     fn record(
@@ -872,89 +632,5 @@ impl Engine {
             replayable: self.batch.replayable,
             txn_part: self.batch.txn_part,
         })
-    }
-}
-
-/// The field whose column a database message names (`column 'ITEM_NO'`, `"default_code"`).
-fn field_named_in(m: &Mapping, system: System, message: &str) -> Option<String> {
-    let lower = message.to_ascii_lowercase();
-    m.side(system).columns.iter().find_map(|c| {
-        let column = c.column.to_ascii_lowercase();
-        let quoted = [format!("'{column}'"), format!("\"{column}\""), format!("`{column}`")];
-        quoted.iter().any(|q| lower.contains(q.as_str())).then(|| m.fields[c.field].name.clone())
-    })
-}
-
-/// The first value of the writes that its column cannot hold (the ERP would refuse it, or worse,
-/// cut it), as the reason to dead-letter the change: field, column, value and limit.
-fn too_long(
-    m: &Mapping,
-    limits: Option<&std::collections::HashMap<String, usize>>,
-    writes: &[crate::sink::odbc::LegacyWrite],
-) -> Option<crate::mapping::legacy::WriteValueError> {
-    use crate::sink::odbc::LegacyWrite;
-    let limits = limits?;
-    for write in writes {
-        let (table, columns) = match write {
-            LegacyWrite::Upsert { table, insert, update, .. } => (table, insert.iter().chain(update.iter())),
-            LegacyWrite::Insert { table, insert } => (table, insert.iter().chain([].iter())),
-            LegacyWrite::Delete { .. } => continue,
-        };
-        for (column, value) in columns {
-            let Some(value) = value else { continue };
-            let Some(limit) = limits.get(&column.to_ascii_uppercase()) else { continue };
-            let length = value.trim_end_matches(' ').chars().count();
-            if length > *limit {
-                let field = field_named_in(m, System::Legacy, &format!("'{column}'")).unwrap_or_else(|| column.clone());
-                return Some(crate::mapping::legacy::WriteValueError::Dead {
-                    reason: format!("{value:?} is {length} characters; {table}.{column} holds at most {limit}"),
-                    field,
-                });
-            }
-        }
-    }
-    None
-}
-
-/// Values present in referenced ERP tables: (table, column) → values.
-type ReferencedValues = std::collections::HashMap<(String, String), std::collections::HashSet<String>>;
-
-/// The first `references` column of `record` whose value the ERP does not hold: the change
-/// waits for it (park) or is dead-lettered, naming the reference; it is never written.
-fn missing_reference(
-    m: &Mapping,
-    key: &str,
-    record: &Record,
-    cache: &crate::mapping::legacy::LookupCache,
-    present: &ReferencedValues,
-) -> Option<ApplyError> {
-    for c in &m.legacy.columns {
-        let Some(r) = &c.references else { continue };
-        let Ok(Some(value)) = crate::mapping::legacy::stored_value(m, c, record, cache) else { continue };
-        let held = present.get(&(r.table.clone(), r.column.clone())).is_some_and(|v| v.contains(value.trim_end()));
-        if held {
-            continue;
-        }
-        let field = m.fields[c.field].name.clone();
-        let reason = format!(
-            "{} {key}: field {field} = {value:?}: the ERP has no {}.{} = this value",
-            m.entity, r.table, r.column
-        );
-        return Some(if r.park_when_missing {
-            ApplyError::Park(reason)
-        } else {
-            ApplyError::Dead { field: Some(field), reason }
-        });
-    }
-    None
-}
-
-fn legacy_default(value: &crate::model::Value) -> Option<String> {
-    match value {
-        crate::model::Value::Null => None,
-        crate::model::Value::Text(s) if s == "$now" => {
-            Some(Utc::now().naive_utc().format("%Y-%m-%d %H:%M:%S").to_string())
-        }
-        other => Some(crate::source::legacy::convert::value_text(other)),
     }
 }

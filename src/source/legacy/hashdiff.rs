@@ -5,13 +5,16 @@
 
 use std::collections::HashSet;
 
-use super::reader::{self, ReadPlan};
-use super::row_hash::{row_hash, row_hash_i64};
-use super::{key_text, key_values, BadLegacyRow, LegacyConnection, LegacyError, LegacyTable, ReadRow};
+use super::BadLegacyRow;
+use crate::config::LegacyTable;
+use crate::erp::reader::{self, ReadPlan};
+use crate::erp::{LegacyConnection, LegacyError, ReadRow};
+use crate::model::{key_text, key_values};
+use crate::model::{row_hash, row_hash_i64};
 use crate::model::{Op, Row, RowChange};
 use crate::state::{Fingerprints, SaveOutcome, StateStore};
 
-use super::poller::{LegacyItem, PollError};
+use super::{LegacyItem, PollError};
 
 /// What a pass reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,53 +5,10 @@
 use std::time::Duration;
 
 use super::hashdiff::{self, HashdiffMode};
-use super::odbc::OdbcConnection;
-use super::{BadLegacyRow, LegacyConnection, LegacyError, LegacyTable, Strategy};
-use crate::config::{LegacyConfig, LegacyKind};
-use crate::model::RowChange;
-use crate::pg::PgConnInfo;
-use crate::state::{SaveOutcome, StateError, StateStore};
-
-/// What a poll hands out, one at a time.
-#[derive(Debug)]
-pub enum LegacyItem {
-    Change(RowChange),
-    Bad(BadLegacyRow),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    #[error(transparent)]
-    Legacy(#[from] LegacyError),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error("writing output: {0}")]
-    Output(#[from] std::io::Error),
-}
-
-/// One table's outcome, to save on acknowledgement.
-#[derive(Debug, Clone)]
-pub struct PendingSave {
-    pub table: String,
-    pub strategy: &'static str,
-    pub outcome: SaveOutcome,
-}
-
-/// Opens a connection to the legacy database (on the blocking pool: drivers block).
-pub async fn connect(config: &LegacyConfig) -> Result<Box<dyn LegacyConnection>, LegacyError> {
-    let config = config.clone();
-    tokio::task::spawn_blocking(move || -> Result<Box<dyn LegacyConnection>, LegacyError> {
-        Ok(match config.kind {
-            LegacyKind::Odbc => Box::new(OdbcConnection::connect(&config.connection_string, config.password.as_ref())?),
-            LegacyKind::Mssql => Box::new(super::mssql::MssqlConnection::connect(
-                &config.connection_string,
-                config.password.as_ref().map(|p| p.expose()),
-            )?),
-        })
-    })
-    .await
-    .map_err(|e| LegacyError::Other(format!("connect thread: {e}")))?
-}
+use super::{LegacyItem, PendingSave, PollError};
+use crate::config::{LegacyConfig, LegacyTable, PgConnInfo, Strategy};
+use crate::erp::{connect, LegacyConnection, LegacyError};
+use crate::state::StateStore;
 
 pub struct LegacyPoller {
     config: LegacyConfig,
@@ -74,7 +31,7 @@ impl LegacyPoller {
         if let Some(conn) = self.conn.take() {
             return Ok(conn);
         }
-        connect(&self.config).await
+        Ok(connect(&self.config).await?)
     }
 
     /// Polls every table once. Transient faults (lost connection, deadlock, timeout) are
@@ -156,7 +113,7 @@ impl LegacyPoller {
                 conn
             }
             Strategy::Rowversion { .. } | Strategy::ChangeTracking => {
-                let (save, conn) = super::mssql::poll_with_state(conn, &self.store, table, emit).await?;
+                let (save, conn) = super::versioned::poll_with_state(conn, &self.store, table, emit).await?;
                 saves.push(save);
                 conn
             }

@@ -10,14 +10,17 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-use super::convert::value_text;
-use super::reader::{self, PagedScan, ReadPlan};
-use super::row_hash::row_hash_i64;
-use super::{key_text, BadLegacyRow, LegacyConnection, LegacyError, LegacyTable, ReadRow};
+use super::BadLegacyRow;
+use crate::config::LegacyTable;
+use crate::erp::reader::{self, PagedScan, ReadPlan};
+use crate::erp::{LegacyConnection, LegacyError, ReadRow};
+use crate::model::key_text;
+use crate::model::row_hash_i64;
+use crate::model::value_text;
 use crate::model::{Op, Row, RowChange, Value};
 use crate::state::{Fingerprints, SaveOutcome, StateStore};
 
-use super::poller::{LegacyItem, PollError};
+use super::{LegacyItem, PollError};
 
 const VERSION_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f";
 

@@ -9,7 +9,7 @@
 //! the field and the byte offset; it never panics.
 //!
 //! [`RelationCache`] and [`TypeCache`] keep what Relation and Type messages announce, so that tuples
-//! can be turned into rows (see `text_values::decode_tuple`) and custom types named.
+//! can be turned into rows (see `tuple::decode_tuple`) and custom types named.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -788,7 +788,7 @@ impl TypeCache {
     /// A human name for any type oid: the built-in name (`numeric`), else the announced
     /// `schema.name`, else `type 16385`.
     pub fn describe(&self, oid: u32) -> Cow<'_, str> {
-        if let Some(name) = super::text_values::builtin_type_name(oid) {
+        if let Some(name) = super::types::builtin_type_name(oid) {
             Cow::Borrowed(name)
         } else if let Some(name) = self.get(oid) {
             Cow::Borrowed(name)

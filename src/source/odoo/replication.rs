@@ -16,8 +16,9 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::config::{PgConnInfo, SslMode};
 use crate::model::Lsn;
-use crate::pg::{client_config, PgConnInfo, SslMode, TlsError};
+use crate::pg::{client_config, TlsError};
 
 /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
 const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;

@@ -19,10 +19,10 @@ use chrono::{DateTime, Utc};
 use super::pgoutput::{self, LogicalMessage, ProtocolError, RelationCache, RelationInfo, TupleData};
 use super::replication::{ReplicationConnection, ReplicationError, ReplicationEvent};
 use super::spill::{SpillFile, SpillReader};
-use super::text_values::decode_tuple;
+use super::tuple::decode_tuple;
 use super::types::CATALOG_TYPES_SQL;
+use crate::config::PgConnInfo;
 use crate::model::{Lsn, Op, Position, Row, RowChange, TableName, Value};
-use crate::pg::PgConnInfo;
 
 /// Primary key columns, in key order, of the tables under `REPLICA IDENTITY FULL`.
 const FULL_IDENTITY_PRIMARY_KEYS_SQL: &str = "SELECT i.indrelid, a.attname \
@@ -691,7 +691,7 @@ mod tests {
 
     use super::*;
     use crate::source::odoo::pgoutput::{Relation, RelationColumn, ReplicaIdentity};
-    use crate::source::odoo::text_values::oid;
+    use crate::source::odoo::types::oid;
     use crate::source::odoo::types::TypeRegistry;
 
     fn relation(identity: ReplicaIdentity, primary_key: Option<&[String]>) -> RelationInfo {

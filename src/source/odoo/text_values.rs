@@ -12,74 +12,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 
-use super::array_text::{parse_array, write_array};
-use super::pgoutput::{RelationInfo, TupleData, TupleValue};
-use super::types::ColumnType;
-use crate::model::{Decimal, DecimalError, Row, TableName, Value};
-
-/// Oids of the built-in types [`decode_text`] reads into something other than text.
-pub mod oid {
-    pub const BOOL: u32 = 16;
-    pub const BYTEA: u32 = 17;
-    pub const CHAR: u32 = 18;
-    pub const NAME: u32 = 19;
-    pub const INT8: u32 = 20;
-    pub const INT2: u32 = 21;
-    pub const INT4: u32 = 23;
-    pub const TEXT: u32 = 25;
-    pub const OID: u32 = 26;
-    pub const JSON: u32 = 114;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const BPCHAR: u32 = 1042;
-    pub const VARCHAR: u32 = 1043;
-    pub const DATE: u32 = 1082;
-    pub const TIME: u32 = 1083;
-    pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const NUMERIC: u32 = 1700;
-    pub const UUID: u32 = 2950;
-    pub const JSONB: u32 = 3802;
-}
-
-/// The SQL name of a built-in type, for messages; `None` for types this module does not know.
-pub fn builtin_type_name(type_oid: u32) -> Option<&'static str> {
-    Some(match type_oid {
-        oid::BOOL => "boolean",
-        oid::BYTEA => "bytea",
-        oid::CHAR => "\"char\"",
-        oid::NAME => "name",
-        oid::INT8 => "bigint",
-        oid::INT2 => "smallint",
-        oid::INT4 => "integer",
-        oid::TEXT => "text",
-        oid::OID => "oid",
-        oid::JSON => "json",
-        oid::FLOAT4 => "real",
-        oid::FLOAT8 => "double precision",
-        oid::BPCHAR => "character",
-        oid::VARCHAR => "character varying",
-        oid::DATE => "date",
-        oid::TIME => "time",
-        oid::TIMESTAMP => "timestamp",
-        oid::TIMESTAMPTZ => "timestamptz",
-        oid::NUMERIC => "numeric",
-        oid::UUID => "uuid",
-        oid::JSONB => "jsonb",
-        142 => "xml",
-        650 => "cidr",
-        790 => "money",
-        829 => "macaddr",
-        869 => "inet",
-        1186 => "interval",
-        1266 => "timetz",
-        1560 => "bit",
-        1562 => "varbit",
-        _ => return None,
-    })
-}
+use super::types::{builtin_type_name, oid, ColumnType};
+use crate::model::{Decimal, DecimalError, TableName, Value};
 
 fn type_label(type_oid: u32) -> Cow<'static, str> {
     match builtin_type_name(type_oid) {
@@ -532,189 +468,123 @@ fn parse_timestamptz(text: &[u8]) -> Result<DateTime<Utc>, ValueErrorReason> {
 
 // ---- tuples ----
 
-/// Turns a tuple of `rel` into a [`Row`] sharing the relation's column names, each value read as
-/// the type the relation resolved for its column (a domain as its base type).
-///
-/// `n` becomes [`Value::Null`] and `u` (unchanged TOAST) [`Value::Unchanged`]. Under
-/// `REPLICA IDENTITY DEFAULT`/`INDEX`, a `K` old tuple has every column, the non-key ones null.
-/// Every value that is UTF-8 text comes out ([`decode_column_lossless`]); the only errors are text
-/// that is not UTF-8, a binary value, and a tuple that does not fit the relation.
-pub fn decode_tuple(rel: &RelationInfo, tuple: &TupleData) -> Result<Row, ColumnError> {
-    if tuple.len() != rel.column_kinds.len() || tuple.len() != rel.column_names.len() {
-        return Err(ColumnError::ColumnCount {
-            table: rel.table().clone(),
-            relation_oid: rel.oid(),
-            expected: rel.column_kinds.len(),
-            found: tuple.len(),
-        });
+// ---- arrays ------------------------------------------------------------------------------
+//
+// PostgreSQL's array text format (`array_out`), read into [`Value::Array`] and written back.
+//
+// `{1,2,NULL}`, `{{1,2},{3,4}}`, `{"a b",c,"q\"x",""}`, `{}`: elements separated by the element
+// type's delimiter (`,` for every type but `box`), nested braces for each dimension, an element
+// in double quotes (with `\` escaping `"` and `\`) when it is empty, is `NULL` spelt in any case,
+// or holds a delimiter, brace, quote, backslash or white space. An unquoted `NULL` is SQL NULL.
+// An array whose lower bounds are not all 1 is printed with its bounds first (`[0:1]={5,6}`);
+// a JSON array cannot hold them, so [`parse_array`] leaves such a value to be kept as text.
+
+const ARRAY_FORM: &str = "{element,…} (PostgreSQL array text)";
+
+/// The elements of an array value of `element` type, or `None` for an array with explicit bounds.
+fn parse_array(element: &ColumnType, delimiter: u8, text: &str) -> Result<Option<Vec<Value>>, ValueErrorReason> {
+    if text.starts_with('[') {
+        return Ok(None);
     }
-    let mut values = Vec::with_capacity(tuple.len());
-    for ((value, ty), column) in tuple.iter().zip(rel.column_kinds.iter()).zip(rel.column_names.iter()) {
-        values.push(match value {
-            TupleValue::Null => Value::Null,
-            TupleValue::UnchangedToast => Value::Unchanged,
-            TupleValue::Text(text) => decode_column_lossless(ty, text).map_err(|source| ColumnError::Value {
-                table: rel.table().clone(),
-                column: column.clone(),
-                source: Box::new(source),
-            })?,
-            TupleValue::Binary(_) => {
-                return Err(ColumnError::Binary {
-                    table: rel.table().clone(),
-                    column: column.clone(),
-                    type_oid: ty.oid,
-                })
-            }
-        });
+    let mut parser = ArrayParser { s: text.as_bytes(), text, i: 0, element, delimiter };
+    let items = parser.level(0)?;
+    if parser.i != parser.s.len() {
+        return Err(ValueErrorReason::Format(ARRAY_FORM));
     }
-    Ok(Row { columns: rel.column_names.clone(), values })
+    Ok(Some(items))
 }
 
-// ---- the inverse, for tests and diagnostics ----
-
-/// PostgreSQL's text output for `value` under the session settings above, or `None` for
-/// [`Value::Null`] and [`Value::Unchanged`], which have none.
-///
-/// [`Value::Json`] comes out compact (`{"a":1}`); `jsonb` output has spaces (`{"a": 1}`), so
-/// compare JSON by parsing rather than by text.
-pub fn to_pg_text(value: &Value) -> Option<String> {
-    Some(match value {
-        Value::Null | Value::Unchanged => return None,
-        Value::Bool(b) => (if *b { "t" } else { "f" }).to_owned(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => float_to_pg(*f),
-        Value::Decimal(d) => d.to_string(),
-        Value::Text(s) => s.clone(),
-        Value::Bytes(bytes) => {
-            let mut out = String::with_capacity(2 + bytes.len() * 2);
-            out.push_str("\\x");
-            for b in bytes {
-                let _ = write!(out, "{b:02x}");
-            }
-            out
-        }
-        Value::Date(date) => {
-            let mut out = String::with_capacity(13);
-            let bc = write_date(&mut out, *date);
-            finish_bc(out, bc)
-        }
-        Value::Time(time) => {
-            let mut out = String::with_capacity(15);
-            write_time(&mut out, *time);
-            out
-        }
-        Value::Timestamp(ts) => {
-            let mut out = String::with_capacity(29);
-            let bc = write_date(&mut out, ts.date());
-            out.push(' ');
-            write_time(&mut out, ts.time());
-            finish_bc(out, bc)
-        }
-        Value::TimestampTz(ts) => {
-            let utc = ts.naive_utc();
-            let mut out = String::with_capacity(32);
-            let bc = write_date(&mut out, utc.date());
-            out.push(' ');
-            write_time(&mut out, utc.time());
-            out.push_str("+00");
-            finish_bc(out, bc)
-        }
-        Value::Json(json) => json.clone(),
-        Value::Array(items) => {
-            let mut out = String::new();
-            write_array(&mut out, items);
-            out
-        }
-        Value::Raw { text, .. } => text.clone(),
-    })
+struct ArrayParser<'a> {
+    s: &'a [u8],
+    text: &'a str,
+    i: usize,
+    element: &'a ColumnType,
+    delimiter: u8,
 }
 
-/// Writes `YYYY-MM-DD` with the year as PostgreSQL counts it and returns whether it is BC.
-fn write_date(out: &mut String, date: NaiveDate) -> bool {
-    let year = date.year();
-    let (year, bc) = if year <= 0 { (1 - year, true) } else { (year, false) };
-    let _ = write!(out, "{year:04}-{:02}-{:02}", date.month(), date.day());
-    bc
-}
+impl ArrayParser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
 
-fn finish_bc(mut out: String, bc: bool) -> String {
-    if bc {
-        out.push_str(" BC");
-    }
-    out
-}
-
-/// Writes `HH:MM:SS` plus a fraction only when it is non-zero, without trailing zeros, as
-/// PostgreSQL does.
-fn write_time(out: &mut String, time: NaiveTime) {
-    let mut second = time.second();
-    let mut nanos = time.nanosecond();
-    // chrono represents a leap second as nanoseconds past 1e9.
-    if nanos >= 1_000_000_000 {
-        second += 1;
-        nanos -= 1_000_000_000;
-    }
-    let _ = write!(out, "{:02}:{:02}:{second:02}", time.hour(), time.minute());
-    if nanos != 0 {
-        let fraction = format!("{nanos:09}");
-        out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
-    }
-}
-
-/// `float8out` with `extra_float_digits > 0`: the shortest digits that read back exactly, in
-/// fixed notation when the decimal exponent is in -4..15 and as `d.ddde±XX` otherwise.
-fn float_to_pg(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".to_owned();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    // Rust's `{:e}` gives the same shortest round-trip digits as PostgreSQL's Ryu, as `d.ddde-X`.
-    let scientific = format!("{:e}", f.abs());
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let mut out = String::with_capacity(digits.len() + 8);
-    if f < 0.0 {
-        out.push('-');
-    }
-    if (-4..15).contains(&exponent) {
-        if exponent < 0 {
-            out.push_str("0.");
-            for _ in 0..(-exponent - 1) {
-                out.push('0');
-            }
-            out.push_str(&digits);
-        } else {
-            let int_len = exponent as usize + 1;
-            if digits.len() <= int_len {
-                out.push_str(&digits);
-                for _ in digits.len()..int_len {
-                    out.push('0');
+    /// `{…}` at the cursor: its elements (or sub-arrays).
+    fn level(&mut self, depth: usize) -> Result<Vec<Value>, ValueErrorReason> {
+        // PostgreSQL allows at most 6 dimensions.
+        if depth > 6 || self.peek() != Some(b'{') {
+            return Err(ValueErrorReason::Format(ARRAY_FORM));
+        }
+        self.i += 1;
+        let mut items = Vec::new();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(items);
+        }
+        loop {
+            let item = match self.peek() {
+                Some(b'{') => Value::Array(self.level(depth + 1)?),
+                Some(b'"') => {
+                    let text = self.quoted()?;
+                    self.decode(text.as_bytes())?
                 }
-            } else {
-                let (int, frac) = digits.split_at(int_len);
-                out.push_str(int);
-                out.push('.');
-                out.push_str(frac);
+                Some(_) => {
+                    let start = self.i;
+                    while self.peek().is_some_and(|b| b != self.delimiter && b != b'}') {
+                        self.i += 1;
+                    }
+                    let raw = &self.text[start..self.i];
+                    if raw.is_empty() {
+                        return Err(ValueErrorReason::Format(ARRAY_FORM));
+                    }
+                    if raw.eq_ignore_ascii_case("NULL") {
+                        Value::Null
+                    } else {
+                        self.decode(raw.as_bytes())?
+                    }
+                }
+                None => return Err(ValueErrorReason::Format(ARRAY_FORM)),
+            };
+            items.push(item);
+            match self.peek() {
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(items);
+                }
+                Some(b) if b == self.delimiter => self.i += 1,
+                _ => return Err(ValueErrorReason::Format(ARRAY_FORM)),
             }
         }
-    } else {
-        let (first, rest) = digits.split_at(1.min(digits.len()));
-        out.push_str(first);
-        if !rest.is_empty() {
-            out.push('.');
-            out.push_str(rest);
-        }
-        let sign = if exponent < 0 { '-' } else { '+' };
-        let _ = write!(out, "e{sign}{:02}", exponent.unsigned_abs());
     }
-    out
+
+    /// A double-quoted element at the cursor, unescaped.
+    fn quoted(&mut self) -> Result<String, ValueErrorReason> {
+        self.i += 1;
+        let mut out = String::new();
+        let mut start = self.i;
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    out.push_str(&self.text[start..self.i]);
+                    self.i += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    out.push_str(&self.text[start..self.i]);
+                    self.i += 1;
+                    // The escaped character may be multi-byte: take it whole.
+                    let ch = self.text[self.i..].chars().next().ok_or(ValueErrorReason::Format(ARRAY_FORM))?;
+                    out.push(ch);
+                    self.i += ch.len_utf8();
+                    start = self.i;
+                }
+                Some(_) => self.i += 1,
+                None => return Err(ValueErrorReason::Format(ARRAY_FORM)),
+            }
+        }
+    }
+
+    fn decode(&self, text: &[u8]) -> Result<Value, ValueErrorReason> {
+        decode_column_lossless(self.element, text).map_err(|e| e.reason)
+    }
 }
 
 #[cfg(test)]
@@ -724,7 +594,10 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::model::to_pg_text;
     use crate::source::odoo::pgoutput::{Relation, RelationColumn, ReplicaIdentity};
+    use crate::source::odoo::pgoutput::{RelationInfo, TupleValue};
+    use crate::source::odoo::tuple::decode_tuple;
 
     fn ok(type_oid: u32, text: &str) -> Value {
         match decode_text(type_oid, text.as_bytes()) {
@@ -1104,5 +977,60 @@ mod tests {
 
         let e = decode_tuple(&rel, &vec![text("7")]).unwrap_err();
         assert_eq!(e.to_string(), "public.stock_move: tuple has 1 columns but relation 16384 has 4");
+    }
+
+    // ---- arrays
+
+    fn parse(element: u32, text: &str) -> Option<Vec<Value>> {
+        parse_array(&ColumnType::builtin(element), b',', text).unwrap()
+    }
+
+    #[test]
+    fn reads_elements_of_their_type() {
+        assert_eq!(parse(oid::INT4, "{1,2,NULL}"), Some(vec![Value::Int(1), Value::Int(2), Value::Null]));
+        assert_eq!(parse(oid::INT4, "{}"), Some(vec![]));
+        assert_eq!(
+            parse(oid::INT4, "{{1,2},{3,4}}"),
+            Some(vec![
+                Value::Array(vec![Value::Int(1), Value::Int(2)]),
+                Value::Array(vec![Value::Int(3), Value::Int(4)])
+            ])
+        );
+        let text = |s: &str| Value::Text(s.into());
+        assert_eq!(
+            parse(oid::TEXT, r#"{"a b",c,NULL,"q\"x","back\\slash","","NULL",null,'quoted',é}"#),
+            Some(vec![
+                text("a b"),
+                text("c"),
+                Value::Null,
+                text("q\"x"),
+                text("back\\slash"),
+                text(""),
+                text("NULL"),
+                Value::Null,
+                text("'quoted'"),
+                text("é"),
+            ])
+        );
+        assert_eq!(
+            parse(oid::NUMERIC, "{1.50,NaN}"),
+            Some(vec![Value::Decimal("1.50".parse().unwrap()), Value::raw("numeric", "NaN")])
+        );
+        assert_eq!(parse(oid::INT4, "[0:1]={5,6}"), None, "explicit bounds are kept as text");
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_array() {
+        for bad in ["", "{", "{1,2", "{1,,2}", "1,2", "{1}x", "{\"a}", "{{1},2"] {
+            assert!(parse_array(&ColumnType::builtin(oid::TEXT), b',', bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn writes_what_it_reads() {
+        for text in [r#"{"a b",c,NULL,"q\"x","back\\slash","","NULL"}"#, "{{1,2},{3,4}}", "{}"] {
+            let items = parse(oid::TEXT, text).unwrap();
+            assert_eq!(crate::model::to_pg_text(&Value::Array(items)).as_deref(), Some(text));
+        }
     }
 }

@@ -10,8 +10,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::text_values::{builtin_type_name, oid};
-
 /// How one column's values are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnType {
@@ -248,6 +246,68 @@ impl TypeRegistry {
             }
         }
     }
+}
+
+/// Oids of the built-in types [`super::text_values::decode_text`] reads into something other than text.
+pub mod oid {
+    pub const BOOL: u32 = 16;
+    pub const BYTEA: u32 = 17;
+    pub const CHAR: u32 = 18;
+    pub const NAME: u32 = 19;
+    pub const INT8: u32 = 20;
+    pub const INT2: u32 = 21;
+    pub const INT4: u32 = 23;
+    pub const TEXT: u32 = 25;
+    pub const OID: u32 = 26;
+    pub const JSON: u32 = 114;
+    pub const FLOAT4: u32 = 700;
+    pub const FLOAT8: u32 = 701;
+    pub const BPCHAR: u32 = 1042;
+    pub const VARCHAR: u32 = 1043;
+    pub const DATE: u32 = 1082;
+    pub const TIME: u32 = 1083;
+    pub const TIMESTAMP: u32 = 1114;
+    pub const TIMESTAMPTZ: u32 = 1184;
+    pub const NUMERIC: u32 = 1700;
+    pub const UUID: u32 = 2950;
+    pub const JSONB: u32 = 3802;
+}
+
+/// The SQL name of a built-in type, for messages; `None` for types this module does not know.
+pub fn builtin_type_name(type_oid: u32) -> Option<&'static str> {
+    Some(match type_oid {
+        oid::BOOL => "boolean",
+        oid::BYTEA => "bytea",
+        oid::CHAR => "\"char\"",
+        oid::NAME => "name",
+        oid::INT8 => "bigint",
+        oid::INT2 => "smallint",
+        oid::INT4 => "integer",
+        oid::TEXT => "text",
+        oid::OID => "oid",
+        oid::JSON => "json",
+        oid::FLOAT4 => "real",
+        oid::FLOAT8 => "double precision",
+        oid::BPCHAR => "character",
+        oid::VARCHAR => "character varying",
+        oid::DATE => "date",
+        oid::TIME => "time",
+        oid::TIMESTAMP => "timestamp",
+        oid::TIMESTAMPTZ => "timestamptz",
+        oid::NUMERIC => "numeric",
+        oid::UUID => "uuid",
+        oid::JSONB => "jsonb",
+        142 => "xml",
+        650 => "cidr",
+        790 => "money",
+        829 => "macaddr",
+        869 => "inet",
+        1186 => "interval",
+        1266 => "timetz",
+        1560 => "bit",
+        1562 => "varbit",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

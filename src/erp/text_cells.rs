@@ -1,4 +1,4 @@
-//! Driver text → [`Value`]. Pure functions: ODBC hands every cell over as text (the columnar
+//! ODBC driver text → [`Value`]. Pure functions: ODBC hands every cell over as text (the columnar
 //! text buffers are the fastest path through most drivers), and the column's declared SQL type
 //! says how to read it.
 
@@ -100,26 +100,6 @@ fn parse_hex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
-/// A value as plain text, for keys, parameters and messages.
-pub fn value_text(value: &Value) -> String {
-    match value {
-        Value::Null | Value::Unchanged => String::new(),
-        Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
-        Value::Int(n) => n.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Decimal(d) => d.to_string(),
-        Value::Text(s) | Value::Json(s) => s.clone(),
-        Value::Bytes(b) => b.iter().map(|x| format!("{x:02X}")).collect(),
-        Value::Date(d) => d.format("%Y-%m-%d").to_string(),
-        Value::Time(t) => t.format("%H:%M:%S%.f").to_string(),
-        Value::Timestamp(t) => t.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-        Value::TimestampTz(t) => t.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-        // PostgreSQL's text: `{1,2,NULL}`, numeric `NaN`, date `infinity`.
-        Value::Array(_) => crate::source::odoo::text_values::to_pg_text(value).unwrap_or_default(),
-        Value::Raw { text, .. } => text.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,7 +108,7 @@ mod tests {
     fn reads_legacy_types() {
         assert_eq!(convert(ColumnKind::Int, b" 42").unwrap(), Value::Int(42));
         assert_eq!(convert(ColumnKind::Decimal, b"12.5000").unwrap().kind(), "decimal");
-        assert_eq!(value_text(&convert(ColumnKind::Decimal, b"-0.0100").unwrap()), "-0.0100");
+        assert_eq!(crate::model::value_text(&convert(ColumnKind::Decimal, b"-0.0100").unwrap()), "-0.0100");
         assert_eq!(
             convert(ColumnKind::Timestamp, b"2024-02-29 13:45:00.250000").unwrap(),
             Value::Timestamp(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap().and_hms_milli_opt(13, 45, 0, 250).unwrap())

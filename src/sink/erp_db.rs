@@ -5,18 +5,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::SyncError;
-use crate::config::{LegacyConfig, LegacyKind};
+use super::erp_sql::{apply_batch, ChangeFailure, LegacyWrite};
+use super::SinkError;
+use crate::config::LegacyConfig;
+use crate::erp::LegacyWriter;
+use crate::erp::{Dialect, LegacyError, ReadRow};
 use crate::mapping::legacy::{lookup_id, lookup_sql, record_from_row, LookupCache, LookupTable};
 use crate::mapping::odoo::FieldError;
 use crate::mapping::transform::to_stored;
 use crate::mapping::{Mapping, Mappings, Record};
+use crate::model::value_text;
 use crate::model::{Row, Value};
-use crate::sink::odbc::{apply_batch, ChangeFailure, LegacyWrite, LegacyWriter};
-use crate::source::legacy::convert::value_text;
-use crate::source::legacy::mssql::MssqlConnection;
-use crate::source::legacy::odbc::OdbcConnection;
-use crate::source::legacy::{Dialect, LegacyError, ReadRow};
 
 pub struct LegacyDb {
     config: LegacyConfig,
@@ -30,8 +29,8 @@ pub struct LegacyDb {
     limits: HashMap<String, HashMap<String, usize>>,
 }
 
-fn unavailable(message: String) -> SyncError {
-    SyncError::Unavailable { system: "legacy", message }
+fn unavailable(message: String) -> SinkError {
+    SinkError::Unavailable { system: "legacy", message }
 }
 
 impl LegacyDb {
@@ -59,21 +58,13 @@ impl LegacyDb {
     async fn run<R: Send + 'static>(
         &mut self,
         f: impl FnOnce(&mut dyn LegacyWriter) -> R + Send + 'static,
-    ) -> Result<R, SyncError> {
+    ) -> Result<R, SinkError> {
         let existing = self.conn.take();
         let config = self.config.clone();
         let (conn, result) = tokio::task::spawn_blocking(move || -> Result<(Box<dyn LegacyWriter>, R), LegacyError> {
             let mut conn: Box<dyn LegacyWriter> = match existing {
                 Some(c) => c,
-                None => match config.kind {
-                    LegacyKind::Odbc => {
-                        Box::new(OdbcConnection::connect(&config.connection_string, config.password.as_ref())?)
-                    }
-                    LegacyKind::Mssql => Box::new(MssqlConnection::connect(
-                        &config.connection_string,
-                        config.password.as_ref().map(|p| p.expose()),
-                    )?),
-                },
+                None => crate::erp::connect_blocking(&config)?,
             };
             let r = f(conn.as_mut());
             Ok((conn, r))
@@ -98,7 +89,7 @@ impl LegacyDb {
     }
 
     /// Reads the column lengths of the tables not read yet.
-    pub async fn ensure_limits(&mut self, tables: &[String]) -> Result<(), SyncError> {
+    pub async fn ensure_limits(&mut self, tables: &[String]) -> Result<(), SinkError> {
         if self.conn.is_none() {
             self.run(|_| ()).await?;
         }
@@ -108,10 +99,10 @@ impl LegacyDb {
             }
             let name = table.rsplit('.').next().unwrap_or(table).to_string();
             let scope = match self.dialect {
-                crate::source::legacy::Dialect::MySql => "TABLE_SCHEMA = DATABASE()",
-                crate::source::legacy::Dialect::MsSql => "TABLE_CATALOG = DB_NAME()",
-                crate::source::legacy::Dialect::Postgres => "table_schema = current_schema()",
-                crate::source::legacy::Dialect::Ansi => {
+                crate::erp::Dialect::MySql => "TABLE_SCHEMA = DATABASE()",
+                crate::erp::Dialect::MsSql => "TABLE_CATALOG = DB_NAME()",
+                crate::erp::Dialect::Postgres => "table_schema = current_schema()",
+                crate::erp::Dialect::Ansi => {
                     self.limits.insert(table.clone(), HashMap::new());
                     continue;
                 }
@@ -133,7 +124,7 @@ impl LegacyDb {
         Ok(())
     }
 
-    async fn select_rows(&mut self, table: String, sql: String, params: Vec<Value>) -> Result<Vec<Row>, SyncError> {
+    async fn select_rows(&mut self, table: String, sql: String, params: Vec<Value>) -> Result<Vec<Row>, SinkError> {
         let result = self
             .run(move |conn| {
                 let mut rows = Vec::new();
@@ -159,7 +150,7 @@ impl LegacyDb {
     }
 
     /// Reads the lookup tables unless this batch already did.
-    pub async fn ensure_lookups(&mut self, mappings: &Arc<Mappings>) -> Result<(), SyncError> {
+    pub async fn ensure_lookups(&mut self, mappings: &Arc<Mappings>) -> Result<(), SinkError> {
         if self.cache_fresh {
             return Ok(());
         }
@@ -172,7 +163,7 @@ impl LegacyDb {
     }
 
     /// Re-reads every lookup table the mappings use (small code tables).
-    pub async fn refresh_lookups(&mut self, mappings: &Arc<Mappings>) -> Result<(), SyncError> {
+    pub async fn refresh_lookups(&mut self, mappings: &Arc<Mappings>) -> Result<(), SinkError> {
         if self.conn.is_none() {
             // Learn the dialect before building SQL.
             self.run(|_| ()).await?;
@@ -205,11 +196,11 @@ impl LegacyDb {
         &mut self,
         m: &Mapping,
         key: &str,
-    ) -> Result<Option<Result<Record, FieldError>>, SyncError> {
+    ) -> Result<Option<Result<Record, FieldError>>, SinkError> {
         if self.conn.is_none() {
             self.run(|_| ()).await?;
         }
-        let key_record = super::decide::key_record(m, key);
+        let key_record = Record::from_key(m, key);
         let mut conditions = Vec::new();
         let mut params = Vec::new();
         for k in &m.key {
@@ -252,7 +243,7 @@ impl LegacyDb {
 
     /// The rows of a mapping's table whose `column` holds `value` (the dependents of a looked-up
     /// row).
-    pub async fn rows_where(&mut self, m: &Mapping, column: &str, value: &str) -> Result<Vec<Row>, SyncError> {
+    pub async fn rows_where(&mut self, m: &Mapping, column: &str, value: &str) -> Result<Vec<Row>, SinkError> {
         if self.conn.is_none() {
             self.run(|_| ()).await?;
         }
@@ -268,7 +259,7 @@ impl LegacyDb {
     /// The rows of many keys of one mapping, read in a few queries: key text → record. Keys
     /// with no row are absent; rows that cannot be read are left out (the caller reads them one
     /// by one, which reports why).
-    pub async fn read_by_keys(&mut self, m: &Mapping, keys: &[String]) -> Result<HashMap<String, Record>, SyncError> {
+    pub async fn read_by_keys(&mut self, m: &Mapping, keys: &[String]) -> Result<HashMap<String, Record>, SinkError> {
         let mut out = HashMap::new();
         if keys.is_empty() {
             return Ok(out);
@@ -286,7 +277,7 @@ impl LegacyDb {
             let mut params = Vec::new();
             let mut terms = Vec::new();
             for key in part {
-                let key_record = super::decide::key_record(m, key);
+                let key_record = Record::from_key(m, key);
                 let stored: Result<Vec<_>, _> = m
                     .key
                     .iter()
@@ -325,7 +316,7 @@ impl LegacyDb {
         table: &str,
         column: &str,
         values: &[String],
-    ) -> Result<std::collections::HashSet<String>, SyncError> {
+    ) -> Result<std::collections::HashSet<String>, SinkError> {
         let mut out = std::collections::HashSet::new();
         if values.is_empty() {
             return Ok(out);
@@ -351,7 +342,7 @@ impl LegacyDb {
     }
 
     /// The highest integer in `table.column` (`None` for an empty table).
-    pub async fn max_int(&mut self, table: &str, column: &str) -> Result<Option<i64>, SyncError> {
+    pub async fn max_int(&mut self, table: &str, column: &str) -> Result<Option<i64>, SinkError> {
         if self.conn.is_none() {
             self.run(|_| ()).await?;
         }
@@ -369,7 +360,7 @@ impl LegacyDb {
     }
 
     /// Applies one batch of writes in one transaction.
-    pub async fn apply(&mut self, batch: Vec<Vec<LegacyWrite>>) -> Result<Vec<Option<ChangeFailure>>, SyncError> {
+    pub async fn write_batch(&mut self, batch: Vec<Vec<LegacyWrite>>) -> Result<Vec<Option<ChangeFailure>>, SinkError> {
         if batch.iter().all(Vec::is_empty) {
             return Ok(batch.iter().map(|_| None).collect());
         }

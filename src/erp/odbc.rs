@@ -10,10 +10,10 @@ use std::sync::{Arc, OnceLock};
 use odbc_api::buffers::TextRowSet;
 use odbc_api::{Connection, ConnectionOptions, Cursor, Environment, IntoParameter, ResultSetMetadata};
 
-use super::convert::{convert, value_text, ColumnKind};
+use super::text_cells::{convert, ColumnKind};
 use super::{Dialect, LegacyConnection, LegacyError, ReadRow, RowBatch};
 use crate::config::Secret;
-use crate::model::Value;
+use crate::model::{value_text, Value};
 
 /// Rows per fetched block: large enough to amortise driver round trips, small enough that a
 /// block of a wide table stays a few megabytes.

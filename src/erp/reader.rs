@@ -4,7 +4,8 @@
 
 use tokio::sync::mpsc;
 
-use super::{LegacyConnection, LegacyError, LegacyTable, RowBatch};
+use crate::config::LegacyTable;
+use crate::erp::{LegacyConnection, LegacyError, RowBatch};
 use crate::model::Value;
 
 /// What to read.

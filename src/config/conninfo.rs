@@ -109,27 +109,6 @@ impl PgConnInfo {
     pub fn with_dbname(&self, dbname: &str) -> PgConnInfo {
         PgConnInfo { dbname: dbname.to_string(), ..self.clone() }
     }
-
-    /// The tokio-postgres configuration; TLS is chosen by the caller from `sslmode`.
-    pub fn tokio_config(&self) -> tokio_postgres::Config {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(&self.host)
-            .port(self.port)
-            .user(&self.user)
-            .dbname(&self.dbname)
-            .application_name(&self.application_name)
-            .connect_timeout(self.connect_timeout)
-            .ssl_mode(match self.sslmode {
-                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-                SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
-            });
-        if let Some(password) = &self.password {
-            config.password(password.expose());
-        }
-        config
-    }
 }
 
 fn default_user() -> String {

@@ -10,9 +10,22 @@ use serde::Deserialize;
 
 use std::time::Duration;
 
+mod conninfo;
+mod tables;
+
+pub use conninfo::{PgConnInfo, PgConnInfoError, SslMode};
+pub use tables::{push_column_once, LegacyTable, Strategy};
+
 use crate::model::TableName;
-use crate::pg::{PgConnInfo, PgConnInfoError};
-use crate::source::legacy::{LegacyTable, Strategy};
+
+/// The `[archive]` settings: where decided changes are written as Parquet, and when a file is
+/// rotated.
+#[derive(Debug, Clone)]
+pub struct ArchiveSettings {
+    pub dir: PathBuf,
+    pub rotate_rows: usize,
+    pub rotate_after: Duration,
+}
 
 /// A configuration problem: the CLI exits with code 2 on these.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +81,7 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// `[archive]` (or `MILLRACE_ARCHIVE_DIR`): where every decided change is written as
     /// Parquet; no archive when absent.
-    pub archive: Option<crate::archive::ArchiveSettings>,
+    pub archive: Option<ArchiveSettings>,
 }
 
 /// `[http]` (or `MILLRACE_HTTP_LISTEN`): where `run` serves /metrics, /health, /ready and the
@@ -382,7 +395,7 @@ impl Config {
                     Some(text) => parse_duration("archive.rotate_after", &text)?,
                     None => Duration::from_secs(60),
                 };
-                Some(crate::archive::ArchiveSettings { dir, rotate_rows, rotate_after })
+                Some(ArchiveSettings { dir, rotate_rows, rotate_after })
             }
         };
         Ok(Config { odoo, legacy, state, sync, http, archive })

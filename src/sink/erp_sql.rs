@@ -3,66 +3,7 @@
 //! update-then-insert), one transaction per batch, a savepoint per change so that one bad
 //! change is dead-lettered without undoing the others.
 
-use crate::model::Value;
-use crate::source::legacy::mssql::MssqlConnection;
-use crate::source::legacy::odbc::{OdbcConnection, WriteError};
-use crate::source::legacy::{Dialect, LegacyConnection};
-
-/// A legacy connection the sink can write through: ODBC, or SQL Server's own protocol.
-pub trait LegacyWriter: LegacyConnection {
-    /// A statement with `?` placeholders and text parameters; the rows it changed, if known.
-    fn execute_write(&mut self, sql: &str, params: &[Option<String>]) -> Result<Option<usize>, WriteError>;
-    /// Fixed SQL without parameters (savepoints).
-    fn execute_fixed(&mut self, sql: &str) -> Result<(), WriteError>;
-    fn begin(&mut self) -> Result<(), WriteError>;
-    fn commit(&mut self) -> Result<(), WriteError>;
-    fn rollback(&mut self) -> Result<(), WriteError>;
-}
-
-impl LegacyWriter for OdbcConnection {
-    fn execute_write(&mut self, sql: &str, params: &[Option<String>]) -> Result<Option<usize>, WriteError> {
-        OdbcConnection::execute_write(self, sql, params)
-    }
-    fn execute_fixed(&mut self, sql: &str) -> Result<(), WriteError> {
-        OdbcConnection::execute_write(self, sql, &[]).map(|_| ())
-    }
-    fn begin(&mut self) -> Result<(), WriteError> {
-        self.set_autocommit(false)
-    }
-    fn commit(&mut self) -> Result<(), WriteError> {
-        let committed = OdbcConnection::commit(self);
-        let restored = self.set_autocommit(true);
-        committed.and(restored)
-    }
-    fn rollback(&mut self) -> Result<(), WriteError> {
-        let rolled_back = OdbcConnection::rollback(self);
-        let restored = self.set_autocommit(true);
-        rolled_back.and(restored)
-    }
-}
-
-fn mssql_error(error: crate::source::legacy::LegacyError) -> WriteError {
-    WriteError { state: String::new(), transient: error.is_transient(), message: error.to_string() }
-}
-
-impl LegacyWriter for MssqlConnection {
-    fn execute_write(&mut self, sql: &str, params: &[Option<String>]) -> Result<Option<usize>, WriteError> {
-        let values: Vec<Value> = params.iter().map(|p| p.clone().map(Value::Text).unwrap_or(Value::Null)).collect();
-        self.execute(sql, &values).map(|n| Some(n as usize)).map_err(mssql_error)
-    }
-    fn execute_fixed(&mut self, sql: &str) -> Result<(), WriteError> {
-        self.execute_batch(sql).map_err(mssql_error)
-    }
-    fn begin(&mut self) -> Result<(), WriteError> {
-        self.execute_batch("BEGIN TRANSACTION").map_err(mssql_error)
-    }
-    fn commit(&mut self) -> Result<(), WriteError> {
-        self.execute_batch("COMMIT TRANSACTION").map_err(mssql_error)
-    }
-    fn rollback(&mut self) -> Result<(), WriteError> {
-        self.execute_batch("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION").map_err(mssql_error)
-    }
-}
+use crate::erp::{Dialect, LegacyWriter, WriteError};
 
 /// One row write. Values are text parameters (drivers convert them to the column types); names
 /// are quoted for the dialect, never spliced values.

@@ -2,7 +2,7 @@
 //! function must never change between versions: FNV-1a 64 over a tagged encoding of each value,
 //! not std's hasher, whose output may change with the compiler.
 
-use crate::model::Value;
+use super::Value;
 
 const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -49,7 +49,7 @@ pub fn row_hash(values: &[Value]) -> u64 {
             }
             other => {
                 h.write(b"S");
-                h.write(super::convert::value_text(other).as_bytes());
+                h.write(super::value_text(other).as_bytes());
             }
         }
         h.write(&[0xff]);
