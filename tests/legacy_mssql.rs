@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use chrono::{NaiveDate, TimeZone, Utc};
 use millrace::config::{LegacyTable, Strategy};
 use millrace::erp::mssql::{MssqlConnection, BATCH_ROWS, MILLRACE_CT_CONTEXT};
-use millrace::erp::{LegacyConnection, LegacyError, ReadRow};
+use millrace::erp::{LegacyConnection, LegacyError, LegacyWriter, ReadRow};
 use millrace::model::{Op, Position, RowChange, Value};
 use millrace::source::legacy::change_tracking::{poll_change_tracking, ChangeTrackingCheck};
 use millrace::source::legacy::rowversion::poll_rowversion;
@@ -245,18 +245,16 @@ fn both_strategies_find_each_change_once_and_in_order() {
     assert_eq!(before.get("ITEM_NO"), Some(&text("B200    ")));
     assert_eq!(ct[0].after, None);
 
-    // millrace's own write, tagged with its change-tracking context: change tracking skips it;
-    // rowversion cannot tell it from the ERP's writes.
-    let context: String = MILLRACE_CT_CONTEXT.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(context, "6d696c6c72616365");
-    exec(
+    // millrace's own write, through the sink's writer (which tags it with millrace's
+    // change-tracking context): change tracking skips it; rowversion cannot tell it from the
+    // ERP's writes.
+    assert_eq!(MILLRACE_CT_CONTEXT, b"millrace");
+    LegacyWriter::execute_write(
         &mut conn,
-        &format!(
-            "WITH CHANGE_TRACKING_CONTEXT (0x{context}) UPDATE {} SET DESCRIPTION = ? WHERE ITEM_NO = ?",
-            table.quoted()
-        ),
-        &[text("from Odoo"), text("A100")],
-    );
+        &format!("UPDATE {} SET DESCRIPTION = ? WHERE ITEM_NO = ?", table.quoted()),
+        &[Some("from Odoo".to_string()), Some("A100".to_string())],
+    )
+    .expect("millrace's write");
     let (rv, ct) = pollers.poll(&mut conn);
     assert_eq!(summary(&rv), vec![(Op::Update, key("A100"))]);
     assert!(ct.is_empty(), "our own write came back: {ct:?}");

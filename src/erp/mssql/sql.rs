@@ -158,4 +158,18 @@ mod tests {
     }
 
     // ---- SQL ----
+
+    #[test]
+    fn millrace_writes_carry_its_change_tracking_context() {
+        // The bytes the change-tracking poller compares SYS_CHANGE_CONTEXT with, as a literal.
+        assert_eq!(
+            with_change_tracking_context("UPDATE [ERP].[ITEM] SET [DESCRIPTION] = ? WHERE [ITEM_NO] = ?"),
+            "WITH CHANGE_TRACKING_CONTEXT (0x6d696c6c72616365) UPDATE [ERP].[ITEM] SET [DESCRIPTION] = ? WHERE [ITEM_NO] = ?"
+        );
+        let merge = "MERGE [T] AS t USING (SELECT ? AS [K]) AS s ON t.[K] = s.[K] WHEN NOT MATCHED THEN INSERT ([K]) VALUES (s.[K]);";
+        let tagged = with_change_tracking_context(merge);
+        assert!(tagged.starts_with("WITH CHANGE_TRACKING_CONTEXT (0x6d696c6c72616365) MERGE "), "{tagged}");
+        // Placeholders are still numbered after the prefix.
+        assert_eq!(translate_placeholders(&tagged).1, 1);
+    }
 }
