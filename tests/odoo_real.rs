@@ -113,7 +113,7 @@ async fn reads_of_a_decoded_transaction_wait_until_it_is_visible() {
         writer.query_one("SELECT (pg_current_xact_id()::text::bigint % 4294967296)", &[]).await.unwrap().get(0);
     let reader = db.client().await;
     let waiting = tokio::spawn(async move {
-        millrace::sync::map::wait_visible(&reader, xid as u32).await.expect("wait");
+        millrace::pg::wait_visible(&reader, xid as u32).await.expect("wait");
         let v: Option<String> = reader.query_opt("SELECT v FROM t WHERE id = 1", &[]).await.unwrap().map(|r| r.get(0));
         v
     });

@@ -27,49 +27,6 @@ fn key_of(m: &Mapping, record: &crate::mapping::Record) -> Option<String> {
     Some(m.key_text(record))
 }
 
-/// How long the read-through waits for a decoded transaction to become visible before the batch
-/// is retried as an outage (a commit can only be invisible for the moment between its WAL record
-/// and the end of the committing backend's transaction).
-const VISIBILITY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Waits until transaction `xid` is visible to new snapshots of `client`'s session.
-///
-/// Logical decoding sends a transaction once its commit record is in the WAL, which happens
-/// before the committing backend leaves the proc array: for a moment, a snapshot taken by
-/// another session still sees the transaction as running and reads the rows as they were before
-/// it. The read-through must never read that: it would decide on the old state (a `stale` that
-/// loses the transaction). Visibility is monotonic, so once one snapshot sees `xid`, every later
-/// statement of the session does too. The 32-bit xid of the stream is widened to the
-/// `xid8` of the current epoch (or the one before, for an xid from just before a wraparound).
-pub async fn wait_visible(client: &tokio_postgres::Client, xid: u32) -> Result<(), SyncError> {
-    const SQL: &str = "SELECT pg_visible_in_snapshot( \
-           (CASE WHEN ((s.nxt >> 32) << 32 | $1::bigint) >= s.nxt \
-                 THEN (((s.nxt >> 32) - 1) << 32 | $1::bigint) \
-                 ELSE ((s.nxt >> 32) << 32 | $1::bigint) END)::text::xid8, s.snap) \
-         FROM (SELECT pg_current_snapshot() AS snap, \
-                      pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS nxt) s";
-    let started = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(1);
-    loop {
-        let visible: Option<bool> = client.query_one(SQL, &[&i64::from(xid)]).await.map_err(odoo_unavailable)?.get(0);
-        if visible != Some(false) {
-            return Ok(());
-        }
-        if started.elapsed() > VISIBILITY_TIMEOUT {
-            // Not read at all rather than read wrong: the batch is retried.
-            return Err(SyncError::Unavailable {
-                system: "odoo",
-                message: format!(
-                    "transaction {xid} was decoded but is still not visible to new snapshots after {}s",
-                    VISIBILITY_TIMEOUT.as_secs()
-                ),
-            });
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(50));
-    }
-}
-
 /// The entity changes of one committed Odoo transaction.
 pub async fn odoo_inputs(
     engine: &mut Engine,
@@ -112,7 +69,9 @@ pub async fn odoo_inputs(
     }
     // Everything below reads Odoo's current rows: never before the transaction is visible.
     if let Some(xid) = engine.batch.xid.or_else(|| changes.iter().find_map(|c| c.xid)) {
-        wait_visible(&engine.odoo_read, xid).await?;
+        crate::pg::wait_visible(&engine.odoo_read, xid)
+            .await
+            .map_err(|message| SyncError::Unavailable { system: "odoo", message })?;
     }
     let mut ids: Vec<BTreeSet<i64>> = vec![BTreeSet::new(); engine.mappings.entities.len()];
     // Rows of parent and looked-up tables, gathered per (mapping, query): the main rows they
