@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::row_image::{
-    is_key_column, key_of, no_key, optional_int, polled_columns, single_row, split_row, with_key_columns, Decoded,
-    ROW_EXISTS_COLUMN,
+    is_key_column, key_of, no_key, optional_int, polled_columns, select_decoded, single_row, split_row,
+    with_key_columns, Decoded, ROW_EXISTS_COLUMN,
 };
 use super::BadLegacyRow;
 use crate::config::LegacyTable;
@@ -362,14 +362,7 @@ pub fn poll_change_tracking(
         ChangeTrackingStart::Done(poll) => return Ok(poll),
         ChangeTrackingStart::Read { decoder, sql, params, last, current } => (decoder, sql, params, last, current),
     };
-    let mut changes = Vec::new();
-    let mut bad = Vec::new();
-    conn.select(&table.table, &sql, &params, &mut |batch| {
-        let (c, b) = decoder.decode(batch)?;
-        changes.extend(c);
-        bad.extend(b);
-        Ok(())
-    })?;
+    let (changes, bad) = select_decoded(conn, &table.table, &sql, &params, |batch| decoder.decode(batch))?;
     let check = check_version(conn, &table.table, last)?;
     if check != ChangeTrackingCheck::Ok {
         return Ok(ChangeTrackingPoll { changes: Vec::new(), bad: Vec::new(), version: current, check });

@@ -117,3 +117,23 @@ pub(crate) fn optional_int(value: Option<&Value>, what: &str, table: &str) -> Re
         Some(other) => Err(LegacyError::Other(format!("{table}: {what} came back as {other:?}, not a number"))),
     }
 }
+
+/// Runs a change query and collects what `decode` makes of each batch (the blocking form of a
+/// poll, for callers that want the whole result).
+pub(crate) fn select_decoded(
+    conn: &mut dyn LegacyConnection,
+    table: &str,
+    sql: &str,
+    params: &[Value],
+    mut decode: impl FnMut(crate::erp::RowBatch) -> Result<Decoded, LegacyError>,
+) -> Result<Decoded, LegacyError> {
+    let mut changes = Vec::new();
+    let mut bad = Vec::new();
+    conn.select(table, sql, params, &mut |batch| {
+        let (c, b) = decode(batch)?;
+        changes.extend(c);
+        bad.extend(b);
+        Ok(())
+    })?;
+    Ok((changes, bad))
+}

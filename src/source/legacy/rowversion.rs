@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::row_image::{
-    column_position, key_of, no_key, optional_int, polled_columns, single_row, split_row, with_key_columns, Decoded,
-    VERSION_COLUMN,
+    column_position, key_of, no_key, optional_int, polled_columns, select_decoded, single_row, split_row,
+    with_key_columns, Decoded, VERSION_COLUMN,
 };
 use super::BadLegacyRow;
 use crate::config::{LegacyTable, Strategy};
@@ -187,14 +187,7 @@ pub fn poll_rowversion_columns(
     rowversion_column(table)?;
     let bound = rowversion_bound(conn, &table.table)?;
     let (mut decoder, sql, params) = RowversionDecoder::new(table, columns, last, bound)?;
-    let mut changes = Vec::new();
-    let mut bad = Vec::new();
-    conn.select(&table.table, &sql, &params, &mut |batch| {
-        let (c, b) = decoder.decode(batch)?;
-        changes.extend(c);
-        bad.extend(b);
-        Ok(())
-    })?;
+    let (changes, bad) = select_decoded(conn, &table.table, &sql, &params, |batch| decoder.decode(batch))?;
     Ok((changes, bad, Some(decoder.newest)))
 }
 
