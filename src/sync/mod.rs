@@ -9,6 +9,7 @@
 //! millrace dies between the target's commit and the state's.
 
 pub mod decide;
+mod facts;
 pub mod legacy_db;
 pub mod map;
 pub mod retry;
@@ -244,7 +245,7 @@ impl Engine {
                     });
                 }
                 Input::Change(change) => {
-                    let plan = decide::decide(self, change).await?;
+                    let plan = self.decide(change).await?;
                     planned.push(plan);
                 }
             }
