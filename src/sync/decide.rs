@@ -333,3 +333,6 @@ pub fn decide(m: &Mapping, change: &Change, facts: &Facts<'_>) -> Step {
     v.expected = Some(Record { values: expected });
     Step::Decided(v)
 }
+
+#[cfg(test)]
+mod tests;
