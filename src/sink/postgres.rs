@@ -183,6 +183,14 @@ pub struct OdooWriter<'a, C: GenericClient + Sync> {
     pub resolved: Option<&'a std::cell::RefCell<HashMap<String, String>>>,
 }
 
+/// Finds a mapping's Odoo rows by their key columns: the writer's search before it inserts, and
+/// the read of a decision's target row (outside any transaction; it needs no column types).
+pub struct KeySearch<'a, C: GenericClient + Sync> {
+    pub client: &'a C,
+    /// As [`OdooWriter::resolved`].
+    pub resolved: Option<&'a std::cell::RefCell<HashMap<String, String>>>,
+}
+
 impl<C: GenericClient + Sync> OdooWriter<'_, C> {
     fn ty(&self, table: &str, column: &str) -> Result<String, ApplyError> {
         self.catalog.column_type(table, column).map(str::to_string).ok_or_else(|| ApplyError::Dead {
@@ -191,6 +199,27 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
         })
     }
 
+    fn search(&self) -> KeySearch<'_, C> {
+        KeySearch { client: self.tx, resolved: self.resolved }
+    }
+
+    async fn assignments(
+        &self,
+        m: &Mapping,
+        key: &str,
+        record: &Record,
+        fields: &[usize],
+    ) -> Result<Vec<Assignment>, ApplyError> {
+        self.search().column_values(m, key, record, fields, false).await
+    }
+
+    /// See [`KeySearch::find_by_key`].
+    pub async fn find_by_key(&self, m: &Mapping, key: &str, record: &Record) -> Result<Option<i64>, ApplyError> {
+        self.search().find_by_key(m, key, record).await
+    }
+}
+
+impl<C: GenericClient + Sync> KeySearch<'_, C> {
     async fn reverse_lookup(&self, m: &Mapping, key: &str, c: &Column, value: &str) -> Result<String, ApplyError> {
         let l = c.lookup.as_ref().expect("called for lookup columns");
         let filters: Vec<String> = l.filter.iter().map(|(c, v)| format!("{c}={}", value_text(v))).collect();
@@ -217,7 +246,7 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
             conditions.join(" AND ")
         );
         let row = self
-            .tx
+            .client
             .query_opt(&sql, &params.refs())
             .await
             .map_err(|e| ApplyError::from_pg(&format!("looking up {} in {}", value, l.table), &e))?;
@@ -242,16 +271,6 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
                 }
             }
         }
-    }
-
-    async fn assignments(
-        &self,
-        m: &Mapping,
-        key: &str,
-        record: &Record,
-        fields: &[usize],
-    ) -> Result<Vec<Assignment>, ApplyError> {
-        self.column_values(m, key, record, fields, false).await
     }
 
     /// The stored values of `fields`' columns; `searching` includes read-only columns (a key
@@ -322,13 +341,15 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
             conditions.join(" AND ")
         );
         let row = self
-            .tx
+            .client
             .query_opt(&sql, &params.refs())
             .await
             .map_err(|e| ApplyError::from_pg(&format!("finding {} {key} in {}", m.entity, m.odoo.table), &e))?;
         Ok(row.map(|r| r.get(0)))
     }
+}
 
+impl<C: GenericClient + Sync> OdooWriter<'_, C> {
     pub async fn exists(&self, m: &Mapping, id: i64) -> Result<bool, ApplyError> {
         let sql = format!(
             "SELECT 1 FROM {} WHERE {}::bigint = $1",

@@ -9,6 +9,7 @@
 //! millrace dies between the target's commit and the state's.
 
 pub mod decide;
+mod facts;
 pub mod map;
 pub mod retry;
 
@@ -237,7 +238,7 @@ impl Engine {
                     });
                 }
                 Input::Change(change) => {
-                    let plan = decide::decide(self, change).await?;
+                    let plan = self.decide(change).await?;
                     planned.push(plan);
                 }
             }
