@@ -289,29 +289,15 @@ async fn recover(engine: &mut Engine, reader: &tokio_postgres::Client, m: &Mappi
     }
 }
 
+/// The entities to copy, in the order they are copied: those named on the command line, in
+/// the order named; by default every entity, each after the entities its mapping refers to
+/// ([`crate::mapping::order`]), so fewer rows wait parked for a dependency still to come.
+/// Mappings that refer to each other in a cycle are refused either way, before anything runs,
+/// with the message `millrace check` gives.
 fn select(config: &Config, mappings: &Mappings, names: &[String]) -> Result<Vec<usize>, ConfigError> {
-    Ok(super::entity_indices(config, mappings, names)?.unwrap_or_else(|| dependency_order(mappings)))
-}
-
-/// Every entity, those others refer to first (units before items before BOMs …), so fewer
-/// rows wait parked for a dependency still to come.
-fn dependency_order(mappings: &Mappings) -> Vec<usize> {
-    const ORDER: [&str; 10] = [
-        "uom",
-        "work_center",
-        "item",
-        "lot",
-        "bom",
-        "bom_line",
-        "sales_order",
-        "sales_order_line",
-        "production_order",
-        "inventory_transaction",
-    ];
-    let rank = |name: &str| ORDER.iter().position(|n| *n == name).unwrap_or(ORDER.len());
-    let mut indices: Vec<usize> = (0..mappings.entities.len()).collect();
-    indices.sort_by_key(|i| (rank(&mappings.entities[*i].entity), *i));
-    indices
+    let order = crate::mapping::order::backfill_order(mappings)
+        .map_err(|cycle| ConfigError::Invalid { field: "sync.mappings", message: cycle.to_string() })?;
+    Ok(super::entity_indices(config, mappings, names)?.unwrap_or(order))
 }
 
 enum Outcome {
