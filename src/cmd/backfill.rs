@@ -27,6 +27,7 @@ use crate::source::legacy::reader::{self, ReadPlan};
 use crate::source::legacy::{BadLegacyRow, ReadRow};
 use crate::source::odoo::replication::ReplicationConnection;
 use crate::source::odoo::setup::{self, SetupStep};
+use crate::state::backfill::BackfillCheckpoint;
 use crate::state::{pg_error_text, StateStore};
 use crate::sync::legacy_db::LegacyDb;
 use crate::sync::{map, BatchMeta, Engine, Input};
@@ -66,12 +67,7 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
     })?;
     if options.restart {
         let names: Vec<String> = selected.iter().map(|i| mappings.entities[*i].entity.clone()).collect();
-        state
-            .client()
-            .execute("DELETE FROM millrace.backfill WHERE entity = ANY($1)", &[&names])
-            .await
-            .map_err(crate::state::sql("forgetting earlier backfill progress"))
-            .map_err(anyhow::Error::from)?;
+        state.forget_backfills(&names).await.map_err(anyhow::Error::from)?;
     }
 
     let (snapshot, position) = if create_slot {
@@ -272,17 +268,8 @@ async fn recover(engine: &mut Engine, reader: &tokio_postgres::Client, m: &Mappi
             tracing::warn!(error = %pg_error_text(&e), "ending the snapshot read after a failure");
         }
     }
-    let recorded = engine
-        .state
-        .client()
-        .execute(
-            "INSERT INTO millrace.backfill (entity, source, error) VALUES ($1, $2, $3)
-             ON CONFLICT (entity) DO UPDATE SET error = EXCLUDED.error, finished_at = NULL, updated_at = now()",
-            &[&m.entity, &m.owner.as_str(), &message],
-        )
-        .await;
-    if let Err(e) = recorded {
-        tracing::warn!(entity = %m.entity, error = %pg_error_text(&e), "recording the backfill's failure");
+    if let Err(e) = engine.state.record_backfill_failure(&m.entity, m.owner.as_str(), message).await {
+        tracing::warn!(entity = %m.entity, error = %e, "recording the backfill's failure");
     }
     if let Err(e) = flush_archive(engine).await {
         tracing::warn!(error = %format!("{e:#}"), "writing the archive after a failure");
@@ -305,24 +292,8 @@ enum Outcome {
     Copied { rows: u64, resumed: bool, summary: crate::sync::BatchSummary },
 }
 
-/// Saved progress of one entity.
-struct Checkpoint {
-    last_key: Option<serde_json::Value>,
-    rows: i64,
-    finished: bool,
-}
-
-async fn load_checkpoint(engine: &Engine, m: &Mapping) -> anyhow::Result<Option<Checkpoint>> {
-    let row = engine
-        .state
-        .client()
-        .query_opt(
-            "SELECT last_key, rows_done, finished_at IS NOT NULL FROM millrace.backfill WHERE entity = $1",
-            &[&m.entity],
-        )
-        .await
-        .map_err(crate::state::sql("reading backfill progress"))?;
-    Ok(row.map(|r| Checkpoint { last_key: r.get(0), rows: r.get(1), finished: r.get(2) }))
+async fn load_checkpoint(engine: &Engine, m: &Mapping) -> anyhow::Result<Option<BackfillCheckpoint>> {
+    Ok(engine.state.backfill_checkpoint(&m.entity).await?)
 }
 
 async fn save_checkpoint(
@@ -333,18 +304,7 @@ async fn save_checkpoint(
     position: &str,
     finished: bool,
 ) -> anyhow::Result<()> {
-    engine
-        .state
-        .client()
-        .execute(
-            "INSERT INTO millrace.backfill (entity, source, last_key, rows_done, position, finished_at)
-             VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END)
-             ON CONFLICT (entity) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done,
-                 position = EXCLUDED.position, finished_at = EXCLUDED.finished_at, error = NULL, updated_at = now()",
-            &[&m.entity, &m.owner.as_str(), last_key, &rows, &position, &finished],
-        )
-        .await
-        .map_err(crate::state::sql("saving backfill progress"))?;
+    engine.state.save_backfill_checkpoint(&m.entity, m.owner.as_str(), last_key, rows, position, finished).await?;
     Ok(())
 }
 
