@@ -144,3 +144,65 @@ async fn shipped_mappings_hold_against_both_databases_and_a_wrong_column_is_name
     assert!(!stdout.contains("ok:"), "{stdout}");
     assert_no_secrets("check", &format!("{stdout}{stderr}"));
 }
+
+/// Mappings that refer to each other in a cycle have no backfill order: `check` reports the
+/// cycle, naming its entities in order, and `backfill` refuses to start with the same message,
+/// before it creates anything.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapping_cycle_is_reported_by_check_and_refused_by_backfill() {
+    let odoo = TestDb::create("mapcycle").await;
+    load_odoo_fixture(&odoo);
+    let maria = MariaDb::create("mapcycle");
+    load_legacy_demo(&maria);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    let cyclic = dir.path().join("mappings");
+    std::fs::create_dir(&cyclic).expect("mkdir");
+    for entry in std::fs::read_dir(&shipped).expect("mappings/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            std::fs::copy(&path, cyclic.join(path.file_name().expect("file name"))).expect("copy mapping");
+        }
+    }
+    // Items name their unit (item.toml's uom looks up uom_uom); now units look up items too
+    // (nonsense, but every column it names exists, so the cycle is the only problem).
+    let uom = cyclic.join("uom.toml");
+    let text = std::fs::read_to_string(&uom).expect("read uom.toml");
+    let from = "active = \"active\"";
+    assert_eq!(text.matches(from).count(), 1, "uom.toml maps active once on the Odoo side");
+    let to = "active = { column = \"active\", lookup = { table = \"product_product\", value = \"active\" } }";
+    std::fs::write(&uom, text.replacen(from, to, 1)).expect("write uom.toml");
+    let config = write_config(dir.path(), &odoo, &maria, &cyclic);
+    let expected = "mapping cycle: item -> uom -> item (item -> uom: field uom looks up odoo table uom_uom; \
+                    uom -> item: field active looks up odoo table product_product)";
+
+    let out = millrace(&[], &["--config", &config, "check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "check must fail:\n{stdout}\n{stderr}");
+    let errors: Vec<&str> = stdout.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "the cycle and nothing else:\n{stdout}");
+    assert!(errors[0].starts_with(&format!("error: {expected}")), "{}", errors[0]);
+    assert!(stderr.contains("1 problem"), "{stderr}");
+
+    let out = millrace(&[], &["--config", &config, "backfill"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "backfill must refuse the mappings:\n{stdout}\n{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    assert!(stdout.is_empty(), "nothing was copied: {stdout}");
+    // Refused before it started: no slot, no control schema.
+    let client = odoo.client().await;
+    let slot = client
+        .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&odoo.slot()])
+        .await
+        .expect("read slots");
+    assert!(slot.is_none(), "backfill created the slot");
+    let schema =
+        client.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = 'millrace'", &[]).await.expect("read schemas");
+    assert!(schema.is_none(), "backfill created the control schema");
+    // Naming entities outside the cycle does not help: the mappings are wrong.
+    let out = millrace(&[], &["--config", &config, "backfill", "--entity", "work_center"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(expected));
+}

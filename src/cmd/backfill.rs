@@ -29,6 +29,7 @@ use crate::source::legacy::BadLegacyRow;
 use crate::source::legacy::LegacyItem;
 use crate::source::odoo::replication::ReplicationConnection;
 use crate::source::odoo::setup::{self, SetupStep};
+use crate::state::backfill::BackfillCheckpoint;
 use crate::state::{pg_error_text, StateStore};
 use crate::sync::{map, BatchMeta, Engine, Input};
 
@@ -67,12 +68,7 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
     })?;
     if options.restart {
         let names: Vec<String> = selected.iter().map(|i| mappings.entities[*i].entity.clone()).collect();
-        state
-            .client()
-            .execute("DELETE FROM millrace.backfill WHERE entity = ANY($1)", &[&names])
-            .await
-            .map_err(crate::state::sql("forgetting earlier backfill progress"))
-            .map_err(anyhow::Error::from)?;
+        state.forget_backfills(&names).await.map_err(anyhow::Error::from)?;
     }
 
     let (snapshot, position) = if create_slot {
@@ -273,46 +269,23 @@ async fn recover(engine: &mut Engine, reader: &tokio_postgres::Client, m: &Mappi
             tracing::warn!(error = %pg_error_text(&e), "ending the snapshot read after a failure");
         }
     }
-    let recorded = engine
-        .state
-        .client()
-        .execute(
-            "INSERT INTO millrace.backfill (entity, source, error) VALUES ($1, $2, $3)
-             ON CONFLICT (entity) DO UPDATE SET error = EXCLUDED.error, finished_at = NULL, updated_at = now()",
-            &[&m.entity, &m.owner.as_str(), &message],
-        )
-        .await;
-    if let Err(e) = recorded {
-        tracing::warn!(entity = %m.entity, error = %pg_error_text(&e), "recording the backfill's failure");
+    if let Err(e) = engine.state.record_backfill_failure(&m.entity, m.owner.as_str(), message).await {
+        tracing::warn!(entity = %m.entity, error = %e, "recording the backfill's failure");
     }
     if let Err(e) = flush_archive(engine).await {
         tracing::warn!(error = %format!("{e:#}"), "writing the archive after a failure");
     }
 }
 
+/// The entities to copy, in the order they are copied: those named on the command line, in
+/// the order named; by default every entity, each after the entities its mapping refers to
+/// ([`crate::mapping::order`]), so fewer rows wait parked for a dependency still to come.
+/// Mappings that refer to each other in a cycle are refused either way, before anything runs,
+/// with the message `millrace check` gives.
 fn select(config: &Config, mappings: &Mappings, names: &[String]) -> Result<Vec<usize>, ConfigError> {
-    Ok(super::entity_indices(config, mappings, names)?.unwrap_or_else(|| dependency_order(mappings)))
-}
-
-/// Every entity, those others refer to first (units before items before BOMs …), so fewer
-/// rows wait parked for a dependency still to come.
-fn dependency_order(mappings: &Mappings) -> Vec<usize> {
-    const ORDER: [&str; 10] = [
-        "uom",
-        "work_center",
-        "item",
-        "lot",
-        "bom",
-        "bom_line",
-        "sales_order",
-        "sales_order_line",
-        "production_order",
-        "inventory_transaction",
-    ];
-    let rank = |name: &str| ORDER.iter().position(|n| *n == name).unwrap_or(ORDER.len());
-    let mut indices: Vec<usize> = (0..mappings.entities.len()).collect();
-    indices.sort_by_key(|i| (rank(&mappings.entities[*i].entity), *i));
-    indices
+    let order = crate::mapping::order::backfill_order(mappings)
+        .map_err(|cycle| ConfigError::Invalid { field: "sync.mappings", message: cycle.to_string() })?;
+    Ok(super::entity_indices(config, mappings, names)?.unwrap_or(order))
 }
 
 enum Outcome {
@@ -320,24 +293,8 @@ enum Outcome {
     Copied { rows: u64, resumed: bool, summary: crate::sync::BatchSummary },
 }
 
-/// Saved progress of one entity.
-struct Checkpoint {
-    last_key: Option<serde_json::Value>,
-    rows: i64,
-    finished: bool,
-}
-
-async fn load_checkpoint(engine: &Engine, m: &Mapping) -> anyhow::Result<Option<Checkpoint>> {
-    let row = engine
-        .state
-        .client()
-        .query_opt(
-            "SELECT last_key, rows_done, finished_at IS NOT NULL FROM millrace.backfill WHERE entity = $1",
-            &[&m.entity],
-        )
-        .await
-        .map_err(crate::state::sql("reading backfill progress"))?;
-    Ok(row.map(|r| Checkpoint { last_key: r.get(0), rows: r.get(1), finished: r.get(2) }))
+async fn load_checkpoint(engine: &Engine, m: &Mapping) -> anyhow::Result<Option<BackfillCheckpoint>> {
+    Ok(engine.state.backfill_checkpoint(&m.entity).await?)
 }
 
 async fn save_checkpoint(
@@ -348,18 +305,7 @@ async fn save_checkpoint(
     position: &str,
     finished: bool,
 ) -> anyhow::Result<()> {
-    engine
-        .state
-        .client()
-        .execute(
-            "INSERT INTO millrace.backfill (entity, source, last_key, rows_done, position, finished_at)
-             VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END)
-             ON CONFLICT (entity) DO UPDATE SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done,
-                 position = EXCLUDED.position, finished_at = EXCLUDED.finished_at, error = NULL, updated_at = now()",
-            &[&m.entity, &m.owner.as_str(), last_key, &rows, &position, &finished],
-        )
-        .await
-        .map_err(crate::state::sql("saving backfill progress"))?;
+    engine.state.save_backfill_checkpoint(&m.entity, m.owner.as_str(), last_key, rows, position, finished).await?;
     Ok(())
 }
 

@@ -5,8 +5,10 @@
 //! legacy database through ODBC (`SELECT * FROM T WHERE 1=0` returns a table's column names
 //! without a row) for the legacy side. On the side a mapping creates rows on, NOT NULL columns
 //! must be given a value by a field or a default. Each problem is printed on a line of its own
-//! naming the mapping file, entity, side, table and column; the command then fails. A missing
-//! slot or publication is only a warning: `millrace setup` creates them.
+//! naming the mapping file, entity, side, table and column; the command then fails. Mappings
+//! that refer to each other in a cycle (no backfill order exists) are a problem too, naming
+//! the entities of the cycle. A missing slot or publication is only a warning: `millrace setup`
+//! creates them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
@@ -48,6 +50,11 @@ pub async fn run(config: &Config) -> Result<(), CommandError> {
     let legacy = config.legacy()?;
     let mut report = Report::default();
 
+    // `backfill` copies entities in an order derived from what their mappings refer to, which a
+    // cycle makes impossible.
+    if let Err(cycle) = crate::mapping::order::backfill_order(&mappings) {
+        report.problems.push(cycle.to_string());
+    }
     check_odoo(odoo, &mappings, &mut report).await?;
     check_legacy(legacy, &mappings, &mut report).await?;
 

@@ -39,11 +39,8 @@ pub async fn run(config: &Config, print_sql: bool) -> anyhow::Result<()> {
             .context("reading replication origins")?
             .is_some();
         let state = crate::pg::connect(config.state()?).await?;
-        let schema_exists = state
-            .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = 'millrace'", &[])
-            .await
-            .context("reading the control schema")?
-            .is_some();
+        let schema_exists =
+            crate::state::StateStore::schema_exists(&state).await.context("reading the control schema")?;
         if steps.is_empty() && origin_exists && schema_exists {
             writeln!(out, "-- nothing to do: publication {} and slot {} are in place", odoo.publication, odoo.slot)?;
         }

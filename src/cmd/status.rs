@@ -13,6 +13,7 @@ use tokio_postgres::Client;
 
 use super::CommandError;
 use crate::config::{Config, OdooConfig};
+use crate::state::report::{self, BackfillProgress, DecisionCount, LegacyCheckpointRow, RecentConflict, SourceStatus};
 use crate::state::StateStore;
 
 /// The replication slot as Odoo's server reports it.
@@ -31,67 +32,19 @@ struct SlotStatus {
 }
 
 #[derive(Debug)]
-struct SourceRow {
-    source: String,
-    position: Option<String>,
-    last_batch: Option<DateTime<Utc>>,
-    last_error: Option<String>,
-    error_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug)]
-struct CheckpointRow {
-    table: String,
-    strategy: String,
-    watermark: Option<String>,
-    last_delete_scan: Option<DateTime<Utc>>,
-    updated_at: DateTime<Utc>,
-}
-
-#[derive(Debug)]
-struct DecisionRow {
-    entity: String,
-    source: String,
-    decision: String,
-    n: i64,
-    last_at: DateTime<Utc>,
-}
-
-#[derive(Debug)]
-struct ConflictRow {
-    id: i64,
-    entity: String,
-    key: String,
-    source: String,
-    fields: Vec<String>,
-    policy: String,
-    position: String,
-    at: DateTime<Utc>,
-}
-
-#[derive(Debug)]
 struct Status {
     slot: Option<SlotStatus>,
-    sources: Vec<SourceRow>,
-    checkpoints: Vec<CheckpointRow>,
-    decisions: Vec<DecisionRow>,
+    sources: Vec<SourceStatus>,
+    checkpoints: Vec<LegacyCheckpointRow>,
+    decisions: Vec<DecisionCount<DateTime<Utc>>>,
     parked: i64,
     oldest_parked: Option<DateTime<Utc>>,
     dead_letters_open: i64,
     dead_letters_retry: i64,
-    conflicts: Vec<ConflictRow>,
-    backfills: Vec<BackfillRow>,
+    conflicts: Vec<RecentConflict<DateTime<Utc>>>,
+    backfills: Vec<BackfillProgress>,
     /// `[archive]`: its directory and what it holds, or why it cannot be read.
     archive: Option<(String, Result<crate::archive::DirSummary, String>)>,
-}
-
-#[derive(Debug)]
-struct BackfillRow {
-    entity: String,
-    source: String,
-    rows: i64,
-    finished: Option<DateTime<Utc>>,
-    updated: DateTime<Utc>,
 }
 
 pub async fn run(config: &Config, json: bool) -> Result<(), CommandError> {
@@ -152,101 +105,22 @@ async fn slot_status(odoo: &OdooConfig) -> SlotStatus {
 }
 
 async fn read_state(client: &Client, slot: Option<SlotStatus>) -> anyhow::Result<Status> {
-    let sources = client
-        .query(
-            "SELECT source, position, last_batch, last_error, error_at FROM millrace.source_status ORDER BY source",
-            &[],
-        )
-        .await
-        .context("reading millrace.source_status")?
-        .iter()
-        .map(|r| SourceRow {
-            source: r.get(0),
-            position: r.get(1),
-            last_batch: r.get(2),
-            last_error: r.get(3),
-            error_at: r.get(4),
-        })
-        .collect();
-    let checkpoints = client
-        .query(
-            "SELECT table_name, strategy, watermark, last_delete_scan, updated_at
-               FROM millrace.legacy_checkpoint ORDER BY table_name, strategy",
-            &[],
-        )
-        .await
-        .context("reading millrace.legacy_checkpoint")?
-        .iter()
-        .map(|r| CheckpointRow {
-            table: r.get(0),
-            strategy: r.get(1),
-            watermark: r.get(2),
-            last_delete_scan: r.get(3),
-            updated_at: r.get(4),
-        })
-        .collect();
-    let decisions = client
-        .query(
-            "SELECT entity, source, decision, n, last_at FROM millrace.decision_count ORDER BY entity, source, decision",
-            &[],
-        )
-        .await
-        .context("reading millrace.decision_count")?
-        .iter()
-        .map(|r| DecisionRow { entity: r.get(0), source: r.get(1), decision: r.get(2), n: r.get(3), last_at: r.get(4) })
-        .collect();
-    let parked = client
-        .query_one("SELECT count(*), min(parked_at) FROM millrace.parked", &[])
-        .await
-        .context("reading millrace.parked")?;
-    let dlq = client
-        .query_one(
-            "SELECT count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status = 'retry') FROM millrace.dlq",
-            &[],
-        )
-        .await
-        .context("reading millrace.dlq")?;
-    let conflicts = client
-        .query(
-            "SELECT id, entity, key, source, fields, policy, position, at FROM millrace.conflict ORDER BY id DESC LIMIT 10",
-            &[],
-        )
-        .await
-        .context("reading millrace.conflict")?
-        .iter()
-        .map(|r| ConflictRow {
-            id: r.get(0),
-            entity: r.get(1),
-            key: r.get(2),
-            source: r.get(3),
-            fields: r.get(4),
-            policy: r.get(5),
-            position: r.get(6),
-            at: r.get(7),
-        })
-        .collect();
-    let backfills = client
-        .query("SELECT entity, source, rows_done, finished_at, updated_at FROM millrace.backfill ORDER BY entity", &[])
-        .await
-        .context("reading millrace.backfill")?
-        .iter()
-        .map(|r| BackfillRow {
-            entity: r.get(0),
-            source: r.get(1),
-            rows: r.get(2),
-            finished: r.get(3),
-            updated: r.get(4),
-        })
-        .collect();
+    let sources = report::source_statuses(client).await?;
+    let checkpoints = report::legacy_checkpoints(client).await?;
+    let decisions = report::decision_counts(client).await?;
+    let parked = report::parked_summary(client).await?;
+    let dead_letters = report::dead_letter_counts(client).await?;
+    let conflicts = report::recent_conflicts(client, 10).await?;
+    let backfills = report::backfill_progress(client).await?;
     Ok(Status {
         slot,
         sources,
         checkpoints,
         decisions,
-        parked: parked.get(0),
-        oldest_parked: parked.get(1),
-        dead_letters_open: dlq.get(0),
-        dead_letters_retry: dlq.get(1),
+        parked: parked.count,
+        oldest_parked: parked.oldest,
+        dead_letters_open: dead_letters.open,
+        dead_letters_retry: dead_letters.retry,
         conflicts,
         backfills,
         archive: None,
@@ -292,8 +166,8 @@ fn to_json(s: &Status) -> Json {
             "entity": b.entity,
             "source": b.source,
             "rows": b.rows,
-            "finished_at": ts_opt(&b.finished),
-            "updated_at": ts(&b.updated),
+            "finished_at": ts_opt(&b.finished_at),
+            "updated_at": ts(&b.updated_at),
         })).collect::<Vec<_>>(),
         "sources": s.sources.iter().map(|r| json!({
             "source": r.source,
@@ -460,9 +334,11 @@ fn write_text(out: &mut impl Write, s: &Status) -> std::io::Result<()> {
         writeln!(out, "\nbackfill:")?;
         let mut rows = vec![vec!["entity".into(), "from".into(), "rows".into(), "state".into()]];
         for b in &s.backfills {
-            let state = match &b.finished {
+            let state = match &b.finished_at {
                 Some(t) => format!("done {}", ts(t)),
-                None => format!("interrupted or running (last chunk {}); `millrace backfill` resumes", ts(&b.updated)),
+                None => {
+                    format!("interrupted or running (last chunk {}); `millrace backfill` resumes", ts(&b.updated_at))
+                }
             };
             rows.push(vec![b.entity.clone(), b.source.clone(), b.rows.to_string(), state]);
         }

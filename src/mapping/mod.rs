@@ -7,6 +7,7 @@
 
 pub mod legacy;
 pub mod odoo;
+pub mod order;
 pub mod record;
 pub mod spec;
 pub mod transform;

@@ -18,6 +18,7 @@ use serde_json::json;
 use super::metrics::{Metrics, Scraped};
 use crate::config::PgConnInfo;
 use crate::config::Secret;
+use crate::state::report;
 
 /// What the endpoint needs from the service.
 pub struct HttpContext {
@@ -108,15 +109,9 @@ async fn connect(info: &PgConnInfo) -> Option<tokio_postgres::Client> {
 async fn scrape(ctx: &HttpContext) -> Scraped {
     let mut scraped = Scraped::default();
     if let Some(state) = connect(&ctx.state).await {
-        if let Ok(row) = state
-            .query_one(
-                "SELECT (SELECT count(*) FROM millrace.parked), (SELECT count(*) FROM millrace.dlq WHERE status IN ('open', 'retry'))",
-                &[],
-            )
-            .await
-        {
-            scraped.parked = Some(row.get(0));
-            scraped.dlq_open = Some(row.get(1));
+        if let Ok(depths) = report::queue_depths(&state).await {
+            scraped.parked = Some(depths.parked);
+            scraped.dlq_open = Some(depths.dead_letters);
         }
     }
     if let Some(odoo) = connect(&ctx.odoo).await {
@@ -153,53 +148,31 @@ async fn overview(State(ctx): Ctx) -> Response {
         body["error"] = json!("the control state database is unreachable");
         return (StatusCode::OK, Json(body)).into_response();
     };
-    if let Ok(rows) = state
-        .query(
-            "SELECT entity, source, decision, n, last_at::text FROM millrace.decision_count ORDER BY entity, source, decision",
-            &[],
-        )
-        .await
-    {
+    // Timestamps as the server writes them (`::text`): the page shows them as they are.
+    if let Ok(rows) = report::decision_counts::<String>(&state).await {
         body["decisions"] = rows
-            .iter()
+            .into_iter()
             .map(|r| {
-                json!({"entity": r.get::<_, String>(0), "source": r.get::<_, String>(1), "decision": r.get::<_, String>(2),
-                       "count": r.get::<_, i64>(3), "last_at": r.get::<_, String>(4)})
+                json!({"entity": r.entity, "source": r.source, "decision": r.decision, "count": r.n, "last_at": r.last_at})
             })
             .collect();
     }
-    if let Ok(rows) = state
-        .query(
-            "SELECT id, entity, key, source, op, record, position, field, reason, created_at::text, status
-               FROM millrace.dlq WHERE status IN ('open', 'retry') ORDER BY id LIMIT 200",
-            &[],
-        )
-        .await
-    {
+    if let Ok(rows) = report::open_dead_letters::<String>(&state, 200).await {
         body["dead_letters"] = rows
-            .iter()
+            .into_iter()
             .map(|r| {
-                json!({"id": r.get::<_, i64>(0), "entity": r.get::<_, String>(1), "key": r.get::<_, String>(2),
-                       "source": r.get::<_, String>(3), "op": r.get::<_, String>(4),
-                       "record": r.get::<_, Option<serde_json::Value>>(5), "position": r.get::<_, String>(6),
-                       "field": r.get::<_, Option<String>>(7), "reason": r.get::<_, String>(8),
-                       "created_at": r.get::<_, String>(9), "status": r.get::<_, String>(10)})
+                json!({"id": r.id, "entity": r.entity, "key": r.key, "source": r.source, "op": r.op,
+                       "record": r.record, "position": r.position, "field": r.field, "reason": r.reason,
+                       "created_at": r.created_at, "status": r.status})
             })
             .collect();
     }
-    if let Ok(rows) = state
-        .query(
-            "SELECT id, entity, key, source, fields, policy, at::text FROM millrace.conflict ORDER BY id DESC LIMIT 20",
-            &[],
-        )
-        .await
-    {
+    if let Ok(rows) = report::recent_conflicts::<String>(&state, 20).await {
         body["conflicts"] = rows
-            .iter()
+            .into_iter()
             .map(|r| {
-                json!({"id": r.get::<_, i64>(0), "entity": r.get::<_, String>(1), "key": r.get::<_, String>(2),
-                       "source": r.get::<_, String>(3), "fields": r.get::<_, Vec<String>>(4),
-                       "policy": r.get::<_, String>(5), "at": r.get::<_, String>(6)})
+                json!({"id": r.id, "entity": r.entity, "key": r.key, "source": r.source, "fields": r.fields,
+                       "policy": r.policy, "at": r.at})
             })
             .collect();
     }

@@ -1,6 +1,9 @@
 //! Control state in the `millrace` schema of a PostgreSQL database (`[state] url`, by default
 //! the Odoo database): legacy watermarks and row fingerprints, so a restart resumes where the
-//! last acknowledged poll stopped.
+//! last acknowledged poll stopped (this file); the sync engine's records ([`sync`]), keys the
+//! ERP numbers ([`keys`]), backfill progress ([`backfill`]) and what `status` and the HTTP
+//! endpoint report ([`report`]). Every statement against the schema is here: the commands and
+//! the endpoint call these functions.
 
 use std::collections::HashMap;
 
@@ -350,7 +353,9 @@ impl RecentHashes {
     }
 }
 
+pub mod backfill;
 pub mod keys;
+pub mod report;
 pub mod sync;
 
 pub struct StateStore {
@@ -367,6 +372,16 @@ impl StateStore {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Whether the control schema exists in the database `client` is connected to (before
+    /// [`StateStore::connect`] creates it: `setup --print-sql` only reports what it would do).
+    pub async fn schema_exists(client: &Client) -> Result<bool, StateError> {
+        let row = client
+            .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = 'millrace'", &[])
+            .await
+            .map_err(sql("reading whether the control schema exists"))?;
+        Ok(row.is_some())
     }
 
     pub async fn migrate(&self) -> Result<(), StateError> {
