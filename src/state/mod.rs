@@ -351,7 +351,10 @@ impl RecentHashes {
 }
 
 pub mod keys;
+mod poll_state;
 pub mod sync;
+
+pub use poll_state::PollState;
 
 pub struct StateStore {
     client: Client,

@@ -12,7 +12,7 @@ use crate::erp::{LegacyConnection, LegacyError, ReadRow};
 use crate::model::{key_text, key_values};
 use crate::model::{row_hash, row_hash_i64};
 use crate::model::{Op, Row, RowChange};
-use crate::state::{Fingerprints, SaveOutcome, StateStore};
+use crate::state::{Fingerprints, PollState, SaveOutcome};
 
 use super::{LegacyItem, PollError};
 
@@ -27,7 +27,7 @@ pub enum HashdiffMode {
 
 pub async fn pass(
     conn: Box<dyn LegacyConnection>,
-    store: &StateStore,
+    store: &impl PollState,
     table: &LegacyTable,
     mode: HashdiffMode,
     emit: &mut (dyn FnMut(LegacyItem) -> std::io::Result<()> + Send),

@@ -18,7 +18,7 @@ use crate::model::key_text;
 use crate::model::row_hash_i64;
 use crate::model::value_text;
 use crate::model::{Op, Row, RowChange, Value};
-use crate::state::{Fingerprints, SaveOutcome, StateStore};
+use crate::state::{Fingerprints, PollState, SaveOutcome};
 
 use super::{LegacyItem, PollError};
 
@@ -57,7 +57,7 @@ pub fn poll_scans(
 /// One poll. Emits changed rows through `emit`; returns what acknowledging the poll saves.
 pub async fn poll(
     conn: Box<dyn LegacyConnection>,
-    store: &StateStore,
+    store: &impl PollState,
     table: &LegacyTable,
     column: &str,
     safety_window: Duration,

@@ -9,7 +9,7 @@ use crate::config::{LegacyTable, Strategy};
 use crate::erp::reader::{self, ReadPlan};
 use crate::erp::{LegacyConnection, LegacyError, RowBatch};
 use crate::model::Value;
-use crate::state::{SaveOutcome, StateStore};
+use crate::state::{PollState, SaveOutcome};
 
 pub(crate) type Emit<'e> = &'e mut (dyn FnMut(LegacyItem) -> std::io::Result<()> + Send);
 
@@ -74,7 +74,7 @@ pub(crate) async fn stream_changes(
 /// current before the copy.
 pub async fn poll_with_state(
     conn: Box<dyn LegacyConnection>,
-    store: &StateStore,
+    store: &impl PollState,
     table: &LegacyTable,
     emit: Emit<'_>,
 ) -> Result<(PendingSave, Box<dyn LegacyConnection>), PollError> {
