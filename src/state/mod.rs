@@ -355,8 +355,11 @@ impl RecentHashes {
 
 pub mod backfill;
 pub mod keys;
+mod poll_state;
 pub mod report;
 pub mod sync;
+
+pub use poll_state::PollState;
 
 pub struct StateStore {
     client: Client,

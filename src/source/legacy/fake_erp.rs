@@ -1,22 +1,28 @@
 //! A fake ERP connection returning canned result sets, for the strategies' unit tests.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use crate::config::{LegacyTable, Strategy};
 use crate::erp::{Dialect, LegacyConnection, LegacyError, ReadRow, RowBatch};
 use crate::model::Value;
 
 /// Canned results by a piece of the SQL (successive calls take successive results; the last
-/// one repeats), recording every call. A fake is the only way to drive the polls here: no SQL
+/// one repeats), recording every call (in `calls`, and in [`FakeConnection::log`] for a test
+/// whose connection is moved into a poll). A fake is the only way to drive the polls here: no SQL
 /// Server runs on millrace's machines (`tests/legacy_mssql.rs` runs them against a real one).
 pub(crate) struct FakeConnection {
     pub(crate) responses: Vec<(&'static str, VecDeque<Vec<RowBatch>>)>,
-    pub(crate) calls: Vec<(String, String, Vec<Value>)>,
+    pub(crate) calls: Vec<Call>,
+    log: Arc<Mutex<Vec<Call>>>,
 }
+
+/// One `select`: table, SQL, parameters.
+pub(crate) type Call = (String, String, Vec<Value>);
 
 impl FakeConnection {
     pub(crate) fn new() -> Self {
-        FakeConnection { responses: Vec::new(), calls: Vec::new() }
+        FakeConnection { responses: Vec::new(), calls: Vec::new(), log: Arc::default() }
     }
 
     pub(crate) fn on(self, sql_part: &'static str, columns: &[&str], rows: Vec<Vec<Value>>) -> Self {
@@ -29,6 +35,11 @@ impl FakeConnection {
             None => self.responses.push((sql_part, VecDeque::from([batches]))),
         }
         self
+    }
+
+    /// The calls made, shared: still readable once the connection is boxed and handed to a poll.
+    pub(crate) fn log(&self) -> Arc<Mutex<Vec<Call>>> {
+        self.log.clone()
     }
 
     pub(crate) fn sql_of_calls(&self) -> Vec<&str> {
@@ -53,6 +64,7 @@ impl LegacyConnection for FakeConnection {
         on_batch: &mut dyn FnMut(RowBatch) -> Result<(), LegacyError>,
     ) -> Result<(), LegacyError> {
         self.calls.push((table.to_string(), sql.to_string(), params.to_vec()));
+        self.log.lock().unwrap().push((table.to_string(), sql.to_string(), params.to_vec()));
         let Some((_, results)) = self.responses.iter_mut().find(|(part, _)| sql.contains(part)) else {
             return Err(LegacyError::Other(format!("fake: unexpected SQL {sql}")));
         };

@@ -10,6 +10,8 @@
 pub mod change_tracking;
 #[cfg(test)]
 mod fake_erp;
+#[cfg(test)]
+mod fake_state;
 pub mod hashdiff;
 pub mod poller;
 mod row_image;

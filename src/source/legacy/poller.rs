@@ -146,3 +146,28 @@ impl LegacyPoller {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{timestamp, versioned};
+    use super::*;
+
+    type Emit<'e> = &'e mut (dyn FnMut(LegacyItem) -> std::io::Result<()> + Send);
+
+    /// Checked when compiled: the strategies read the control state through a trait whose
+    /// futures carry no `Send` bound; on the concrete `StateStore` a poll of each strategy is
+    /// still a future a multi-threaded runtime can run.
+    #[test]
+    fn each_strategy_polled_on_the_state_store_can_be_spawned() {
+        fn send<T: Send>(_: &T) {}
+        let _ = |conn: Box<dyn LegacyConnection>, store: &StateStore, table: &LegacyTable, emit: Emit<'_>| {
+            send(&timestamp::poll(conn, store, table, "MODIFIED_AT", Duration::ZERO, emit));
+        };
+        let _ = |conn: Box<dyn LegacyConnection>, store: &StateStore, table: &LegacyTable, emit: Emit<'_>| {
+            send(&hashdiff::pass(conn, store, table, HashdiffMode::All, emit));
+        };
+        let _ = |conn: Box<dyn LegacyConnection>, store: &StateStore, table: &LegacyTable, emit: Emit<'_>| {
+            send(&versioned::poll_with_state(conn, store, table, emit));
+        };
+    }
+}

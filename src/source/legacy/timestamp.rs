@@ -18,7 +18,7 @@ use crate::model::key_text;
 use crate::model::row_hash_i64;
 use crate::model::value_text;
 use crate::model::{Op, Row, RowChange, Value};
-use crate::state::{Fingerprints, SaveOutcome, StateStore};
+use crate::state::{Fingerprints, PollState, SaveOutcome};
 
 use super::{LegacyItem, PollError};
 
@@ -57,7 +57,7 @@ pub fn poll_scans(
 /// One poll. Emits changed rows through `emit`; returns what acknowledging the poll saves.
 pub async fn poll(
     conn: Box<dyn LegacyConnection>,
-    store: &StateStore,
+    store: &impl PollState,
     table: &LegacyTable,
     column: &str,
     safety_window: Duration,
@@ -166,4 +166,269 @@ pub async fn poll(
         scanned_at: None,
     };
     Ok((outcome, conn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Strategy;
+    use crate::erp::RowBatch;
+    use crate::source::legacy::fake_erp::*;
+    use crate::source::legacy::fake_state::*;
+
+    const TABLE: &str = "ERP.ITEM";
+    const COLUMNS: [&str; 3] = ["ITEM_NO", "DESCRIPTION", "MODIFIED_AT"];
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    fn item_table() -> LegacyTable {
+        LegacyTable {
+            table: TABLE.into(),
+            key: strings(&["ITEM_NO"]),
+            strategy: Strategy::Timestamp { column: "MODIFIED_AT".into(), safety_window: WINDOW },
+            delete_scan_interval: None,
+            chunk_size: 1000,
+            columns: strings(&COLUMNS),
+        }
+    }
+
+    /// 2024-05-01 at `hms` ("10:04:30").
+    fn at(hms: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(&format!("2024-05-01 {hms}"), "%Y-%m-%d %H:%M:%S").unwrap()
+    }
+
+    fn version(hms: &str) -> String {
+        format!("2024-05-01 {hms}.000000")
+    }
+
+    fn row(key: &str, description: &str, stamp: Option<&str>) -> Vec<Value> {
+        vec![text(key), text(description), stamp.map_or(Value::Null, |s| Value::Timestamp(at(s)))]
+    }
+
+    fn key(k: &str) -> String {
+        format!("[\"{k}\"]")
+    }
+
+    fn fingerprint(k: &str, row: &[Value], stamp: &str) -> (String, i64, Option<String>) {
+        (key(k), row_hash_i64(row), Some(version(stamp)))
+    }
+
+    async fn poll_with(conn: FakeConnection, state: &FakeState) -> (SaveOutcome, Vec<LegacyItem>) {
+        let mut items = Vec::new();
+        let (outcome, _conn) =
+            poll(Box::new(conn), state, &item_table(), "MODIFIED_AT", WINDOW, &mut |item: LegacyItem| {
+                items.push(item);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        (outcome, items)
+    }
+
+    fn upserts(outcome: &SaveOutcome) -> Vec<(String, i64, Option<String>)> {
+        outcome.upserts.iter().map(|(k, h, v)| (k.to_string(), h, v.map(str::to_string))).collect()
+    }
+
+    #[tokio::test]
+    async fn a_first_poll_emits_every_row_as_a_snapshot_and_saves_the_newest_stamp() {
+        let conn = FakeConnection::new().on("IS NULL", &COLUMNS, vec![row("N1", "never stamped", None)]).on(
+            "IS NOT NULL",
+            &COLUMNS,
+            vec![row("A", "a", Some("10:00:00")), row("B", "b", Some("10:04:30")), row("C", "c", Some("10:05:00"))],
+        );
+        let calls = conn.log();
+        let state = FakeState::new();
+        let (outcome, items) = poll_with(conn, &state).await;
+
+        // Rows without a stamp first, by key; then the stamped ones by (stamp, key).
+        let calls = calls.lock().unwrap();
+        let sql: Vec<&str> = calls.iter().map(|(_, sql, _)| sql.as_str()).collect();
+        assert_eq!(
+            sql,
+            vec![
+                "SELECT TOP (1000) [ITEM_NO], [DESCRIPTION], [MODIFIED_AT] FROM [ERP].[ITEM] \
+                 WHERE [MODIFIED_AT] IS NULL ORDER BY [ITEM_NO]",
+                "SELECT TOP (1000) [ITEM_NO], [DESCRIPTION], [MODIFIED_AT] FROM [ERP].[ITEM] \
+                 WHERE [MODIFIED_AT] IS NOT NULL ORDER BY [MODIFIED_AT], [ITEM_NO]",
+            ]
+        );
+        assert!(calls.iter().all(|(table, _, params)| table == TABLE && params.is_empty()));
+
+        let (changes, bad) = emitted(&items);
+        assert!(bad.is_empty());
+        assert_eq!(
+            changes,
+            vec![
+                (Op::Snapshot, key("N1"), String::new()),
+                (Op::Snapshot, key("A"), version("10:00:00")),
+                (Op::Snapshot, key("B"), version("10:04:30")),
+                (Op::Snapshot, key("C"), version("10:05:00")),
+            ]
+        );
+        let after = after_of(&items, &key("B")).unwrap();
+        assert_eq!(&*after.columns, &strings(&COLUMNS)[..]);
+        assert_eq!(after.values, row("B", "b", Some("10:04:30")));
+
+        // The newest stamp is the watermark; only fingerprints inside the next poll's window
+        // (one minute behind it) are kept, and older ones pruned.
+        assert_eq!(outcome.watermark, Some(version("10:05:00")));
+        assert_eq!(outcome.prune_before_version, Some(version("10:04:00")));
+        assert_eq!(
+            upserts(&outcome),
+            vec![
+                fingerprint("B", &row("B", "b", Some("10:04:30")), "10:04:30"),
+                fingerprint("C", &row("C", "c", Some("10:05:00")), "10:05:00"),
+            ]
+        );
+        assert!(outcome.deletes.is_empty() && outcome.scanned_at.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_later_poll_rereads_the_window_and_emits_only_rows_not_seen_as_they_are() {
+        // What the first poll above saved once acknowledged.
+        let state = FakeState::new()
+            .with_checkpoint(TABLE, "timestamp", Some(&version("10:05:00")))
+            .with_hash(
+                TABLE,
+                "timestamp",
+                &key("B"),
+                row_hash_i64(&row("B", "b", Some("10:04:30"))),
+                Some(&version("10:04:30")),
+            )
+            .with_hash(
+                TABLE,
+                "timestamp",
+                &key("C"),
+                row_hash_i64(&row("C", "c", Some("10:05:00"))),
+                Some(&version("10:05:00")),
+            );
+        let conn = FakeConnection::new().on(
+            ">= ?",
+            &COLUMNS,
+            vec![
+                // Seen by the last poll, unchanged: not emitted again.
+                row("B", "b", Some("10:04:30")),
+                // Stamped before the watermark by a transaction that committed after that poll.
+                row("D", "late", Some("10:04:50")),
+                // Changed within the same second as before (its stamp did not move).
+                row("C", "c v2", Some("10:05:00")),
+                row("E", "new", Some("10:07:00")),
+            ],
+        );
+        let calls = conn.log();
+        let (outcome, items) = poll_with(conn, &state).await;
+
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            calls[0].1,
+            "SELECT TOP (1000) [ITEM_NO], [DESCRIPTION], [MODIFIED_AT] FROM [ERP].[ITEM] \
+             WHERE [MODIFIED_AT] >= ? ORDER BY [MODIFIED_AT], [ITEM_NO]"
+        );
+        assert_eq!(calls[0].2, vec![Value::Timestamp(at("10:04:00"))], "the window behind the watermark is read again");
+
+        let (changes, bad) = emitted(&items);
+        assert!(bad.is_empty());
+        assert_eq!(
+            changes,
+            vec![
+                (Op::Update, key("D"), version("10:04:50")),
+                (Op::Update, key("C"), version("10:05:00")),
+                (Op::Update, key("E"), version("10:07:00")),
+            ]
+        );
+        assert_eq!(after_of(&items, &key("C")).unwrap().values, row("C", "c v2", Some("10:05:00")));
+
+        assert_eq!(outcome.watermark, Some(version("10:07:00")));
+        assert_eq!(outcome.prune_before_version, Some(version("10:06:00")));
+        assert_eq!(upserts(&outcome), vec![fingerprint("E", &row("E", "new", Some("10:07:00")), "10:07:00")]);
+    }
+
+    #[tokio::test]
+    async fn polls_in_a_row_emit_each_change_once() {
+        let mut state = FakeState::new();
+        let first = FakeConnection::new().on("IS NULL", &COLUMNS, vec![]).on(
+            "IS NOT NULL",
+            &COLUMNS,
+            vec![row("A", "a", Some("10:00:00")), row("B", "b", Some("10:00:20"))],
+        );
+        let (outcome, items) = poll_with(first, &state).await;
+        assert_eq!(emitted(&items).0.len(), 2);
+        state.save(TABLE, "timestamp", &outcome);
+
+        // Nothing changed: the window is read again and nothing is emitted; the watermark stays.
+        let same = || {
+            FakeConnection::new().on(
+                ">= ?",
+                &COLUMNS,
+                vec![row("A", "a", Some("10:00:00")), row("B", "b", Some("10:00:20"))],
+            )
+        };
+        let (outcome, items) = poll_with(same(), &state).await;
+        assert!(items.is_empty(), "{items:?}");
+        assert_eq!(outcome.watermark, Some(version("10:00:20")));
+        state.save(TABLE, "timestamp", &outcome);
+        let (_, items) = poll_with(same(), &state).await;
+        assert!(items.is_empty(), "{items:?}");
+
+        // A changes: only A, and only once.
+        let changed = || {
+            FakeConnection::new().on(
+                ">= ?",
+                &COLUMNS,
+                vec![row("B", "b", Some("10:00:20")), row("A", "a v2", Some("10:00:40"))],
+            )
+        };
+        let (outcome, items) = poll_with(changed(), &state).await;
+        assert_eq!(emitted(&items).0, vec![(Op::Update, key("A"), version("10:00:40"))]);
+        state.save(TABLE, "timestamp", &outcome);
+        let (_, items) = poll_with(changed(), &state).await;
+        assert!(items.is_empty(), "{items:?}");
+        assert_eq!(
+            state.stored(TABLE, "timestamp"),
+            vec![
+                fingerprint("A", &row("A", "a v2", Some("10:00:40")), "10:00:40"),
+                fingerprint("B", &row("B", "b", Some("10:00:20")), "10:00:20"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_row_that_cannot_be_read_is_set_apart_and_the_others_flow() {
+        let conn = FakeConnection::new().on("IS NULL", &COLUMNS, vec![]).on_batches(
+            "IS NOT NULL",
+            vec![RowBatch {
+                columns: strings(&COLUMNS).into(),
+                rows: vec![
+                    ReadRow::Ok(row("A", "a", Some("10:00:00"))),
+                    ReadRow::Bad {
+                        values: vec![text("X  "), Value::Null, Value::Timestamp(at("10:00:10"))],
+                        column: 1,
+                        raw: "0xFF".into(),
+                        reason: "not UTF-8".into(),
+                    },
+                    ReadRow::Ok(row("B", "b", Some("10:00:20"))),
+                ],
+            }],
+        );
+        let (outcome, items) = poll_with(conn, &FakeState::new()).await;
+        let (changes, bad) = emitted(&items);
+        assert_eq!(
+            changes,
+            vec![(Op::Snapshot, key("A"), version("10:00:00")), (Op::Snapshot, key("B"), version("10:00:20"))]
+        );
+        assert_eq!(
+            bad,
+            vec![BadLegacyRow {
+                table: TABLE.into(),
+                key: key("X"),
+                column: "DESCRIPTION".into(),
+                value: "0xFF".into(),
+                reason: "not UTF-8".into(),
+            }]
+        );
+        // The unreadable row leaves no fingerprint: it is read again (and set apart again) while
+        // inside the window.
+        assert_eq!(outcome.watermark, Some(version("10:00:20")));
+        assert_eq!(upserts(&outcome).into_iter().map(|u| u.0).collect::<Vec<_>>(), vec![key("A"), key("B")]);
+    }
 }
