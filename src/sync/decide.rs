@@ -16,8 +16,6 @@ use crate::mapping::{ConflictPolicy, Mapping, Record, System};
 use crate::model::Value;
 use crate::state::sync::Known;
 
-pub(crate) use super::facts::read_odoo_row;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Apply,

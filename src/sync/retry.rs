@@ -96,7 +96,7 @@ impl Engine {
                 System::Odoo => {
                     let xref = self.state.xref_id(&m.entity, &d.key, "odoo").await?;
                     let record = Record::from_key(&m, &d.key);
-                    super::decide::read_odoo_row(self, &m, &d.key, &record, xref.as_deref())
+                    super::facts::read_odoo_row(self, &m, &d.key, &record, xref.as_deref())
                         .await?
                         .map(|(id, r)| r.map(|rec| (rec, Some(id.to_string()))).map_err(|p| p.error))
                 }

@@ -1,0 +1,195 @@
+//! A batch's outcomes as control-state writes: what becomes known of each side, the
+//! cross-references, conflicts, parked changes and dead letters, and the decision counts.
+
+use chrono::Utc;
+
+use super::map;
+use super::{BatchSummary, ChangeOp, Decision, Engine, Planned};
+use crate::mapping::System;
+use crate::sink::ApplyError;
+use crate::state::sync::{DeadLetter, KnownWrite, NewConflict, Parked, StateWrites, XrefWrite};
+
+impl Engine {
+    pub(super) fn record(
+        &self,
+        plan: Planned,
+        outcome: Result<Option<String>, ApplyError>,
+        w: &mut StateWrites,
+        s: &mut BatchSummary,
+    ) {
+        let m = &self.mappings.entities[plan.change.entity];
+        let change = &plan.change;
+        let source = change.source.as_str();
+        let target = change.source.other().as_str();
+        let entity = m.entity.clone();
+        let key = change.key.clone();
+        let record_json = change.record.as_ref().map(|r| r.to_json(m));
+        let known_source = |written: bool| KnownWrite {
+            entity: entity.clone(),
+            key: key.clone(),
+            system: source,
+            record: change.record.as_ref().map(|r| (r.to_json(m), r.fingerprint())),
+            position: change.position.clone(),
+            written,
+        };
+        let conflict = |fields: &[usize]| NewConflict {
+            entity: entity.clone(),
+            key: key.clone(),
+            source,
+            fields: fields.iter().map(|f| m.fields[*f].name.clone()).collect(),
+            policy: match m.conflict {
+                crate::mapping::ConflictPolicy::Reject => "reject",
+                crate::mapping::ConflictPolicy::Accept => "accept",
+            },
+            record: record_json.clone(),
+            position: change.position.clone(),
+        };
+        match plan.decision {
+            Decision::Echo => {
+                s.echoes += 1;
+                w.count(&entity, source, "echo");
+                let latest = self
+                    .prefetched
+                    .known
+                    .get(&(entity.clone(), key.clone(), source.to_string()))
+                    .and_then(|k| k.fingerprint)
+                    .zip(change.record.as_ref().map(|r| r.fingerprint()))
+                    .is_some_and(|(known, seen)| known == seen);
+                if change.source == System::Legacy && latest {
+                    // The echo of the latest write is seen once: the same content again later is
+                    // someone's edit of an unmapped column, `stale`, not millrace's write. (The
+                    // echo of an earlier write changes nothing that is known.)
+                    w.known.push(known_source(false));
+                }
+            }
+            Decision::Stale => {
+                s.stale += 1;
+                w.count(&entity, source, "stale");
+                if let Some(id) = change.dead_letter {
+                    w.resolved.push((id, "nothing left to apply: the other side already holds it".into()));
+                }
+            }
+            Decision::Filtered => {
+                s.filtered += 1;
+                w.count(&entity, source, "filtered");
+            }
+            Decision::Conflict => {
+                s.conflicts += 1;
+                w.count(&entity, source, "conflict");
+                tracing::warn!(entity = %entity, key = %key, source, position = %change.position, fields = ?plan.conflict_fields.iter().map(|f| &m.fields[*f].name).collect::<Vec<_>>(), "ownership conflict: not applied");
+                w.conflicts.push(conflict(&plan.conflict_fields));
+                if change.record.is_some() {
+                    w.known.push(known_source(false));
+                }
+            }
+            Decision::Apply => match outcome {
+                Ok(target_id) => {
+                    s.applied += 1;
+                    w.count(&entity, source, "apply");
+                    tracing::info!(entity = %entity, key = %key, source, position = %change.position, op = change.op.as_str(), "applied");
+                    if !plan.conflict_fields.is_empty() {
+                        s.conflicts += 1;
+                        w.count(&entity, source, "conflict");
+                        w.conflicts.push(conflict(&plan.conflict_fields));
+                    }
+                    w.unpark.push((entity.clone(), key.clone(), source.to_string()));
+                    w.settle.push((entity.clone(), key.clone(), change.dead_letter));
+                    if let (System::Odoo, Some(id)) = (change.source, change.source_id.as_deref()) {
+                        // A dead letter the row had while it had no natural key.
+                        let stand_in = id.parse().map(|id| map::odoo_row_key(m, id));
+                        if let Ok(stand_in) = stand_in {
+                            w.settle.push((entity.clone(), stand_in, None));
+                        }
+                    }
+                    match change.op {
+                        ChangeOp::Upsert => {
+                            w.known.push(known_source(false));
+                            if let Some(expected) = &plan.expected {
+                                w.known.push(KnownWrite {
+                                    entity: entity.clone(),
+                                    key: key.clone(),
+                                    system: target,
+                                    record: Some((expected.to_json(m), expected.fingerprint())),
+                                    position: change.position.clone(),
+                                    written: true,
+                                });
+                            }
+                            if let Some(id) = target_id.or(plan.target_id.clone()) {
+                                w.xref.push(XrefWrite {
+                                    entity: entity.clone(),
+                                    key: key.clone(),
+                                    system: target,
+                                    id: Some(id),
+                                });
+                            }
+                            if let Some(id) = &change.source_id {
+                                w.xref.push(XrefWrite {
+                                    entity: entity.clone(),
+                                    key: key.clone(),
+                                    system: source,
+                                    id: Some(id.clone()),
+                                });
+                            }
+                        }
+                        ChangeOp::Delete => {
+                            for system in [source, target] {
+                                w.known.push(KnownWrite {
+                                    entity: entity.clone(),
+                                    key: key.clone(),
+                                    system,
+                                    record: None,
+                                    position: change.position.clone(),
+                                    written: false,
+                                });
+                                w.xref.push(XrefWrite { entity: entity.clone(), key: key.clone(), system, id: None });
+                            }
+                        }
+                    }
+                }
+                Err(ApplyError::Park(reason)) => {
+                    s.parked += 1;
+                    w.count(&entity, source, "parked");
+                    tracing::info!(entity = %entity, key = %key, source, position = %change.position, reason = %reason, "parked until its dependency arrives");
+                    w.park.push(Parked {
+                        entity: entity.clone(),
+                        key: key.clone(),
+                        source: source.to_string(),
+                        op: change.op.as_str().into(),
+                        record: record_json.clone(),
+                        position: change.position.clone(),
+                        reason,
+                        parked_at: Utc::now(),
+                        attempts: 0,
+                    });
+                }
+                Err(ApplyError::Dead { field, reason }) => {
+                    s.dead_lettered += 1;
+                    w.count(&entity, source, "dead_letter");
+                    tracing::error!(entity = %entity, key = %key, source, position = %change.position, field = ?field, reason = %reason, "dead-lettered");
+                    w.unpark.push((entity.clone(), key.clone(), source.to_string()));
+                    match change.dead_letter {
+                        Some(id) => w.reopen.push((id, reason)),
+                        None => w.dead_letters.push(DeadLetter {
+                            id: 0,
+                            entity: entity.clone(),
+                            key: key.clone(),
+                            source: source.into(),
+                            op: change.op.as_str().into(),
+                            record: record_json.clone(),
+                            position: change.position.clone(),
+                            field,
+                            reason,
+                            created_at: Utc::now(),
+                            status: "open".into(),
+                            resolution: None,
+                        }),
+                    }
+                }
+                Err(ApplyError::Transient(reason)) => {
+                    // Not reached: a transient fault aborts the batch before recording.
+                    tracing::warn!(entity = %entity, key = %key, reason = %reason, "transient fault while recording");
+                }
+            },
+        }
+    }
+}
