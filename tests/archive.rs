@@ -294,7 +294,28 @@ async fn acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_noth
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let service = world.start();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Changes made now on each source reach the other side: by then the new run is past its
+    // start (where it archives what the spool held), and anything its sources gave it again
+    // came before them (the ERP's polls read in stamp order, the stream in commit order).
+    world.maria.exec(
+        "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE) VALUES ('MR-AFTER', 'After the kill', 'EA', 1)",
+    );
+    world.maria.exec(&format!("UPDATE PROD_ORDER SET QTY_COMPLETED = 1 WHERE ORDER_NO = '{}'", numbers[0]));
+    insert_confirmed_orders(&odoo, "WH/MO/Z", 0, 1, 4).await;
+    let after_kill = erp_order_nos_like(&odoo, "WH/MO/Z%").await;
+    eventually("the changes made after the restart on the other side", &service, || async {
+        let item = odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-AFTER'", &[]).await.unwrap();
+        let produced = odoo
+            .query_opt(
+                "SELECT 1 FROM mrp_production WHERE 'MO' || lpad(id::text, 8, '0') = $1 AND qty_producing = 1",
+                &[&numbers[0]],
+            )
+            .await
+            .unwrap();
+        let order = world.maria.exec(&format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{}'", after_kill[0]));
+        (item.is_some() && produced.is_some() && order.trim() == "1").then_some(())
+    })
+    .await;
     assert!(service.stop().success());
     let twice =
         "SELECT count(*) FROM (SELECT _source_system, _key, _position FROM {src} GROUP BY ALL HAVING count(*) > 1)";

@@ -76,13 +76,26 @@ async fn a_transaction_committing_after_the_watermark_passed_its_row_is_still_fo
     let mut late = maria.session();
     late.send("BEGIN;");
     late.send("INSERT INTO ITEM_MASTER (ITEM_NO, DESCR, STD_COST, STATUS) VALUES ('LATE', 'late commit', 1, 'A');");
-    late.sync();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    // Meanwhile another row commits with a later stamp, and a poll moves the watermark past T0.
+    let t0 = late.query("SELECT LAST_UPD FROM ITEM_MASTER WHERE ITEM_NO = 'LATE';");
+    let t0 = t0.first().cloned().unwrap_or_else(|| panic!("the late row's stamp: {t0:?}"));
+    // Meanwhile another row commits with a later stamp (more than a second later by the
+    // database's clock), and a poll moves the watermark past T0.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while maria.exec(&format!("SELECT NOW(6) > '{t0}' + INTERVAL 1 SECOND")).trim() != "1" {
+        assert!(std::time::Instant::now() < deadline, "the database's clock did not pass {t0}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     maria
         .exec("INSERT INTO ITEM_MASTER (ITEM_NO, DESCR, STD_COST, STATUS) VALUES ('EARLY', 'committed first', 1, 'A')");
     let (records, _) = poll(&config, true);
     assert_eq!(ops(&records), vec![("u".to_string(), r#"["EARLY"]"#.to_string())]);
+    assert_eq!(
+        maria
+            .exec(&format!("SELECT LAST_UPD > '{t0}' + INTERVAL 1 SECOND FROM ITEM_MASTER WHERE ITEM_NO = 'EARLY'"))
+            .trim(),
+        "1",
+        "EARLY's stamp (the watermark now) is past the late row's, {t0}"
+    );
 
     late.send("COMMIT;");
     late.close();

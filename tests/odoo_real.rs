@@ -112,12 +112,30 @@ async fn reads_of_a_decoded_transaction_wait_until_it_is_visible() {
     let xid: i64 =
         writer.query_one("SELECT (pg_current_xact_id()::text::bigint % 4294967296)", &[]).await.unwrap().get(0);
     let reader = db.client().await;
+    let reader_pid: i32 = reader.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
     let waiting = tokio::spawn(async move {
         millrace::pg::wait_visible(&reader, xid as u32).await.expect("wait");
         let v: Option<String> = reader.query_opt("SELECT v FROM t WHERE id = 1", &[]).await.unwrap().map(|r| r.get(0));
         v
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The reader's session asks whether the transaction is visible, again and again: seen
+    // asking at three different moments, it has been told "no" at least twice and kept waiting.
+    let watcher = db.client().await;
+    let mut asked = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while asked.len() < 3 {
+        let row = watcher
+            .query_one("SELECT query, query_start::text FROM pg_stat_activity WHERE pid = $1", &[&reader_pid])
+            .await
+            .unwrap();
+        let (query, start): (String, Option<String>) = (row.get(0), row.get(1));
+        assert!(!query.contains("FROM t WHERE"), "the read went ahead while the transaction was still in progress");
+        if query.contains("pg_visible_in_snapshot") {
+            asked.extend(start);
+        }
+        assert!(Instant::now() < deadline, "the reader never asked three times whether the transaction is visible");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     assert!(!waiting.is_finished(), "the read went ahead while the transaction was still in progress");
     writer.batch_execute("COMMIT").await.unwrap();
     let seen = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("the wait ended").unwrap();
@@ -273,8 +291,18 @@ async fn every_done_stock_move_is_one_erp_ledger_row() {
     rpc.mark_done(order, false).await;
     rpc.receive(PARTNER, COMPONENT, 7.0).await;
     rpc.deliver(PARTNER, COMPONENT, 2.0).await;
-    // Killed in the middle of the day: what was done so far must not be posted again.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Killed in the middle of the day, once some of it is posted: what was done so far must not
+    // be posted again.
+    wait_for("the first of the day's moves in INV_TRANS", &service, 60, || async {
+        let posted: i64 = world
+            .maria
+            .exec(&format!("SELECT COUNT(*) FROM INV_TRANS WHERE TRANS_NO > {erp_max}"))
+            .trim()
+            .parse()
+            .ok()?;
+        (posted > 0).then_some(())
+    })
+    .await;
     let _ = std::process::Command::new("kill").args(["-KILL", &service.pid().to_string()]).status();
     while service.is_running() {
         tokio::time::sleep(Duration::from_millis(50)).await;

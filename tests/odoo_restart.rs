@@ -80,18 +80,26 @@ async fn server_restart_mid_stream_loses_and_repeats_nothing() {
             seen.push(id);
         }
     }
-    // Give a duplicate the chance to show up before stopping.
-    while let Ok(id) = rx.recv_timeout(Duration::from_secs(2)) {
-        seen.push(id);
+    // A sentinel row committed after the 200: the stream hands rows over in commit order, so a
+    // duplicate of any of them comes before it.
+    insert_with_retry(&db.url, 201).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.last() != Some(&201) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(id) => seen.push(id),
+            Err(_) => panic!("the sentinel row 201 did not arrive; seen {} rows: {seen:?}", seen.len()),
+        }
     }
     let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();
     reader.join().unwrap();
+    // And whatever it printed before it stopped.
+    seen.extend(rx.try_iter());
     let log = log.join().unwrap();
     assert!(status.success(), "tail should exit 0 on SIGTERM: {log}");
     assert!(log.contains("reconnecting"), "the restart should have been noticed: {log}");
 
-    let expected: Vec<i64> = (1..=200).collect();
+    let expected: Vec<i64> = (1..=201).collect();
     assert_eq!(seen, expected, "every row once, in commit order");
 
     // Everything printed was acknowledged: a new run has nothing to repeat.

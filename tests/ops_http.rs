@@ -31,6 +31,13 @@ fn request(address: SocketAddr, method: &str, path: &str, token: Option<&str>) -
     (status, body)
 }
 
+/// The id of the open dead letter of `key`, from the operator API.
+fn dead_letter_id(address: SocketAddr, key: &str) -> Option<i64> {
+    let body = request(address, "GET", "/api/overview", None).1;
+    let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+    json["dead_letters"].as_array()?.iter().find(|d| d["key"] == key).and_then(|d| d["id"].as_i64())
+}
+
 /// The value of one sample line of /metrics (exact name and labels).
 fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
@@ -86,8 +93,11 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     assert_eq!(status, 503);
     assert!(body.contains("legacy") && body.contains("ITEM_MASTER"), "{body}");
     let first = lag(&request(address, "GET", "/metrics", None).1);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let second = lag(&request(address, "GET", "/metrics", None).1);
+    let second = eventually("the legacy lag to grow", &service, || async {
+        let now = lag(&request(address, "GET", "/metrics", None).1);
+        (now > first).then_some(now)
+    })
+    .await;
     assert!(first >= 10.0 && second > first, "the legacy lag grows while it is away: {first} then {second}");
     // Back: it drains.
     proxy.restore();
@@ -102,20 +112,43 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     let odoo = world.odoo.client().await;
     let order_no = common::sync::insert_order_the_erp_refuses(&odoo, "WH/MO/00970", "2026-12-06 08:00:00").await;
     let key = format!("[\"{order_no}\"]");
-    let id: i64 = eventually("the dead letter on the operator API", &service, || async {
-        let body = request(address, "GET", "/api/overview", None).1;
-        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
-        json["dead_letters"].as_array()?.iter().find(|d| d["key"] == key.as_str()).and_then(|d| d["id"].as_i64())
+    let id: i64 =
+        eventually("the dead letter on the operator API", &service, || async { dead_letter_id(address, &key) }).await;
+    // A second such order, dead-lettered after it: retried with the token once the first was
+    // refused, it is the marker that the retries asked for so far have run.
+    let marker_no = common::sync::insert_order_the_erp_refuses(&odoo, "WH/MO/00971", "2026-12-06 09:00:00").await;
+    let marker_key = format!("[\"{marker_no}\"]");
+    let marker: i64 = eventually("the marker's dead letter on the operator API", &service, || async {
+        dead_letter_id(address, &marker_key)
     })
     .await;
+    assert!(marker > id, "the marker is dead-lettered after the order ({marker}, {id})");
     // The ERP learns the unit; the retry needs the operator token.
     common::sync::add_the_lacking_unit_to_the_erp(&world.maria);
     let path = format!("/api/dlq/{id}/retry");
     assert_eq!(request(address, "POST", &path, None).0, 401, "no token: refused");
     assert_eq!(request(address, "POST", &path, Some("wrong-token")).0, 403, "wrong token: refused");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let count = format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'");
-    assert_eq!(world.maria.exec(&count).trim(), "0");
+    let dlq_status = |id: i64| {
+        let odoo = &odoo;
+        async move {
+            let status: String =
+                odoo.query_one("SELECT status FROM millrace.dlq WHERE id = $1", &[&id]).await.unwrap().get(0);
+            status
+        }
+    };
+    assert_eq!(dlq_status(id).await, "open", "a refused retry leaves the dead letter open");
+    // Dead letters marked for retry are retried one at a time, in id order: once the marker's
+    // order is in the ERP, a retry of the first one would have been made.
+    let (status, body) = request(address, "POST", &format!("/api/dlq/{marker}/retry"), Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let count_of = |order_no: &str| format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'");
+    eventually("the retried marker order in PROD_ORDER", &service, || async {
+        (world.maria.exec(&count_of(&marker_no)).trim() == "1").then_some(())
+    })
+    .await;
+    let count = count_of(&order_no);
+    assert_eq!(world.maria.exec(&count).trim(), "0", "nothing applied without the token");
+    assert_eq!(dlq_status(id).await, "open");
     let (status, body) = request(address, "POST", &path, Some(TOKEN));
     assert_eq!(status, 200, "{body}");
     eventually("the retried order in PROD_ORDER", &service, || async {

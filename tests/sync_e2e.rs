@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::millrace;
 use common::sync::{
-    erp_order_no, erp_order_nos_like, eventually, insert_confirmed_orders, order_key, sql_strings, World,
+    erp_order_no, erp_order_nos_like, eventually, insert_confirmed_orders, legacy_marker, odoo_marker, order_key,
+    sql_strings, World,
 };
 
 fn first_line(text: String) -> Option<String> {
@@ -156,7 +155,8 @@ async fn production_orders_go_to_legacy_and_progress_comes_back_without_loops() 
     .unwrap();
     // Its number in the ERP is made from its Odoo id, not from its name.
     let order_no = erp_order_no(&odoo, "WH/MO/00900").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A marker committed after the draft: once it is decided, so is the draft.
+    odoo_marker(&odoo, &service, "WH/MO/00990").await;
     assert_eq!(
         world.maria.exec(&format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'")).trim(),
         "0",
@@ -206,8 +206,12 @@ async fn production_orders_go_to_legacy_and_progress_comes_back_without_loops() 
     assert_eq!(erp_order_no(&odoo, "WH/MO/00900-001").await, order_no);
     assert_eq!(world.maria.exec("SELECT COUNT(*) FROM PROD_ORDER"), orders_before, "no second ERP order");
 
-    // No loop: once quiet, nothing more is written on either side.
-    let writes = |_: ()| async {
+    // No loop: once quiet, nothing more is written on either side. Quiet is shown by markers on
+    // both pipelines that write nothing themselves (their rows are left out of the stamps, their
+    // decisions are no `apply`): after a first round every write so far is decided, echoes
+    // included; after a second, so is the echo of any write made before it, and a write that
+    // echo led to would show in the counts or the stamps.
+    let writes = || async {
         let applied: i64 = odoo
             .query_one("SELECT COALESCE(sum(n), 0)::bigint FROM millrace.decision_count WHERE decision = 'apply'", &[])
             .await
@@ -221,16 +225,19 @@ async fn production_orders_go_to_legacy_and_progress_comes_back_without_loops() 
             .await
             .unwrap()
             .get(0);
-        let legacy_stamp = world
-            .maria
-            .exec("SELECT GREATEST((SELECT MAX(LAST_UPD) FROM PROD_ORDER), (SELECT MAX(LAST_UPD) FROM ITEM_MASTER))");
+        let legacy_stamp = world.maria.exec(
+            "SELECT GREATEST((SELECT MAX(LAST_UPD) FROM PROD_ORDER WHERE ORDER_NO NOT LIKE 'MO999999%'),
+                             (SELECT MAX(LAST_UPD) FROM ITEM_MASTER))",
+        );
         (applied, odoo_stamp, legacy_stamp)
     };
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = writes(()).await;
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let after = writes(()).await;
-    assert_eq!(before, after, "10 quiet seconds wrote nothing; log:\n{}", service.log_text());
+    odoo_marker(&odoo, &service, "WH/MO/00991").await;
+    legacy_marker(&world, &odoo, &service, "MO99999901").await;
+    let before = writes().await;
+    odoo_marker(&odoo, &service, "WH/MO/00992").await;
+    legacy_marker(&world, &odoo, &service, "MO99999902").await;
+    let after = writes().await;
+    assert_eq!(before, after, "nothing was written once quiet; log:\n{}", service.log_text());
     assert_eq!(service.stop().code(), Some(0));
 }
 
@@ -397,7 +404,17 @@ async fn rows_read_twice_are_not_applied_twice() {
             .unwrap();
         (r.get::<_, i64>(0), r.get::<_, i64>(1))
     };
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The baseline once the outcome of the batch that applied MR-TWICE is recorded: its
+    // cross-reference is saved in the same transaction as its decision counts.
+    eventually("the outcome of MR-TWICE's batch recorded", &service, || async {
+        odoo.query_opt(
+            "SELECT 1 FROM millrace.xref WHERE entity = 'item' AND key = '[\"MR-TWICE\"]' AND system = 'odoo'",
+            &[],
+        )
+        .await
+        .unwrap()
+    })
+    .await;
     let (applied, stale) = counts().await;
     // Forget the watermarks: the next poll reads every legacy row again.
     odoo.batch_execute("DELETE FROM millrace.legacy_checkpoint; DELETE FROM millrace.legacy_row_hash").await.unwrap();
@@ -522,7 +539,15 @@ async fn while_the_legacy_database_is_unreachable_both_directions_wait_then_catc
     .unwrap();
     let order_no = erp_order_no(&odoo, "WH/MO/00950").await;
     let count = format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // millrace meets the outage with both changes made: after them, its log shows it retrying
+    // a batch for want of the ERP (it handles one batch at a time: the order's, or one the
+    // order's waits behind).
+    let retries = || service.log_text().matches("unavailable; retrying").count();
+    let retried = retries();
+    eventually("millrace retrying for want of the ERP, after both changes", &service, || async {
+        (retries() > retried).then_some(())
+    })
+    .await;
     assert!(service.is_running(), "millrace must wait, not die:\n{}", service.log_text());
     assert_eq!(world.maria.exec(&count).trim(), "0");
     let dead: i64 = odoo.query_one("SELECT count(*) FROM millrace.dlq", &[]).await.unwrap().get(0);
@@ -610,7 +635,39 @@ async fn the_replication_connection_outlives_a_batch_longer_than_wal_sender_time
     insert_confirmed_orders(&odoo, "WH/MO/K", 0, 1, 4).await;
     // More than the stream's queue holds, behind it.
     insert_confirmed_orders(&odoo, "WH/MO/L", 0, 3000, 4).await;
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // The engine is stuck behind the lock (its session waits in the ERP's process list) with
+    // the queue full; the server still hears from the stream on the same connection more than
+    // wal_sender_timeout later.
+    eventually("millrace's read or write of PROD_ORDER waiting for the lock", &service, || async {
+        let waiting = world.maria.exec(&format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST
+              WHERE DB = '{}' AND STATE LIKE 'Waiting for table%' AND INFO LIKE '%PROD_ORDER%'",
+            world.maria.name
+        ));
+        (waiting.trim() != "0").then_some(())
+    })
+    .await;
+    let (walsender, blocked_at): (i32, String) = {
+        let r = odoo
+            .query_one("SELECT active_pid, now()::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    eventually("a reply from the stream more than wal_sender_timeout after the engine blocked", &service, || async {
+        odoo.query_opt(
+            "SELECT 1 FROM pg_stat_replication WHERE pid = $1 AND reply_time > $2::text::timestamptz + interval '6 seconds'",
+            &[&walsender, &blocked_at],
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+    let still = world.maria.exec(&format!(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{}' AND STATE LIKE 'Waiting for table%'",
+        world.maria.name
+    ));
+    assert_ne!(still.trim(), "0", "the engine was blocked all along");
     lock.send("UNLOCK TABLES;");
     lock.sync();
     eventually("all 3,001 orders in the ERP", &service, || async {
@@ -641,7 +698,7 @@ async fn a_touched_product_re_emits_its_orders_but_not_the_ledger() {
     let odoo = world.odoo.client().await;
     let service = world.start();
     // Ledger history: copies of the fixture's done manufacturing moves, one transaction.
-    common::sync::copy_done_manufacturing_moves(&odoo, 250).await;
+    let copied = common::sync::copy_done_manufacturing_moves(&odoo, 250).await;
     insert_confirmed_orders(&odoo, "WH/MO/R", 0, 300, 4).await;
     let decisions = |entity: &'static str| {
         let odoo = &odoo;
@@ -657,18 +714,17 @@ async fn a_touched_product_re_emits_its_orders_but_not_the_ledger() {
             n
         }
     };
-    // Settled: every move and order decided, nothing moving for a second.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut last = (-1, -1);
-    let settled = loop {
-        let now = (decisions("inventory_transaction").await, decisions("production_order").await);
-        if now == last && now.0 >= 1000 && now.1 >= 300 {
-            break now;
-        }
-        assert!(std::time::Instant::now() < deadline, "never settled at {now:?}: {}", service.log_text());
-        last = now;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-    };
+    // Settled: the ERP's poll, then the Odoo stream, decided up to a marker placed after the
+    // workload (the poll first: an echo of what it applied to Odoo comes on the stream). The
+    // markers' own decisions are recorded with them, so the counts are complete.
+    legacy_marker(&world, &odoo, &service, "MO99999901").await;
+    odoo_marker(&odoo, &service, "WH/MO/M0001").await;
+    let settled = (decisions("inventory_transaction").await, decisions("production_order").await);
+    assert!(
+        settled.0 >= copied && settled.1 >= 300,
+        "every move ({copied}) and order (300) decided: {settled:?}; {}",
+        service.log_text()
+    );
     // Touch 20 products, among them those of the orders and of the moves.
     let touched: Vec<i32> = odoo
         .query(
@@ -695,9 +751,11 @@ async fn a_touched_product_re_emits_its_orders_but_not_the_ledger() {
         (now.1 >= settled.1 + orders).then_some(now)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A marker committed after the touch: once it is decided, everything the touch re-emitted
+    // is too. It is one more order decided, and nothing else may be.
+    odoo_marker(&odoo, &service, "WH/MO/M0002").await;
     let later = (decisions("inventory_transaction").await, decisions("production_order").await);
-    assert_eq!(later, after, "nothing more was re-emitted");
+    assert_eq!(later, (after.0, after.1 + 1), "nothing more was re-emitted (the marker is the one more decision)");
     assert_eq!(after.1 - settled.1, orders, "each order of a touched product decided once more");
     assert_eq!(after.0, settled.0, "no stock move of the ledger re-emitted for a product's change");
     assert_eq!(service.stop().code(), Some(0));

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::sync::{eventually, load_odoo_fixture, Service};
 use common::{millrace, TestDb};
 use millrace::erp::mssql::MssqlConnection;
@@ -145,7 +143,40 @@ async fn items_and_orders_flow_through_sql_server() {
         (status.as_deref() == Some("I") && order.as_deref() == Some("MR-SQL-1")).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Markers on both polled tables, written after those writes: the polls read each table in
+    // rowversion order, so once the markers are decided (a rename that reaches Odoo; an order
+    // made in SQL Server, a conflict, as Odoo makes the orders), so are the writes' echoes.
+    exec(
+        &mut conn,
+        &format!(
+            "UPDATE [{s}].ITEM_MASTER SET DESCRIPTION = N'Renamed in SQL Server' WHERE ITEM_NO = 'MR-SQL-1';
+             INSERT INTO [{s}].PROD_ORDER (ORDER_NO, ITEM_NO, QTY_ORDERED, UOM_CODE, STATUS)
+             VALUES ('MO99999901', 'MR-SQL-1', 1, 'EA', 'R');"
+        ),
+    );
+    eventually(
+        "the markers decided: the rename in Odoo, the order made in SQL Server a conflict",
+        &service,
+        || async {
+            let renamed = pg
+                .query_opt(
+                    "SELECT 1 FROM product_product p JOIN product_template t ON t.id = p.product_tmpl_id
+                  WHERE p.default_code = 'MR-SQL-1' AND t.name->>'en_US' = 'Renamed in SQL Server'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let conflict = pg
+                .query_opt(
+                    "SELECT 1 FROM millrace.conflict WHERE entity = 'production_order' AND key = '[\"MO99999901\"]'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            (renamed.is_some() && conflict.is_some()).then_some(())
+        },
+    )
+    .await;
     let dead: i64 = pg.query_one("SELECT count(*) FROM millrace.dlq", &[]).await.unwrap().get(0);
     assert_eq!(dead, 0, "{}", service.log_text());
     assert_eq!(service.stop().code(), Some(0));

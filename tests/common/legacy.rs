@@ -119,6 +119,28 @@ impl Session {
         }
     }
 
+    /// Runs a query in the session (inside its open transaction, if any) and returns its output
+    /// rows (tab-separated).
+    pub fn query(&mut self, sql: &str) -> Vec<String> {
+        self.send(sql);
+        self.send("SELECT 'sync-marker';");
+        use std::io::BufRead;
+        let stdout = self.child.stdout.as_mut().expect("session stdout");
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut rows = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).expect("read session") == 0 {
+                panic!("session ended");
+            }
+            let line = line.trim_end_matches('\n');
+            if line == "sync-marker" {
+                return rows;
+            }
+            rows.push(line.to_string());
+        }
+    }
+
     pub fn close(mut self) {
         drop(self.child.stdin.take());
         let out = self.child.wait_with_output().expect("session exit");

@@ -294,3 +294,50 @@ pub async fn copy_done_manufacturing_moves(odoo: &tokio_postgres::Client, copies
     .expect("copy the done manufacturing moves");
     per_copy * copies
 }
+
+/// A marker on the Odoo stream that writes nothing on either side: an order the ERP refuses
+/// (`insert_order_the_erp_refuses`, named `name`) committed now, then its dead letter waited
+/// for. The engine handles one batch at a time, Odoo's transactions in commit order, and saves a
+/// batch's outcome (dead letters, conflicts, decision counts) in one transaction after the
+/// target committed: once the marker's dead letter is recorded, every Odoo transaction committed
+/// before it has been decided, applied and recorded. Needs the `production_order` mapping; its
+/// own decision (a dead letter) is no `apply`. Returns the marker's key.
+pub async fn odoo_marker(odoo: &tokio_postgres::Client, service: &Service, name: &str) -> String {
+    let key = format!("[\"{}\"]", insert_order_the_erp_refuses(odoo, name, "2026-12-31 08:00:00").await);
+    let what = format!("the dead letter of marker order {name} (the Odoo stream decided up to it)");
+    eventually(&what, service, || async {
+        odoo.query_opt(
+            "SELECT 1 FROM millrace.dlq WHERE entity = 'production_order' AND key = $1 AND source = 'odoo'",
+            &[&key],
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+    key
+}
+
+/// The same marker on the ERP's poll of PROD_ORDER: an order made up in the ERP (`order_no`,
+/// `MO` and eight digits no Odoo id has), committed now, then its conflict waited for (Odoo is
+/// the system of record for orders: the ERP's create is recorded, not applied, and nothing is
+/// written). A poll reads PROD_ORDER in LAST_UPD order, so a row committed before the marker is
+/// read in the same poll or an earlier one: once the marker's conflict is recorded, every
+/// PROD_ORDER change committed before it has been decided, applied and recorded. The marker row
+/// stays in PROD_ORDER. Needs the `production_order` mapping.
+pub async fn legacy_marker(world: &World, odoo: &tokio_postgres::Client, service: &Service, order_no: &str) {
+    world.maria.exec(&format!(
+        "INSERT INTO PROD_ORDER (ORDER_NO, ITEM_NO, QTY_ORDERED, UOM_CODE, STATUS, START_DATE)
+         VALUES ('{order_no}', 'FURN_7800', 1, 'EA', 'R', '2026-12-31 09:00:00')"
+    ));
+    let key = format!("[\"{order_no}\"]");
+    let what = format!("the conflict of marker order {order_no} made in the ERP (its poll decided up to it)");
+    eventually(&what, service, || async {
+        odoo.query_opt(
+            "SELECT 1 FROM millrace.conflict WHERE entity = 'production_order' AND key = $1 AND source = 'legacy'",
+            &[&key],
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+}
