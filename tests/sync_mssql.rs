@@ -128,18 +128,24 @@ async fn items_and_orders_flow_through_sql_server() {
     .await;
     // Odoo → SQL Server: an archive (UPDATE) and a confirmed order (MERGE).
     pg.batch_execute("UPDATE product_product SET active = false WHERE default_code = 'MR-SQL-1'").await.unwrap();
-    pg.batch_execute(
-        "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
-                location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
-         SELECT 'WH/MO/00960', (SELECT id FROM product_product WHERE default_code = 'MR-SQL-1'), product_uom_id,
-                picking_type_id, location_src_id, location_dest_id, company_id, consumption, 2, 0, '2026-12-04 08:00:00', 'confirmed'
-           FROM mrp_production WHERE name = 'WH/MO/00001'",
-    )
-    .await
-    .unwrap();
+    // The ERP's order number is Odoo's id as `MO` and eight digits (mappings/production_order.toml).
+    let order_id: i32 = pg
+        .query_one(
+            "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
+                    location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
+             SELECT 'WH/MO/00960', (SELECT id FROM product_product WHERE default_code = 'MR-SQL-1'), product_uom_id,
+                    picking_type_id, location_src_id, location_dest_id, company_id, consumption, 2, 0, '2026-12-04 08:00:00', 'confirmed'
+               FROM mrp_production WHERE name = 'WH/MO/00001'
+             RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let order_no = format!("MO{order_id:08}");
     eventually("the archive and the order in SQL Server", &service, || async {
         let status = scalar(&ado, &format!("SELECT STATUS FROM [{s}].ITEM_MASTER WHERE ITEM_NO = 'MR-SQL-1'"));
-        let order = scalar(&ado, &format!("SELECT ITEM_NO FROM [{s}].PROD_ORDER WHERE ORDER_NO = 'WH/MO/00960'"));
+        let order = scalar(&ado, &format!("SELECT ITEM_NO FROM [{s}].PROD_ORDER WHERE ORDER_NO = '{order_no}'"));
         (status.as_deref() == Some("I") && order.as_deref() == Some("MR-SQL-1")).then_some(())
     })
     .await;
