@@ -423,16 +423,6 @@ mod tests {
 
     // ---- values read ----
 
-    const CT_COLUMNS: [&str; 7] = [
-        "SYS_CHANGE_VERSION",
-        "SYS_CHANGE_OPERATION",
-        "SYS_CHANGE_CONTEXT",
-        "ITEM_NO",
-        "DESCRIPTION",
-        "RV",
-        "__mr_row_exists",
-    ];
-
     fn tracked(current: Value, min_valid: Vec<Value>) -> FakeConnection {
         item_columns(FakeConnection::new())
             .on("CHANGE_TRACKING_CURRENT_VERSION", &["current_version"], vec![vec![current]])

@@ -110,3 +110,17 @@ pub(crate) fn strings(names: &[&str]) -> Vec<String> {
 pub(crate) fn text(s: &str) -> Value {
     Value::Text(s.to_string())
 }
+
+/// The columns the rowversion query of [`rowversion_table`] returns.
+pub(crate) const RV_COLUMNS: [&str; 4] = ["ITEM_NO", "DESCRIPTION", "RV", "__mr_version"];
+
+/// The columns the change-tracking query of [`change_tracking_table`] returns.
+pub(crate) const CT_COLUMNS: [&str; 7] = [
+    "SYS_CHANGE_VERSION",
+    "SYS_CHANGE_OPERATION",
+    "SYS_CHANGE_CONTEXT",
+    "ITEM_NO",
+    "DESCRIPTION",
+    "RV",
+    "__mr_row_exists",
+];

@@ -232,8 +232,6 @@ mod tests {
         );
     }
 
-    const RV_COLUMNS: [&str; 4] = ["ITEM_NO", "DESCRIPTION", "RV", "__mr_version"];
-
     #[test]
     fn rowversion_first_poll_reads_everything_as_snapshot() {
         let mut conn = bounded(item_columns(FakeConnection::new()), 3000).on_batches(

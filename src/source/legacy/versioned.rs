@@ -145,16 +145,6 @@ mod tests {
     use crate::source::legacy::fake_state::*;
 
     const TABLE: &str = "dbo.ITEM_MASTER";
-    const RV_COLUMNS: [&str; 4] = ["ITEM_NO", "DESCRIPTION", "RV", "__mr_version"];
-    const CT_COLUMNS: [&str; 7] = [
-        "SYS_CHANGE_VERSION",
-        "SYS_CHANGE_OPERATION",
-        "SYS_CHANGE_CONTEXT",
-        "ITEM_NO",
-        "DESCRIPTION",
-        "RV",
-        "__mr_row_exists",
-    ];
 
     fn key(k: &str) -> String {
         format!("[\"{k}\"]")
