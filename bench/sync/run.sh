@@ -144,7 +144,11 @@ SELECT 'WH/MO/B' || lpad(g::text, 5, '0'), m.product_id, m.product_uom_id, m.pic
        m.location_src_id, m.location_dest_id, m.company_id, m.consumption, 1 + g % 9, 0,
        '2026-12-05 06:00:00', 'confirmed'
   FROM mrp_production m, generate_series(1, $ORDERS) g WHERE m.name = 'WH/MO/00001'" >/dev/null
-legacy_orders() { mariadb_bench -e "SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO LIKE 'WH/MO/B%'"; }
+# The ERP's order number is Odoo's id as MO and eight digits (mappings/production_order.toml).
+read -r FIRST_NO LAST_NO < <(psql -X -At -F ' ' "$DB_URL" -c "
+SELECT 'MO' || lpad(min(id)::text, 8, '0'), 'MO' || lpad(max(id)::text, 8, '0')
+  FROM mrp_production WHERE name LIKE 'WH/MO/B%'")
+legacy_orders() { mariadb_bench -e "SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO BETWEEN '$FIRST_NO' AND '$LAST_NO'"; }
 wait_count orders "$ORDERS" legacy_orders
 T1=$(now_ms)
 B_MS=$((T1 - T0))
