@@ -24,32 +24,26 @@ use crate::model::{quote_ident, TableName, Value};
 use crate::pg;
 
 /// A database error as the outcome of a change.
-trait FromPg {
-    fn from_pg(what: &str, error: &tokio_postgres::Error) -> Self;
-}
-
-impl FromPg for ApplyError {
-    fn from_pg(what: &str, error: &tokio_postgres::Error) -> ApplyError {
-        match error.as_db_error() {
-            Some(db) => {
-                let code = db.code().code();
-                if ["08", "40", "53", "57", "58"].iter().any(|c| code.starts_with(c)) {
-                    ApplyError::Transient(format!("{what}: {}", db.message()))
-                } else {
-                    let mut reason = format!("{what}: {} (SQLSTATE {code})", db.message());
-                    if let Some(detail) = db.detail() {
-                        reason.push_str(&format!("; {detail}"));
-                    }
-                    ApplyError::Dead { field: db.column().map(str::to_string), reason }
+fn from_pg(what: &str, error: &tokio_postgres::Error) -> ApplyError {
+    match error.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            if ["08", "40", "53", "57", "58"].iter().any(|c| code.starts_with(c)) {
+                ApplyError::Transient(format!("{what}: {}", db.message()))
+            } else {
+                let mut reason = format!("{what}: {} (SQLSTATE {code})", db.message());
+                if let Some(detail) = db.detail() {
+                    reason.push_str(&format!("; {detail}"));
                 }
+                ApplyError::Dead { field: db.column().map(str::to_string), reason }
             }
-            // No server error: a lost connection is an outage; anything else (a value the
-            // client cannot encode) is this change's own fault.
-            None if error.is_closed() || std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()) => {
-                ApplyError::Transient(format!("{what}: {error}"))
-            }
-            None => ApplyError::Dead { field: None, reason: format!("{what}: {error}") },
         }
+        // No server error: a lost connection is an outage; anything else (a value the
+        // client cannot encode) is this change's own fault.
+        None if error.is_closed() || std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()) => {
+            ApplyError::Transient(format!("{what}: {error}"))
+        }
+        None => ApplyError::Dead { field: None, reason: format!("{what}: {error}") },
     }
 }
 
@@ -82,11 +76,11 @@ impl OdooSink {
         client
             .execute(CREATE_ORIGIN_SQL, &[&origin])
             .await
-            .map_err(|e| ApplyError::from_pg("creating the replication origin", &e))?;
+            .map_err(|e| from_pg("creating the replication origin", &e))?;
         client
             .execute("SELECT pg_replication_origin_session_setup($1)", &[&origin])
             .await
-            .map_err(|e| ApplyError::from_pg(&format!("using replication origin {origin}"), &e))?;
+            .map_err(|e| from_pg(&format!("using replication origin {origin}"), &e))?;
         Ok(OdooSink { client, catalog: Catalog::default(), origin: origin.to_string() })
     }
 
@@ -111,7 +105,7 @@ impl OdooSink {
                 &[&TableName::parse(table).quoted()],
             )
             .await
-            .map_err(|e| ApplyError::from_pg(&format!("reading the columns of {table}"), &e))?;
+            .map_err(|e| from_pg(&format!("reading the columns of {table}"), &e))?;
         let columns = rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect();
         self.catalog.tables.insert(table.to_string(), columns);
         Ok(())
@@ -249,7 +243,7 @@ impl<C: GenericClient + Sync> KeySearch<'_, C> {
             .client
             .query_opt(&sql, &params.refs())
             .await
-            .map_err(|e| ApplyError::from_pg(&format!("looking up {} in {}", value, l.table), &e))?;
+            .map_err(|e| from_pg(&format!("looking up {} in {}", value, l.table), &e))?;
         match row {
             Some(r) => {
                 let key: String = r.get(0);
@@ -344,7 +338,7 @@ impl<C: GenericClient + Sync> KeySearch<'_, C> {
             .client
             .query_opt(&sql, &params.refs())
             .await
-            .map_err(|e| ApplyError::from_pg(&format!("finding {} {key} in {}", m.entity, m.odoo.table), &e))?;
+            .map_err(|e| from_pg(&format!("finding {} {key} in {}", m.entity, m.odoo.table), &e))?;
         Ok(row.map(|r| r.get(0)))
     }
 }
@@ -356,7 +350,7 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
             TableName::parse(&m.odoo.table).quoted(),
             quote_ident(&m.odoo.id_column)
         );
-        let row = self.tx.query_opt(&sql, &[&id]).await.map_err(|e| ApplyError::from_pg("reading a row", &e))?;
+        let row = self.tx.query_opt(&sql, &[&id]).await.map_err(|e| from_pg("reading a row", &e))?;
         Ok(row.is_some())
     }
 
@@ -400,10 +394,7 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
             set.join(", "),
             quote_ident(where_column)
         );
-        self.tx
-            .execute(&sql, &params.refs())
-            .await
-            .map_err(|e| ApplyError::from_pg(&format!("updating {table}"), &e))?;
+        self.tx.execute(&sql, &params.refs()).await.map_err(|e| from_pg(&format!("updating {table}"), &e))?;
         Ok(())
     }
 
@@ -462,7 +453,7 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
             .tx
             .query_one(&sql, &params.refs())
             .await
-            .map_err(|e| ApplyError::from_pg(&format!("inserting into {table}"), &e))?;
+            .map_err(|e| from_pg(&format!("inserting into {table}"), &e))?;
         Ok(row.get(0))
     }
 
@@ -508,7 +499,7 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
                                 &[&id],
                             )
                             .await
-                            .map_err(|e| ApplyError::from_pg("reading the parent link", &e))?
+                            .map_err(|e| from_pg("reading the parent link", &e))?
                             .get(0);
                         self.update_table(&parent.table, "id", link, &parent_assignments).await?;
                     }
@@ -573,7 +564,7 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
             .tx
             .query_opt(&sql, &params.refs())
             .await
-            .map_err(|e| ApplyError::from_pg(&format!("finding the {} row", parent.table), &e))?;
+            .map_err(|e| from_pg(&format!("finding the {} row", parent.table), &e))?;
         row.map(|r| r.get(0))
             .ok_or_else(|| ApplyError::Park(format!("{} {key}: its {} row does not exist yet", m.entity, parent.table)))
     }
@@ -584,29 +575,23 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
             TableName::parse(&m.odoo.table).quoted(),
             quote_ident(&m.odoo.id_column)
         );
-        self.tx
-            .execute(&sql, &[&id])
-            .await
-            .map_err(|e| ApplyError::from_pg(&format!("deleting from {}", m.odoo.table), &e))?;
+        self.tx.execute(&sql, &[&id]).await.map_err(|e| from_pg(&format!("deleting from {}", m.odoo.table), &e))?;
         Ok(())
     }
 
     pub async fn savepoint(&self) -> Result<(), ApplyError> {
-        self.tx.batch_execute("SAVEPOINT millrace_change").await.map_err(|e| ApplyError::from_pg("savepoint", &e))
+        self.tx.batch_execute("SAVEPOINT millrace_change").await.map_err(|e| from_pg("savepoint", &e))
     }
 
     pub async fn release(&self) -> Result<(), ApplyError> {
-        self.tx
-            .batch_execute("RELEASE SAVEPOINT millrace_change")
-            .await
-            .map_err(|e| ApplyError::from_pg("savepoint", &e))
+        self.tx.batch_execute("RELEASE SAVEPOINT millrace_change").await.map_err(|e| from_pg("savepoint", &e))
     }
 
     pub async fn rollback_to_savepoint(&self) -> Result<(), ApplyError> {
         self.tx
             .batch_execute("ROLLBACK TO SAVEPOINT millrace_change")
             .await
-            .map_err(|e| ApplyError::from_pg("rolling back to a savepoint", &e))
+            .map_err(|e| from_pg("rolling back to a savepoint", &e))
     }
 }
 

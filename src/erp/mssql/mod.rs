@@ -14,6 +14,9 @@ mod sql;
 
 use std::time::Duration;
 
+use crate::erp::{LegacyConnection, LegacyError, ReadRow};
+use crate::model::Value;
+
 pub use connection::MssqlConnection;
 pub use convert::{column_to_value, read_cells, typed_column_to_value, value_to_param};
 pub use sql::{quote, quote_table, table_columns_query, translate_placeholders, with_change_tracking_context};
@@ -38,3 +41,33 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 /// TCP connect plus TDS/TLS/login handshake, unless the connection string sets `Connect Timeout`
 /// (ADO.NET's default, too).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A table's column names in table order (`sys.columns`), for callers that poll every column.
+pub fn table_columns(conn: &mut dyn LegacyConnection, table: &str) -> Result<Vec<String>, LegacyError> {
+    let (sql, params) = table_columns_query(table);
+    let mut names = Vec::new();
+    conn.select(table, &sql, &params, &mut |batch| {
+        for row in batch.rows {
+            match row {
+                ReadRow::Ok(values) => match values.into_iter().next() {
+                    Some(Value::Text(name)) => names.push(name),
+                    other => {
+                        return Err(LegacyError::Other(format!(
+                            "{table}: sys.columns returned {other:?} as a column name"
+                        )))
+                    }
+                },
+                ReadRow::Bad { reason, .. } => {
+                    return Err(LegacyError::Other(format!("{table}: cannot read a column name: {reason}")))
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if names.is_empty() {
+        return Err(LegacyError::Other(format!(
+            "table {table} not found in the legacy database (or the login cannot see its columns)"
+        )));
+    }
+    Ok(names)
+}

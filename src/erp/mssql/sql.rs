@@ -1,7 +1,6 @@
 //! The T-SQL millrace writes itself: `?` placeholders rewritten as `@P1…`, quoting, and the
 //! change-tracking context its writes carry.
 
-use super::MILLRACE_CT_CONTEXT;
 use crate::erp::Dialect;
 use crate::model::Value;
 
@@ -127,9 +126,11 @@ pub fn table_columns_query(table: &str) -> (String, Vec<Value>) {
 /// `CHANGE_TRACKING_CONTEXT`, so that the change-tracking poller recognises the rows it changes as
 /// millrace's own writes. The context is a constant: nothing from outside is spliced in.
 pub fn with_change_tracking_context(sql: &str) -> String {
-    let hex: String = MILLRACE_CT_CONTEXT.iter().map(|b| format!("{b:02x}")).collect();
-    format!("WITH CHANGE_TRACKING_CONTEXT (0x{hex}) {sql}")
+    format!("{CHANGE_TRACKING_CONTEXT_PREFIX}{sql}")
 }
+
+/// `WITH CHANGE_TRACKING_CONTEXT (…)` of [`super::MILLRACE_CT_CONTEXT`] (`b"millrace"` in hex).
+const CHANGE_TRACKING_CONTEXT_PREFIX: &str = "WITH CHANGE_TRACKING_CONTEXT (0x6d696c6c72616365) ";
 
 #[cfg(test)]
 mod tests {

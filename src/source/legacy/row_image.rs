@@ -3,7 +3,6 @@
 
 use super::BadLegacyRow;
 use crate::config::{push_column_once, LegacyTable};
-use crate::erp::mssql::table_columns_query;
 use crate::erp::{LegacyConnection, LegacyError, ReadRow};
 use crate::model::{key_text, RowChange, Value};
 
@@ -34,40 +33,10 @@ pub(crate) fn is_key_column(key: &[String], column: &str) -> bool {
 /// the table names none.
 pub(crate) fn polled_columns(conn: &mut dyn LegacyConnection, table: &LegacyTable) -> Result<Vec<String>, LegacyError> {
     if table.columns.is_empty() {
-        table_columns(conn, &table.table)
+        crate::erp::mssql::table_columns(conn, &table.table)
     } else {
         Ok(table.columns.clone())
     }
-}
-
-/// A table's column names in table order (`sys.columns`), for callers that poll every column.
-pub fn table_columns(conn: &mut dyn LegacyConnection, table: &str) -> Result<Vec<String>, LegacyError> {
-    let (sql, params) = table_columns_query(table);
-    let mut names = Vec::new();
-    conn.select(table, &sql, &params, &mut |batch| {
-        for row in batch.rows {
-            match row {
-                ReadRow::Ok(values) => match values.into_iter().next() {
-                    Some(Value::Text(name)) => names.push(name),
-                    other => {
-                        return Err(LegacyError::Other(format!(
-                            "{table}: sys.columns returned {other:?} as a column name"
-                        )))
-                    }
-                },
-                ReadRow::Bad { reason, .. } => {
-                    return Err(LegacyError::Other(format!("{table}: cannot read a column name: {reason}")))
-                }
-            }
-        }
-        Ok(())
-    })?;
-    if names.is_empty() {
-        return Err(LegacyError::Other(format!(
-            "table {table} not found in the legacy database (or the login cannot see its columns)"
-        )));
-    }
-    Ok(names)
 }
 
 pub(crate) fn split_row(row: ReadRow) -> (Vec<Value>, Option<(usize, String, String)>) {
