@@ -10,6 +10,7 @@ pub mod erp;
 pub mod export;
 pub mod mapping;
 pub mod model;
+pub mod odoo_api;
 pub mod ops;
 pub mod pg;
 pub mod sink;

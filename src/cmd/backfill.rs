@@ -104,9 +104,7 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
         mappings.clone(),
         state,
         crate::pg::connect(&odoo.conn).await.context("connecting to Odoo's database")?,
-        crate::sink::postgres::OdooSink::connect(&odoo.conn, &origin)
-            .await
-            .map_err(|e| anyhow::anyhow!("connecting the Odoo writer: {e:?}"))?,
+        crate::sink::OdooTarget::connect(&odoo, &origin).await.context("connecting the Odoo writer")?,
         LegacyDb::new(&legacy_config).map_err(anyhow::Error::msg)?,
         Arc::new(crate::ops::metrics::Metrics::default()),
     );

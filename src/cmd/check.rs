@@ -134,10 +134,79 @@ async fn check_odoo(odoo: &OdooConfig, mappings: &Mappings, report: &mut Report)
         }
     }
     for m in &mappings.entities {
-        check_odoo_mapping(m, &catalog, &missing_hint, report);
+        // Through Odoo's API, Odoo fills what a create leaves out itself: the columns of its
+        // tables are read, never written, so only the API's fields are checked for writing.
+        check_odoo_mapping(m, &catalog, &missing_hint, odoo.api.is_none(), report);
         check_odoo_expressions(&client, m, report).await;
     }
+    if let Some(api) = &odoo.api {
+        check_odoo_api(api, mappings, report).await;
+    }
     check_slot_and_publication(&client, odoo, &tables, report).await
+}
+
+/// Every model and field the mappings write through Odoo's API, against the live Odoo
+/// (`fields_get`): the model exists, each field exists on it, a mapped value is one of a
+/// selection's values, and (a warning) a field Odoo shows read-only may ignore what is written.
+async fn check_odoo_api(api: &crate::config::OdooApiSettings, mappings: &Mappings, report: &mut Report) {
+    let session = match crate::odoo_api::OdooApi::login(api).await {
+        Ok(session) => session,
+        Err(e) => {
+            report.problems.push(format!("odoo.api: {e} (the models of the mappings were not checked)"));
+            return;
+        }
+    };
+    for m in &mappings.entities {
+        let at = place(m, System::Odoo);
+        let model = &m.odoo.model;
+        let fields = match session.fields_get(model).await {
+            Ok(fields) => fields,
+            Err(crate::odoo_api::ApiError::Refused { message, .. }) => {
+                let exists = session.model_exists(model).await.unwrap_or(true);
+                report.problems.push(if exists {
+                    format!("{at}: model {model} cannot be read by the integration user {}: {message}", api.login)
+                } else {
+                    format!("{at}: Odoo has no model {model} ([odoo] model; installed modules?)")
+                });
+                continue;
+            }
+            Err(e) => {
+                report.problems.push(format!("{at}: {e}"));
+                continue;
+            }
+        };
+        for c in m.odoo.columns.iter().filter(|c| !c.read_only) {
+            let Some(name) = &c.orm_field else { continue };
+            let field = field_name(m, c.field);
+            for name in std::iter::once(name).chain(c.also.iter()) {
+                let Some(info) = fields.get(name) else {
+                    report.problems.push(format!("{at}: model {model} has no field {name} (field {field})"));
+                    continue;
+                };
+                if info.readonly {
+                    report.warnings.push(format!(
+                        "{at}: field {name} of {model} is read-only in Odoo (field {field}): Odoo may compute it over what millrace writes"
+                    ));
+                }
+                if info.ty == "selection" && !info.selection.is_empty() {
+                    for (stored, _) in &c.map {
+                        if !info.selection.contains(stored) {
+                            report.problems.push(format!(
+                                "{at}: field {field} maps to {stored:?}, which is not a value of {model}.{name} ({})",
+                                info.selection.join(", ")
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let parent_defaults = m.odoo.parent.iter().filter(|p| p.create).flat_map(|p| p.defaults.iter());
+        for (name, _) in m.odoo.defaults.iter().chain(parent_defaults) {
+            if !fields.contains_key(name) {
+                report.problems.push(format!("{at}: model {model} has no field {name} ([odoo] defaults)"));
+            }
+        }
+    }
 }
 
 /// Each `expr` column is planned by the server against the mapping's tables, so a wrong column
@@ -157,7 +226,7 @@ async fn check_odoo_expressions(client: &Client, m: &Mapping, report: &mut Repor
     }
 }
 
-fn check_odoo_mapping(m: &Mapping, catalog: &Catalog, missing_hint: &str, report: &mut Report) {
+fn check_odoo_mapping(m: &Mapping, catalog: &Catalog, missing_hint: &str, written_with_sql: bool, report: &mut Report) {
     let side = &m.odoo;
     let at = place(m, System::Odoo);
     let table_of = |name: &str| catalog.get(name).and_then(Option::as_ref);
@@ -229,6 +298,11 @@ fn check_odoo_mapping(m: &Mapping, catalog: &Catalog, missing_hint: &str, report
                 need_column(&l.table, column, &format!("lookup `where` of field {field}"), &mut problems);
             }
         }
+    }
+    if !written_with_sql {
+        report.problems.extend(problems);
+        report.warnings.extend(warnings);
+        return;
     }
     for (column, _) in &side.defaults {
         need_column(&side.table, column, "[odoo.defaults]", &mut problems);
@@ -638,7 +712,7 @@ name = "NAME"
             ])),
         );
         let mut report = Report::default();
-        check_odoo_mapping(&m, &catalog, "hint", &mut report);
+        check_odoo_mapping(&m, &catalog, "hint", true, &mut report);
         let all = report.problems.join("\n");
         assert!(
             all.contains(

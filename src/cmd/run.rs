@@ -21,7 +21,7 @@ use crate::mapping::{Mappings, System};
 use crate::model::{Lsn, RowChange};
 use crate::ops::metrics::Metrics;
 use crate::sink::erp_db::LegacyDb;
-use crate::sink::postgres::OdooSink;
+use crate::sink::OdooTarget;
 use crate::source::legacy::poller::LegacyPoller;
 use crate::source::legacy::{LegacyItem, PendingSave};
 use crate::source::odoo::{OdooStream, OdooStreamConfig, StreamItem};
@@ -100,7 +100,8 @@ async fn connect_engine(
     shutdown: &AtomicBool,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Option<Engine>> {
-    let odoo = config.odoo()?.conn.clone();
+    let odoo_config = config.odoo()?.clone();
+    let odoo = odoo_config.conn.clone();
     let state_info = config.state()?.clone();
     let legacy = LegacyDb::new(&legacy_config(config, &mappings)?).map_err(anyhow::Error::msg)?;
     let origin = config.origin();
@@ -111,7 +112,7 @@ async fn connect_engine(
         async {
             let state = StateStore::connect(&state_info).await?;
             let odoo_read = crate::pg::connect(&odoo).await?;
-            let sink = OdooSink::connect(&odoo, &origin).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let sink = OdooTarget::connect(&odoo_config, &origin).await?;
             Ok((state, odoo_read, sink))
         }
         .await
@@ -349,7 +350,12 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let mut archive_tick = tokio::time::interval(Duration::from_millis(500));
     let mut held = HeldAcks::default();
     let mut applied_since_retry = true;
-    let conns = Conns { odoo: odoo.conn.clone(), state: config.state()?.clone(), origin: config.origin() };
+    let conns = Conns {
+        odoo: odoo.conn.clone(),
+        odoo_config: odoo.clone(),
+        state: config.state()?.clone(),
+        origin: config.origin(),
+    };
     while !shutdown.load(Ordering::SeqCst) {
         metrics.queued("odoo", odoo_rx.len() as u64);
         metrics.queued("legacy", legacy_rx.len() as u64);
@@ -688,6 +694,7 @@ async fn legacy_batch(engine: &mut Engine, items: &[LegacyItem], conns: &Conns) 
 #[derive(Clone)]
 struct Conns {
     odoo: PgConnInfo,
+    odoo_config: crate::config::OdooConfig,
     state: PgConnInfo,
     origin: String,
 }
@@ -701,7 +708,8 @@ async fn ensure_connected(engine: &mut Engine, conns: &Conns) -> anyhow::Result<
         engine.odoo_read = crate::pg::connect(&conns.odoo).await?;
     }
     if engine.odoo.is_closed() {
-        engine.odoo = OdooSink::connect(&conns.odoo, &conns.origin).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        engine.odoo = OdooTarget::connect(&conns.odoo_config, &conns.origin).await?;
+        engine.integration_uid = engine.odoo.integration_uid();
     }
     Ok(())
 }

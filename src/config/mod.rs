@@ -188,6 +188,22 @@ pub struct OdooConfig {
     pub tables: Vec<TableName>,
     /// Ask the server to stream large in-progress transactions (protocol v2, PostgreSQL 14+).
     pub streaming: bool,
+    /// `[odoo.api]`: Odoo's external API, through which every write into Odoo goes.
+    pub api: Option<OdooApiSettings>,
+}
+
+/// `[odoo.api]`: the Odoo server's JSON-RPC endpoint and millrace's integration user there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OdooApiSettings {
+    /// `http://odoo:8069` (the server, without `/jsonrpc`).
+    pub url: String,
+    /// The Odoo database (by default the one `[odoo] url` names).
+    pub database: String,
+    pub login: String,
+    /// The user's API key (or password).
+    pub key: Secret,
+    /// How long one call may take before it is given up as an outage.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -269,6 +285,18 @@ struct RawOdoo {
     publication: Option<String>,
     tables: Option<Vec<String>>,
     streaming: Option<bool>,
+    api: Option<RawOdooApi>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOdooApi {
+    url: Option<String>,
+    database: Option<String>,
+    login: Option<String>,
+    key: Option<String>,
+    key_file: Option<PathBuf>,
+    timeout: Option<String>,
 }
 
 /// Where the environment comes from; tests pass their own.
@@ -425,7 +453,45 @@ fn odoo_from_raw(url: String, o: RawOdoo, env: &dyn Env) -> Result<OdooConfig, C
         Some(v) => parse_bool("MILLRACE_ODOO_STREAMING", &v)?,
         None => o.streaming.unwrap_or(true),
     };
-    Ok(OdooConfig { conn, slot, publication, tables, streaming })
+    let api = odoo_api_from_raw(o.api, &conn.dbname, env)?;
+    Ok(OdooConfig { conn, slot, publication, tables, streaming, api })
+}
+
+/// `[odoo.api]`, or `MILLRACE_ODOO_API_URL` and its companions.
+fn odoo_api_from_raw(
+    raw: Option<RawOdooApi>,
+    dbname: &str,
+    env: &dyn Env,
+) -> Result<Option<OdooApiSettings>, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let Some(url) = env.var("MILLRACE_ODOO_API_URL").or(raw.url) else {
+        return Ok(None);
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::Invalid {
+            field: "odoo.api.url",
+            message: format!("{url:?} is not an http:// or https:// address of the Odoo server"),
+        });
+    }
+    let database = env.var("MILLRACE_ODOO_API_DATABASE").or(raw.database).unwrap_or_else(|| dbname.to_string());
+    let login = env.var("MILLRACE_ODOO_API_LOGIN").or(raw.login).ok_or(ConfigError::Invalid {
+        field: "odoo.api.login",
+        message: "missing: the login of millrace's integration user in Odoo".into(),
+    })?;
+    let key = resolve_password(
+        "odoo.api.key_file",
+        env.var("MILLRACE_ODOO_API_KEY").or(raw.key),
+        env.var("MILLRACE_ODOO_API_KEY_FILE").map(PathBuf::from).or(raw.key_file),
+    )?
+    .ok_or(ConfigError::Invalid {
+        field: "odoo.api.key",
+        message: "missing: set key_file (or MILLRACE_ODOO_API_KEY_FILE, MILLRACE_ODOO_API_KEY) to the integration user's API key".into(),
+    })?;
+    let timeout = match env.var("MILLRACE_ODOO_API_TIMEOUT").or(raw.timeout) {
+        Some(text) => parse_duration("odoo.api.timeout", &text)?,
+        None => Duration::from_secs(120),
+    };
+    Ok(Some(OdooApiSettings { url: url.trim_end_matches('/').to_string(), database, login, key, timeout }))
 }
 
 fn legacy_from_raw(l: RawLegacy, env: &dyn Env) -> Result<Option<LegacyConfig>, ConfigError> {

@@ -102,6 +102,9 @@ pub struct Column {
     pub references: Option<Reference>,
     /// Legacy key column numbered by the ERP when millrace creates a row.
     pub assign: Option<KeyAssign>,
+    /// Odoo: the model's field the value is written to through the API; `None`: not written
+    /// (a column of a parent that is found, not created).
+    pub orm_field: Option<String>,
 }
 
 /// A table of the ERP that must hold a written value (referential integrity the ERP's schema
@@ -133,6 +136,8 @@ pub struct Parent {
 pub enum OnDelete {
     Delete,
     Ignore,
+    /// Odoo: the record is archived (`active` false), not deleted.
+    Archive,
 }
 
 /// How one side stores the entity.
@@ -140,6 +145,8 @@ pub enum OnDelete {
 pub struct Side {
     pub system: System,
     pub table: String,
+    /// Odoo: the model written through the API.
+    pub model: String,
     pub id_column: String,
     pub parent: Option<Parent>,
     pub columns: Vec<Column>,
@@ -397,6 +404,15 @@ fn compile_side(
             }
             (None, _) => (ColumnTable::Main, c.column.clone()),
         };
+        if c.field.is_some() && system == System::Legacy {
+            return Err(invalid(format!("[legacy.columns] {name}: field is for the Odoo side (the model's field)")));
+        }
+        let orm_field = match (&c.field, table, &parent) {
+            (Some(f), _, _) => Some(f.clone()),
+            (None, ColumnTable::Main, _) => Some(column.clone()),
+            (None, ColumnTable::Parent, Some(p)) if p.create => Some(column.clone()),
+            (None, ColumnTable::Parent, _) => None,
+        };
         let ty = fields[field].ty;
         let mut map = Vec::new();
         for (stored, canonical) in &c.map {
@@ -449,6 +465,7 @@ fn compile_side(
             null_as,
             references,
             assign,
+            orm_field,
         });
     }
     let mut only = Vec::new();
@@ -474,7 +491,12 @@ fn compile_side(
     let on_delete = match spec.on_delete.as_deref() {
         None | Some("delete") => OnDelete::Delete,
         Some("ignore") => OnDelete::Ignore,
-        Some(other) => return Err(invalid(format!("[{section}] on_delete {other:?}: use \"delete\" or \"ignore\""))),
+        Some("archive") if system == System::Odoo => OnDelete::Archive,
+        Some(other) => {
+            return Err(invalid(format!(
+                "[{section}] on_delete {other:?}: use \"delete\", \"ignore\" or (Odoo side) \"archive\""
+            )))
+        }
     };
     // `strategy = "none"`: millrace writes the table and never polls it (rows the ERP enters
     // itself stay the ERP's own).
@@ -521,9 +543,15 @@ fn compile_side(
     } else {
         None
     };
+    if spec.model.is_some() && system == System::Legacy {
+        return Err(invalid("[legacy] model is for the Odoo side (the model written through Odoo's API)".into()));
+    }
+    // Odoo names a model's table after the model, dots as underscores.
+    let model = spec.model.clone().unwrap_or_else(|| spec.table.replace('_', "."));
     Ok(Side {
         system,
         table: spec.table.clone(),
+        model,
         id_column: spec.id_column.clone().unwrap_or_else(|| "id".into()),
         parent,
         columns,

@@ -46,6 +46,9 @@ pub enum ConflictPolicy {
     Reject,
     /// Recorded as a conflict and applied anyway.
     Accept,
+    /// Recorded as a conflict, and the owner's value written back over the edit (Odoo side:
+    /// through its API), so the two systems never stay apart.
+    Revert,
 }
 
 /// The canonical type of a field. Values from either side are converted to it, so that the
@@ -105,6 +108,9 @@ pub struct HandoverSpec {
 #[serde(deny_unknown_fields)]
 pub struct SideSpec {
     pub table: String,
+    /// Odoo: the model millrace writes through Odoo's API (`product.product`); by default the
+    /// table's name with dots (`mrp_bom_line` → `mrp.bom.line`).
+    pub model: Option<String>,
     /// Odoo: the surrogate id column (default `id`). Not used on the legacy side.
     pub id_column: Option<String>,
     /// Odoo: a table each row hangs off (product_template for product_product).
@@ -127,7 +133,8 @@ pub struct SideSpec {
     pub chunk_size: Option<usize>,
     /// Legacy: the zone its local DATETIMEs are in (`Europe/Brussels`); Odoo stores UTC.
     pub timezone: Option<String>,
-    /// What a delete from the other side does here: `delete` (default) or `ignore`.
+    /// What a delete from the other side does here: `delete` (default), `ignore`, or (Odoo)
+    /// `archive` (`active` set false: Odoo keeps what refers to it, as its users do).
     pub on_delete: Option<String>,
     /// Rows millrace created here are never updated afterwards (a ledger: corrections are new
     /// rows). A later change of such a record is `filtered`.
@@ -175,6 +182,10 @@ pub struct ColumnSpec {
     /// The column; `link.column` reads the parent table's column (Odoo).
     #[serde(default)]
     pub column: String,
+    /// Odoo: the model's field written through the API, when it is not the column's name (a
+    /// parent column a new record's parent is created with is written on the model itself,
+    /// which Odoo delegates to the parent: `product_tmpl_id.name` → `name`).
+    pub field: Option<String>,
     /// Odoo only, instead of `column`: an SQL expression over the main row `m` (and the parent
     /// `p`) that yields the stored value (`CASE WHEN m.scrapped THEN 'scrap' … END`). Read-only:
     /// what Odoo derives from several columns cannot be written back.

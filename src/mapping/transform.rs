@@ -258,6 +258,7 @@ mod tests {
             null_as: None,
             references: None,
             assign: None,
+            orm_field: None,
         }
     }
 

@@ -9,6 +9,8 @@
 pub mod erp;
 pub mod erp_db;
 pub mod erp_sql;
+pub mod odoo_rows;
+pub mod orm;
 pub mod postgres;
 
 use std::sync::Arc;
@@ -66,6 +68,55 @@ pub trait Sink {
         mappings: &Arc<Mappings>,
         changes: &[Option<Write<'_>>],
     ) -> Result<Vec<Outcome>, SinkError>;
+}
+
+/// Where writes into Odoo go: its API ([`orm::OrmSink`], when `[odoo.api]` is configured), or
+/// its database under a replication origin ([`postgres::OdooSink`]).
+pub enum OdooTarget {
+    Api(orm::OrmSink),
+    Database(postgres::OdooSink),
+}
+
+impl OdooTarget {
+    /// Connects the writer the configuration names.
+    pub async fn connect(config: &crate::config::OdooConfig, origin: &str) -> Result<OdooTarget, SinkError> {
+        match &config.api {
+            Some(api) => Ok(OdooTarget::Api(orm::OrmSink::connect(api, &config.conn).await?)),
+            None => postgres::OdooSink::connect(&config.conn, origin)
+                .await
+                .map(OdooTarget::Database)
+                .map_err(|e| SinkError::Unavailable { system: "odoo", message: format!("{e:?}") }),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        match self {
+            OdooTarget::Api(sink) => sink.is_closed(),
+            OdooTarget::Database(sink) => sink.is_closed(),
+        }
+    }
+
+    /// The Odoo user millrace writes as (`write_uid` of its writes), when it writes through
+    /// the API.
+    pub fn integration_uid(&self) -> Option<i64> {
+        match self {
+            OdooTarget::Api(sink) => Some(sink.uid()),
+            OdooTarget::Database(_) => None,
+        }
+    }
+}
+
+impl Sink for OdooTarget {
+    async fn apply(
+        &mut self,
+        mappings: &Arc<Mappings>,
+        changes: &[Option<Write<'_>>],
+    ) -> Result<Vec<Outcome>, SinkError> {
+        match self {
+            OdooTarget::Api(sink) => sink.apply(mappings, changes).await,
+            OdooTarget::Database(sink) => sink.apply(mappings, changes).await,
+        }
+    }
 }
 
 /// The field whose column a database message names (`column 'ITEM_NO'`, `"default_code"`).

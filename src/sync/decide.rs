@@ -50,6 +50,21 @@ fn shared_fields(m: &Mapping) -> Vec<usize> {
     (0..m.fields.len()).filter(|f| m.odoo.column_of(*f).is_some() && m.legacy.column_of(*f).is_some()).collect()
 }
 
+/// Whether an Odoo row last written by millrace's integration user is millrace's own write (or
+/// what Odoo did because of it: the stock moves of a production it recorded), not to be applied
+/// back. Not when a field only Odoo owns differs from what millrace last knew of the row: only
+/// a user's edit changes those, and the row was read after millrace wrote it again.
+fn written_by_millrace(m: &Mapping, change: &Change, known: Option<&Known>) -> bool {
+    let (Some(record), Some(known)) = (change.record.as_ref(), known_record(m, known)) else {
+        return true;
+    };
+    !shared_fields(m).into_iter().any(|f| {
+        m.may_change(f, record, System::Odoo)
+            && !m.may_change(f, record, System::Legacy)
+            && record.values[f] != known.values[f]
+    })
+}
+
 /// A row the rules may need read from a database while deciding.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum Row<T> {
@@ -103,6 +118,9 @@ pub struct Verdict {
     pub expected: Option<Record>,
     /// Fields the source changed but does not own.
     pub conflict_fields: Vec<usize>,
+    /// Policy `revert`: the target's values of the conflicting fields, to write back over the
+    /// source's edit.
+    pub revert: Option<Record>,
 }
 
 impl Verdict {
@@ -115,6 +133,7 @@ impl Verdict {
             target_id: None,
             expected: None,
             conflict_fields: Vec::new(),
+            revert: None,
         }
     }
 
@@ -129,6 +148,7 @@ impl Verdict {
             target_id: self.target_id,
             expected: self.expected,
             conflict_fields: self.conflict_fields,
+            revert: self.revert,
         }
     }
 }
@@ -160,6 +180,9 @@ pub fn decide(m: &Mapping, change: &Change, facts: &Facts<'_>) -> Step {
     let known_s = facts.known_source;
     let known_t = facts.known_target;
     let xref_t = facts.xref_target;
+    if change.by_integration_user && written_by_millrace(m, change, known_s) {
+        return decided(Decision::Echo);
+    }
 
     if change.op == ChangeOp::Delete {
         let known_anywhere = known_s.is_some_and(|k| k.record.is_some())
@@ -171,7 +194,7 @@ pub fn decide(m: &Mapping, change: &Change, facts: &Facts<'_>) -> Step {
         if m.side(target).on_delete == crate::mapping::OnDelete::Ignore {
             return decided(Decision::Filtered);
         }
-        if source != m.owner && m.conflict == ConflictPolicy::Reject {
+        if source != m.owner && m.conflict != ConflictPolicy::Accept {
             let mut v = Verdict::new(Decision::Conflict);
             v.conflict_fields = m.key.clone();
             return Step::Decided(v);
@@ -274,8 +297,14 @@ pub fn decide(m: &Mapping, change: &Change, facts: &Facts<'_>) -> Step {
                 }
             }
             v.conflict_fields = foreign.clone();
+            if m.conflict == ConflictPolicy::Revert && !foreign.is_empty() {
+                // The owner's values (the target's) go back over the edit.
+                if let Some(t) = base_t {
+                    v.revert = Some(t.clone());
+                }
+            }
             v.fields = match m.conflict {
-                ConflictPolicy::Reject => owned,
+                ConflictPolicy::Reject | ConflictPolicy::Revert => owned,
                 ConflictPolicy::Accept => owned.into_iter().chain(foreign).collect(),
             };
             if target == System::Legacy && m.legacy.insert_only {
@@ -296,8 +325,9 @@ pub fn decide(m: &Mapping, change: &Change, facts: &Facts<'_>) -> Step {
             }
         }
         _ => {
-            // No row on the target: only the system of record creates.
-            if source != m.owner && m.conflict == ConflictPolicy::Reject {
+            // No row on the target: only the system of record creates (`revert` has no value
+            // to put back here: it rejects).
+            if source != m.owner && m.conflict != ConflictPolicy::Accept {
                 v.decision = Decision::Conflict;
                 v.conflict_fields = shared.clone();
                 return Step::Decided(v);

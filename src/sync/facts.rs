@@ -4,7 +4,7 @@
 use super::decide::{self, Facts, Row, Step, TargetRow};
 use super::{Change, Engine, Planned, SyncError};
 use crate::mapping::{Mapping, Record, System};
-use crate::sink::postgres::KeySearch;
+use crate::sink::odoo_rows::KeySearch;
 
 impl Engine {
     /// Decides one change: the rules over the batch's prefetched control state (read for the

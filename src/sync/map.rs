@@ -60,6 +60,7 @@ pub async fn odoo_inputs(
                     record: None,
                     position: position.to_string(),
                     ours: true,
+                    by_integration_user: false,
                     source_id: id,
                     dead_letter: None,
                 }));
@@ -102,6 +103,7 @@ pub async fn odoo_inputs(
                         record: None,
                         position: position.to_string(),
                         ours,
+                        by_integration_user: false,
                         source_id: Some(id.to_string()),
                         dead_letter: None,
                     }));
@@ -157,9 +159,16 @@ pub async fn odoo_read_inputs(
 ) -> Result<Vec<Input>, SyncError> {
     let m = &engine.mappings.entities[index];
     let started = std::time::Instant::now();
+    // Rows the integration user wrote last (Odoo's API leaves no replication origin: its
+    // `write_uid` is what marks millrace's writes), read before the rows themselves, so a
+    // user's write in between shows in the row and is not taken for millrace's.
+    let by_integration_user = match engine.integration_uid {
+        Some(uid) => written_by(&engine.odoo_read, m, ids, uid).await.map_err(odoo_unavailable)?,
+        None => BTreeSet::new(),
+    };
     let rows = read_by_ids(&engine.odoo_read, m, ids).await.map_err(odoo_unavailable)?;
     tracing::debug!(entity = %m.entity, rows = rows.len(), took_ms = started.elapsed().as_millis() as u64, "Odoo rows read");
-    odoo_row_inputs(engine, index, rows, position, false).await
+    odoo_rows_to_inputs(engine, index, rows, position, false, &by_integration_user).await
 }
 
 /// The changes of Odoo rows read whole (by the stream's read-through, or by a backfill): each
@@ -171,6 +180,18 @@ pub async fn odoo_row_inputs(
     rows: Vec<(i64, Result<crate::mapping::Record, crate::mapping::odoo::PartialRecord>)>,
     position: &str,
     ours: bool,
+) -> Result<Vec<Input>, SyncError> {
+    odoo_rows_to_inputs(engine, index, rows, position, ours, &BTreeSet::new()).await
+}
+
+/// [`odoo_row_inputs`], knowing which rows millrace's integration user wrote last.
+async fn odoo_rows_to_inputs(
+    engine: &mut Engine,
+    index: usize,
+    rows: Vec<(i64, Result<crate::mapping::Record, crate::mapping::odoo::PartialRecord>)>,
+    position: &str,
+    ours: bool,
+    by_integration_user: &BTreeSet<i64>,
 ) -> Result<Vec<Input>, SyncError> {
     let mappings = engine.mappings.clone();
     let m = &mappings.entities[index];
@@ -226,6 +247,7 @@ pub async fn odoo_row_inputs(
                         record: Some(record),
                         position: position.to_string(),
                         ours,
+                        by_integration_user: by_integration_user.contains(&id),
                         source_id: Some(id_text),
                         dead_letter: None,
                     }));
@@ -253,6 +275,22 @@ pub async fn odoo_row_inputs(
         }
     }
     Ok(inputs)
+}
+
+/// Which of these main rows were last written by Odoo user `uid`.
+async fn written_by(
+    client: &tokio_postgres::Client,
+    m: &Mapping,
+    ids: &[i64],
+    uid: i64,
+) -> Result<BTreeSet<i64>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT m.{id}::bigint FROM {} m WHERE m.{id}::bigint = ANY($1) AND m.\"write_uid\"::bigint = $2",
+        TableName::parse(&m.odoo.table).quoted(),
+        id = crate::model::quote_ident(&m.odoo.id_column),
+    );
+    let rows = client.query(&sql, &[&ids, &uid]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The stand-in key of an Odoo row that has no natural key (`mrp_bom.id=12`).
@@ -356,6 +394,7 @@ pub fn legacy_inputs(engine: &Engine, items: &[LegacyItem]) -> Vec<Input> {
                             record: None,
                             position,
                             ours: false,
+                            by_integration_user: false,
                             source_id: None,
                             dead_letter: None,
                         }));
@@ -370,6 +409,7 @@ pub fn legacy_inputs(engine: &Engine, items: &[LegacyItem]) -> Vec<Input> {
                             record: Some(record),
                             position,
                             ours: false,
+                            by_integration_user: false,
                             source_id: None,
                             dead_letter: None,
                         })),
@@ -458,6 +498,7 @@ pub async fn legacy_dependents(
                             record: Some(record),
                             position: position.clone(),
                             ours: false,
+                            by_integration_user: false,
                             source_id: None,
                             dead_letter: None,
                         }),

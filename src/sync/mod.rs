@@ -23,8 +23,7 @@ use crate::archive::ArchiveRow;
 pub use crate::mapping::ChangeOp;
 use crate::mapping::{Mapping, Mappings, Record, System};
 use crate::sink::erp_db::LegacyDb;
-use crate::sink::postgres::OdooSink;
-use crate::sink::{Sink, SinkError, Write};
+use crate::sink::{OdooTarget, Sink, SinkError, Write};
 use crate::state::sync::{DeadLetter, StateWrites};
 use crate::state::{StateError, StateStore};
 pub use decide::Decision;
@@ -42,6 +41,9 @@ pub struct Change {
     pub position: String,
     /// Written by millrace itself (Odoo: the transaction carries millrace's replication origin).
     pub ours: bool,
+    /// Odoo: the row was last written by millrace's integration user (`write_uid`), through
+    /// Odoo's API.
+    pub by_integration_user: bool,
     /// The source row's id (Odoo), for the cross-reference.
     pub source_id: Option<String>,
     /// Set when the change re-runs a dead letter.
@@ -99,8 +101,10 @@ pub struct Engine {
     pub state: StateStore,
     /// Reads Odoo rows (read-through of changes, target reads); outside the sink's transaction.
     pub odoo_read: tokio_postgres::Client,
-    pub odoo: OdooSink,
+    pub odoo: OdooTarget,
     pub legacy: LegacyDb,
+    /// The Odoo user millrace writes as through Odoo's API (its rows' `write_uid`).
+    pub integration_uid: Option<i64>,
     /// Control state of the batch being decided.
     pub(crate) prefetched: crate::state::sync::Prefetched,
     /// Legacy rows of the batch's keys that millrace knows nothing of yet, read in bulk:
@@ -144,6 +148,8 @@ pub(crate) struct Planned {
     /// What the target will hold after the write, for echo recognition.
     expected: Option<Record>,
     conflict_fields: Vec<usize>,
+    /// Policy `revert`: the values to write back over the source's edit.
+    revert: Option<Record>,
 }
 
 impl Engine {
@@ -152,7 +158,7 @@ impl Engine {
         mappings: Arc<Mappings>,
         state: StateStore,
         odoo_read: tokio_postgres::Client,
-        odoo: OdooSink,
+        odoo: OdooTarget,
         legacy: LegacyDb,
         metrics: Arc<crate::ops::metrics::Metrics>,
     ) -> Engine {
@@ -160,6 +166,7 @@ impl Engine {
             mappings,
             state,
             odoo_read,
+            integration_uid: odoo.integration_uid(),
             odoo,
             legacy,
             prefetched: Default::default(),
@@ -352,12 +359,51 @@ impl Engine {
             System::Legacy => self.legacy.apply(&mappings, &changes).await?,
         };
         drop(changes);
-        for (plan, outcome) in planned.into_iter().zip(outcomes) {
+        let reverted = self.revert(source, &planned).await?;
+        for ((plan, outcome), reverted) in planned.into_iter().zip(outcomes).zip(reverted) {
             if self.archive.is_some() {
                 archived.push(self.archive_row(&plan, &outcome));
             }
+            let revert = reverted.map(|outcome| (plan.change.clone(), plan.conflict_fields.clone(), plan.revert.clone(), outcome));
             self.record(plan, outcome, writes, summary);
+            if let Some((change, fields, Some(owner), outcome)) = revert {
+                self.record_revert(&change, &fields, &owner, outcome, writes);
+            }
         }
         Ok(())
+    }
+
+    /// Policy `revert`: writes the owner's values of the fields a source changed without
+    /// owning them back to that source. Each planned change's outcome: `None` when it has
+    /// nothing to revert.
+    async fn revert(
+        &mut self,
+        source: System,
+        planned: &[Planned],
+    ) -> Result<Vec<Option<crate::sink::Outcome>>, SyncError> {
+        if planned.iter().all(|p| p.revert.is_none()) {
+            return Ok(vec![None; planned.len()]);
+        }
+        let mappings = self.mappings.clone();
+        let reverts: Vec<Option<Write>> = planned
+            .iter()
+            .map(|p| {
+                p.revert.as_ref().map(|owner| Write {
+                    mapping: &mappings.entities[p.change.entity],
+                    op: ChangeOp::Upsert,
+                    key: &p.change.key,
+                    record: Some(owner),
+                    fields: &p.conflict_fields,
+                    create: false,
+                    target_absent: false,
+                    target_id: p.change.source_id.as_deref(),
+                })
+            })
+            .collect();
+        let outcomes = match source {
+            System::Odoo => self.odoo.apply(&mappings, &reverts).await?,
+            System::Legacy => self.legacy.apply(&mappings, &reverts).await?,
+        };
+        Ok(reverts.iter().zip(outcomes).map(|(w, outcome)| w.as_ref().map(|_| outcome)).collect())
     }
 }

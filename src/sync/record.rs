@@ -40,6 +40,7 @@ impl Engine {
             policy: match m.conflict {
                 crate::mapping::ConflictPolicy::Reject => "reject",
                 crate::mapping::ConflictPolicy::Accept => "accept",
+                crate::mapping::ConflictPolicy::Revert => "revert",
             },
             record: record_json.clone(),
             position: change.position.clone(),
@@ -190,6 +191,58 @@ impl Engine {
                     tracing::warn!(entity = %entity, key = %key, reason = %reason, "transient fault while recording");
                 }
             },
+        }
+    }
+
+    /// A revert's outcome: written, the source now holds its record with the owner's values
+    /// of `fields` (so the same edit made again is a change again, and the revert's own echo
+    /// is recognised); refused, a dead letter saying so.
+    pub(super) fn record_revert(
+        &self,
+        change: &super::Change,
+        fields: &[usize],
+        owner: &crate::mapping::Record,
+        outcome: Result<Option<String>, ApplyError>,
+        w: &mut StateWrites,
+    ) {
+        let m = &self.mappings.entities[change.entity];
+        let names: Vec<&str> = fields.iter().map(|f| m.fields[*f].name.as_str()).collect();
+        let Some(plan_record) = change.record.as_ref() else { return };
+        match outcome {
+            Ok(_) => {
+                let mut reverted = plan_record.clone();
+                for f in fields {
+                    reverted.values[*f] = owner.values[*f].clone();
+                }
+                tracing::info!(entity = %m.entity, key = %change.key, source = change.source.as_str(), fields = ?names, "ownership conflict: the owner's values written back");
+                w.known.push(KnownWrite {
+                    entity: m.entity.clone(),
+                    key: change.key.clone(),
+                    system: change.source.as_str(),
+                    record: Some((reverted.to_json(m), reverted.fingerprint())),
+                    position: change.position.clone(),
+                    written: true,
+                });
+            }
+            Err(ApplyError::Transient(_)) => {}
+            Err(ApplyError::Park(reason) | ApplyError::Dead { reason, .. }) => {
+                tracing::error!(entity = %m.entity, key = %change.key, fields = ?names, reason = %reason, "ownership conflict: writing the owner's values back failed");
+                w.dead_letters.push(DeadLetter {
+                    id: 0,
+                    entity: m.entity.clone(),
+                    key: change.key.clone(),
+                    source: change.source.as_str().into(),
+                    // Retried, the edit is decided again, and reverted again.
+                    op: "upsert".into(),
+                    record: Some(plan_record.to_json(m)),
+                    position: change.position.clone(),
+                    field: fields.first().map(|f| m.fields[*f].name.clone()),
+                    reason: format!("reverting {} to the owner's values: {reason}", names.join(", ")),
+                    created_at: Utc::now(),
+                    status: "open".into(),
+                    resolution: None,
+                });
+            }
         }
     }
 }

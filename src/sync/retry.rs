@@ -62,6 +62,7 @@ impl Engine {
                     record,
                     position: p.position.clone(),
                     ours: false,
+                    by_integration_user: false,
                     source_id: None,
                     dead_letter: None,
                 }));
@@ -127,6 +128,7 @@ impl Engine {
                 record: Some(record),
                 position: d.position.clone(),
                 ours: false,
+                by_integration_user: false,
                 source_id,
                 dead_letter: Some(d.id),
             };

@@ -206,6 +206,7 @@ fn upsert(m: &Mapping, source: System, r: &Record) -> Change {
         record: Some(r.clone()),
         position: "2".into(),
         ours: false,
+        by_integration_user: false,
         source_id: None,
         dead_letter: None,
     }
@@ -495,6 +496,50 @@ fn an_odoo_change_of_foreign_fields_only_is_a_conflict_without_a_recheck() {
     assert_eq!(v.conflict_fields, fields(&m, &["name"]));
     assert!(v.fields.is_empty() && !v.create);
     assert!(asked.is_empty());
+}
+
+#[test]
+fn under_revert_an_odoo_edit_of_a_field_the_erp_owns_is_a_conflict_with_the_owners_values() {
+    let m = mapping(&ITEM.replace(r#"conflict = "reject""#, r#"conflict = "revert""#));
+    let legacy = item().1;
+    let odoo = with(&m, &legacy, &[("note", "odoo only")]);
+    let case = Case { known_source: Some(known(&m, &odoo)), known_target: Some(known(&m, &legacy)), ..Case::default() };
+    // A foreign field alone: nothing to apply, the ERP's values to write back.
+    let (v, _) = case.decide(&m, &upsert(&m, System::Odoo, &with(&m, &odoo, &[("price", "139")])));
+    assert_eq!(v.decision, Decision::Conflict);
+    assert_eq!(v.conflict_fields, fields(&m, &["price"]));
+    assert_eq!(v.revert, Some(legacy.clone()), "the owner's record");
+    // With a field Odoo owns: that one is applied, the other reverted.
+    let (v, _) = case.decide(&m, &upsert(&m, System::Odoo, &with(&m, &odoo, &[("price", "139"), ("active", "false")])));
+    assert_eq!(v.decision, Decision::Apply);
+    assert_eq!(v.fields, fields(&m, &["active"]));
+    assert_eq!(v.revert, Some(legacy.clone()));
+    // Under reject there is nothing to write back.
+    let m = mapping(ITEM);
+    let (v, _) = case.decide(&m, &upsert(&m, System::Odoo, &with(&m, &odoo, &[("price", "139")])));
+    assert_eq!((v.decision, v.revert), (Decision::Conflict, None));
+}
+
+#[test]
+fn a_row_the_integration_user_wrote_last_is_an_echo_unless_a_user_changed_what_odoo_owns() {
+    let (m, legacy, odoo) = item_in_sync();
+    let by_api = |r: &Record| Change { by_integration_user: true, ..upsert(&m, System::Odoo, r) };
+    // Nothing known (a row Odoo made because of millrace's write), or what millrace wrote with
+    // Odoo's own rounding of a field the ERP owns: millrace's.
+    for case in [
+        Case::default(),
+        Case { known_source: Some(written(&m, &odoo)), known_target: Some(known(&m, &legacy)), ..Case::default() },
+    ] {
+        let (v, asked) = case.decide(&m, &by_api(&with(&m, &odoo, &[("price", "1.50")])));
+        assert_eq!(v.decision, Decision::Echo);
+        assert!(asked.is_empty());
+    }
+    // A field only Odoo owns differs from what millrace knew: a user's edit the read saw after
+    // millrace wrote the row again; it flows.
+    let case = Case { known_source: Some(written(&m, &odoo)), known_target: Some(known(&m, &legacy)), ..Case::default() };
+    let (v, _) = case.decide(&m, &by_api(&with(&m, &odoo, &[("active", "false")])));
+    assert_eq!(v.decision, Decision::Apply);
+    assert_eq!(v.fields, fields(&m, &["active"]));
 }
 
 // --- apply ------------------------------------------------------------------------------------
