@@ -380,5 +380,8 @@ async fn a_change_applied_in_part_under_policy_reject_says_what_was_not_applied(
     assert!(service.stop().success());
     let r = report(&archive.join("entity=item"), &[&format!("SELECT _reason FROM {{src}} WHERE {condition}")]);
     assert_eq!(r.queries[0].len(), 1, "{:?}", r.queries[0]);
-    assert_eq!(r.queries[0][0][0], "applied active; odoo does not own description: not applied");
+    assert_eq!(
+        r.queries[0][0][0],
+        "applied active; odoo does not own description: not applied, the owner's value written back"
+    );
 }

@@ -48,7 +48,8 @@ struct Snapshot {
 pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super::CommandError> {
     let mappings = Arc::new(
         Mappings::load_dir(&config.sync.mappings)
-            .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?,
+            .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?
+            .for_odoo_writer(config.odoo()?.api.is_some()),
     );
     let selected = select(config, &mappings, &options.entities)?;
     let odoo = super::setup::odoo_with_mapped_tables(config)?;

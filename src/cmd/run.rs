@@ -264,7 +264,8 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
 async fn serve(config: &Config) -> anyhow::Result<()> {
     let mappings = Arc::new(
         Mappings::load_dir(&config.sync.mappings)
-            .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?,
+            .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?
+            .for_odoo_writer(config.odoo()?.api.is_some()),
     );
     let odoo = super::setup::odoo_with_mapped_tables(config)?;
     let legacy = legacy_config(config, &mappings)?;

@@ -409,6 +409,9 @@ fn compile_side(
         }
         let orm_field = match (&c.field, table, &parent) {
             (Some(f), _, _) => Some(f.clone()),
+            // An expression is read only, unless the model has a field to write it to (a
+            // product's cost: read from Odoo's company properties, written as standard_price).
+            (None, _, _) if c.expr.is_some() => None,
             (None, ColumnTable::Main, _) => Some(column.clone()),
             (None, ColumnTable::Parent, Some(p)) if p.create => Some(column.clone()),
             (None, ColumnTable::Parent, _) => None,
@@ -460,7 +463,7 @@ fn compile_side(
             prefix: c.prefix,
             round: c.round,
             also: c.also,
-            read_only: c.read_only || c.expr.is_some(),
+            read_only: c.read_only || (c.expr.is_some() && c.field.is_none()),
             expr: c.expr,
             null_as,
             references,
@@ -617,6 +620,19 @@ impl Mappings {
         let mut mappings = Mappings { entities };
         mappings.set_legacy_read_columns();
         Ok(mappings)
+    }
+
+    /// Without Odoo's API, a field only the API can write (an `expr` with a `field`: a product's
+    /// company-dependent cost) is not carried at all: the SQL writer could never give Odoo the
+    /// ERP's value, and Odoo's own value would read as a conflict forever.
+    pub fn for_odoo_writer(mut self, through_api: bool) -> Mappings {
+        if through_api {
+            return self;
+        }
+        for m in &mut self.entities {
+            m.odoo.columns.retain(|c| !(c.expr.is_some() && c.orm_field.is_some()));
+        }
+        self
     }
 
     /// Every column of legacy `table` some mapping needs: the columns of the mappings whose table

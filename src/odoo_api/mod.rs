@@ -231,8 +231,9 @@ impl OdooApi {
 
     /// `create` of several records in one call (one Odoo transaction): their ids, in order.
     pub async fn create(&self, model: &str, values: &[Value], context: &Value) -> Result<Vec<i64>, ApiError> {
-        let result =
-            self.execute_kw(model, "create", json!([values]), json!({"context": context}), Repeat::OnlyIfNotRun).await?;
+        let result = self
+            .execute_kw(model, "create", json!([values]), json!({"context": context}), Repeat::OnlyIfNotRun)
+            .await?;
         let ids: Vec<i64> = match &result {
             Value::Array(ids) => ids.iter().filter_map(Value::as_i64).collect(),
             Value::Number(id) => id.as_i64().into_iter().collect(),
@@ -269,7 +270,13 @@ impl OdooApi {
     ) -> Result<Vec<Value>, ApiError> {
         let context = json!({"active_test": !with_archived});
         let rows = self
-            .execute_kw(model, "search_read", json!([domain]), json!({"fields": fields, "context": context}), Repeat::Safe)
+            .execute_kw(
+                model,
+                "search_read",
+                json!([domain]),
+                json!({"fields": fields, "context": context}),
+                Repeat::Safe,
+            )
             .await?;
         Ok(rows.as_array().cloned().unwrap_or_default())
     }
@@ -277,9 +284,8 @@ impl OdooApi {
     /// The fields of a model (`fields_get`); a model that does not exist is refused.
     pub async fn fields_get(&self, model: &str) -> Result<BTreeMap<String, FieldInfo>, ApiError> {
         let attributes = json!(["type", "relation", "readonly", "required", "selection"]);
-        let result = self
-            .execute_kw(model, "fields_get", json!([]), json!({"attributes": attributes}), Repeat::Safe)
-            .await?;
+        let result =
+            self.execute_kw(model, "fields_get", json!([]), json!({"attributes": attributes}), Repeat::Safe).await?;
         let Value::Object(fields) = result else {
             return Err(ApiError::Refused {
                 call: format!("{model}.fields_get"),

@@ -144,7 +144,11 @@ impl<C: GenericClient + Sync> KeySearch<'_, C> {
     ) -> Result<Vec<Assignment>, ApplyError> {
         let mut out = Vec::new();
         for c in &m.odoo.columns {
-            if (c.read_only && !searching) || c.expr.is_some() || !fields.contains(&c.field) {
+            // An expression has no column: it is only written through Odoo's API, to its field.
+            if (c.read_only && !searching)
+                || (c.expr.is_some() && (searching || c.orm_field.is_none()))
+                || !fields.contains(&c.field)
+            {
                 continue;
             }
             let stored = to_stored(c, None, &record.values[c.field]).map_err(|reason| ApplyError::Dead {
@@ -161,7 +165,10 @@ impl<C: GenericClient + Sync> KeySearch<'_, C> {
                     table: c.table,
                     column: column.clone(),
                     // `also` columns are fields of the model of the same name.
-                    orm_field: c.orm_field.as_ref().map(|f| if column == &c.column { f.clone() } else { column.clone() }),
+                    orm_field: c
+                        .orm_field
+                        .as_ref()
+                        .map(|f| if column == &c.column { f.clone() } else { column.clone() }),
                     value: value.clone(),
                     translate: c.translate.clone(),
                 });
@@ -211,7 +218,10 @@ impl<C: GenericClient + Sync> KeySearch<'_, C> {
 
     pub async fn find_parent(&self, m: &Mapping, key: &str, assignments: &[&Assignment]) -> Result<i64, ApplyError> {
         let Some(parent) = m.odoo.parent.as_ref() else {
-            return Err(ApplyError::Dead { field: None, reason: format!("{} {key}: the mapping has no parent table", m.entity) });
+            return Err(ApplyError::Dead {
+                field: None,
+                reason: format!("{} {key}: the mapping has no parent table", m.entity),
+            });
         };
         let key_columns: Vec<&&Assignment> = assignments
             .iter()
@@ -251,5 +261,4 @@ impl<C: GenericClient + Sync> KeySearch<'_, C> {
         row.map(|r| r.get(0))
             .ok_or_else(|| ApplyError::Park(format!("{} {key}: its {} row does not exist yet", m.entity, parent.table)))
     }
-
 }

@@ -34,6 +34,11 @@ pub struct OrmSink {
     models: HashMap<String, BTreeMap<String, FieldInfo>>,
 }
 
+/// A create waiting for its batched call: (change index, model, values, context).
+type QueuedCreate = (usize, String, Map<String, Json>, Json);
+/// A write waiting for its batched call: (change index, model, id, values, context).
+type QueuedWrite = (usize, String, i64, Map<String, Json>, Json);
+
 /// One call's worth of work for a change.
 enum Call {
     Create { model: String, values: Map<String, Json>, context: Json },
@@ -155,7 +160,7 @@ impl OrmSink {
     /// list, to find the one at fault).
     async fn flush_creates(
         &self,
-        queue: &mut Vec<(usize, String, Map<String, Json>, Json)>,
+        queue: &mut Vec<QueuedCreate>,
         changes: &[Option<Write<'_>>],
         outcomes: &mut [Outcome],
         created: &mut HashMap<(String, String), i64>,
@@ -163,8 +168,7 @@ impl OrmSink {
         let mut start = 0;
         while start < queue.len() {
             let (_, model, _, context) = &queue[start];
-            let end = start
-                + queue[start..].iter().take_while(|(_, m, _, c)| m == model && c == context).count();
+            let end = start + queue[start..].iter().take_while(|(_, m, _, c)| m == model && c == context).count();
             let run = &queue[start..end];
             let values: Vec<Json> = run.iter().map(|(_, _, v, _)| Json::Object(v.clone())).collect();
             match self.api.create(model, &values, context).await {
@@ -192,7 +196,7 @@ impl OrmSink {
     /// Runs the queued writes: one call for each run of the same values on one model.
     async fn flush_writes(
         &self,
-        queue: &mut Vec<(usize, String, i64, Map<String, Json>, Json)>,
+        queue: &mut Vec<QueuedWrite>,
         changes: &[Option<Write<'_>>],
         outcomes: &mut [Outcome],
     ) -> Result<(), SinkError> {
@@ -212,10 +216,11 @@ impl OrmSink {
                 }
                 Err(ApiError::Refused { .. }) if run.len() > 1 => {
                     for (index, model, id, values, context) in run {
-                        outcomes[*index] = match self.api.write(model, &[*id], &Json::Object(values.clone()), context).await {
-                            Ok(()) => Ok(Some(id.to_string())),
-                            Err(e) => Err(refusal(changes, *index, e)?),
-                        };
+                        outcomes[*index] =
+                            match self.api.write(model, &[*id], &Json::Object(values.clone()), context).await {
+                                Ok(()) => Ok(Some(id.to_string())),
+                                Err(e) => Err(refusal(changes, *index, e)?),
+                            };
                     }
                 }
                 Err(e) => outcomes[run[0].0] = Err(refusal(changes, run[0].0, e)?),
@@ -304,7 +309,10 @@ fn orm_values(
         let Some(info) = fields.get(name) else {
             return Err(ApplyError::Dead {
                 field: None,
-                reason: format!("{} {key}: model {} has no field {name} (a default of the mapping)", m.entity, m.odoo.model),
+                reason: format!(
+                    "{} {key}: model {} has no field {name} (a default of the mapping)",
+                    m.entity, m.odoo.model
+                ),
             });
         };
         // `$now`: Odoo stamps its own dates.
@@ -335,7 +343,9 @@ fn json_value(info: &FieldInfo, text: Option<&str>) -> Result<Json, String> {
         }
         "float" | "monetary" => {
             let n: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
-            serde_json::Number::from_f64(n).map(Json::Number).ok_or_else(|| format!("{text:?} is not a finite number"))?
+            serde_json::Number::from_f64(n)
+                .map(Json::Number)
+                .ok_or_else(|| format!("{text:?} is not a finite number"))?
         }
         "boolean" => Json::Bool(match text {
             "true" | "t" | "1" => true,
@@ -362,8 +372,8 @@ impl Sink for OrmSink {
             self.load_model(&w.mapping.odoo.model).await?;
         }
         let mut outcomes: Vec<Outcome> = vec![Ok(None); changes.len()];
-        let mut creates: Vec<(usize, String, Map<String, Json>, Json)> = Vec::new();
-        let mut writes: Vec<(usize, String, i64, Map<String, Json>, Json)> = Vec::new();
+        let mut creates: Vec<QueuedCreate> = Vec::new();
+        let mut writes: Vec<QueuedWrite> = Vec::new();
         let mut created: HashMap<(String, String), i64> = HashMap::new();
         let resolved = std::cell::RefCell::new(HashMap::new());
         for (index, w) in changes.iter().enumerate() {
@@ -383,7 +393,9 @@ impl Sink for OrmSink {
             match self.plan(w, &created, &resolved).await {
                 Ok(None) => {}
                 Ok(Some(Call::Create { model, values, context })) => creates.push((index, model, values, context)),
-                Ok(Some(Call::Write { model, id, values, context })) => writes.push((index, model, id, values, context)),
+                Ok(Some(Call::Write { model, id, values, context })) => {
+                    writes.push((index, model, id, values, context))
+                }
                 Ok(Some(Call::Delete { model, id, archive, may_archive })) => {
                     self.flush_creates(&mut creates, changes, &mut outcomes, &mut created).await?;
                     self.flush_writes(&mut writes, changes, &mut outcomes).await?;
@@ -430,7 +442,8 @@ mod tests {
         assert_eq!(json_value(&field("char"), None), Ok(json!(false)));
         assert_eq!(json_value(&field("datetime"), Some("2026-12-07T10:11:12.5")), Ok(json!("2026-12-07 10:11:12")));
         assert!(json_value(&field("integer"), Some("x")).unwrap_err().contains("\"x\""));
-        let tracking = FieldInfo { selection: vec!["serial".into(), "lot".into(), "none".into()], ..field("selection") };
+        let tracking =
+            FieldInfo { selection: vec!["serial".into(), "lot".into(), "none".into()], ..field("selection") };
         assert_eq!(json_value(&tracking, Some("lot")), Ok(json!("lot")));
         assert!(json_value(&tracking, Some("batch")).unwrap_err().contains("serial, lot, none"));
     }

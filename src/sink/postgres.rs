@@ -138,7 +138,10 @@ impl<C: GenericClient + Sync> OdooWriter<'_, C> {
         record: &Record,
         fields: &[usize],
     ) -> Result<Vec<Assignment>, ApplyError> {
-        self.search().column_values(m, key, record, fields, false).await
+        let mut assignments = self.search().column_values(m, key, record, fields, false).await?;
+        // Values only Odoo's API can write (an expression's field) have no column here.
+        assignments.retain(|a| !a.column.is_empty());
+        Ok(assignments)
     }
 
     /// See [`KeySearch::find_by_key`].

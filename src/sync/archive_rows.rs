@@ -23,18 +23,25 @@ impl Engine {
             Decision::Filtered => ("filtered", Some(format!("outside what {} replicates", source.as_str()))),
             Decision::Conflict => (
                 "conflict",
-                Some(format!("{} does not own {}: not applied", source.as_str(), field_names(&plan.conflict_fields))),
+                Some(format!(
+                    "{} does not own {}: not applied{}",
+                    source.as_str(),
+                    field_names(&plan.conflict_fields),
+                    written_back(plan)
+                )),
             ),
             Decision::Apply => match outcome {
                 Ok(_) if plan.conflict_fields.is_empty() => ("apply", None),
-                // Policy `reject`: only the source's own fields were written (`plan.fields`).
-                Ok(_) if m.conflict == crate::mapping::ConflictPolicy::Reject => (
+                // Policies `reject` and `revert`: only the source's own fields were written
+                // (`plan.fields`).
+                Ok(_) if m.conflict != crate::mapping::ConflictPolicy::Accept => (
                     "apply",
                     Some(format!(
-                        "applied {}; {} does not own {}: not applied",
+                        "applied {}; {} does not own {}: not applied{}",
                         field_names(&plan.fields),
                         source.as_str(),
-                        field_names(&plan.conflict_fields)
+                        field_names(&plan.conflict_fields),
+                        written_back(plan)
                     )),
                 ),
                 Ok(_) => (
@@ -97,5 +104,14 @@ impl Engine {
             replayable: self.batch.replayable,
             txn_part: self.batch.txn_part,
         })
+    }
+}
+
+/// Policy `revert`: the archive says the owner's values went back over the edit.
+fn written_back(plan: &Planned) -> &'static str {
+    if plan.revert.is_some() {
+        ", the owner's value written back"
+    } else {
+        ""
     }
 }

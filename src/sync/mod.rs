@@ -364,7 +364,8 @@ impl Engine {
             if self.archive.is_some() {
                 archived.push(self.archive_row(&plan, &outcome));
             }
-            let revert = reverted.map(|outcome| (plan.change.clone(), plan.conflict_fields.clone(), plan.revert.clone(), outcome));
+            let revert = reverted
+                .map(|outcome| (plan.change.clone(), plan.conflict_fields.clone(), plan.revert.clone(), outcome));
             self.record(plan, outcome, writes, summary);
             if let Some((change, fields, Some(owner), outcome)) = revert {
                 self.record_revert(&change, &fields, &owner, outcome, writes);

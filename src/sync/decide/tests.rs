@@ -536,7 +536,8 @@ fn a_row_the_integration_user_wrote_last_is_an_echo_unless_a_user_changed_what_o
     }
     // A field only Odoo owns differs from what millrace knew: a user's edit the read saw after
     // millrace wrote the row again; it flows.
-    let case = Case { known_source: Some(written(&m, &odoo)), known_target: Some(known(&m, &legacy)), ..Case::default() };
+    let case =
+        Case { known_source: Some(written(&m, &odoo)), known_target: Some(known(&m, &legacy)), ..Case::default() };
     let (v, _) = case.decide(&m, &by_api(&with(&m, &odoo, &[("active", "false")])));
     assert_eq!(v.decision, Decision::Apply);
     assert_eq!(v.fields, fields(&m, &["active"]));
