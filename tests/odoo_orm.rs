@@ -4,29 +4,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::odoo::RealWorld;
-use common::sync::Service;
+use common::odoo::{wait_for, RealWorld};
 use serde_json::{json, Value};
 
 /// The demo's vendor (Wood Corner).
 const PARTNER: i64 = 14;
-
-async fn wait_for<T, F, Fut>(what: &str, service: &Service, seconds: u64, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; service log:\n{}", service.log_text());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 /// Creates millrace's integration user (inventory, manufacturing, sales and purchase rights) as
 /// the admin would, and points the config's `[odoo.api]` at it; the user's id.

@@ -9,8 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::odoo::RealWorld;
-use common::sync::Service;
+use common::odoo::{wait_for, RealWorld};
 use serde_json::json;
 
 /// Desk Combination (FURN_7800): a manufactured product with a three-line BOM, no tracking.
@@ -23,22 +22,6 @@ const COMPONENT: i64 = 25;
 const PARTNER: i64 = 14;
 /// WH/Stock.
 const STOCK: i64 = 8;
-
-/// Polls `check` until it returns `Some` (up to `seconds`), or fails with the service's log.
-async fn wait_for<T, F, Fut>(what: &str, service: &Service, seconds: u64, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; service log:\n{}", service.log_text());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 /// PROD_ORDER as `ORDER_NO → "STATUS|QTY_ORDERED|QTY_COMPLETED"` (quantities without trailing
 /// zeros).

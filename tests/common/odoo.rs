@@ -293,3 +293,23 @@ impl RealWorld {
         format!("MO{id:08}")
     }
 }
+
+/// Polls `check` until it returns `Some` (up to `seconds`), or fails with the service's log.
+pub async fn wait_for<T, F, Fut>(what: &str, service: &super::sync::Service, seconds: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; service log:\n{}",
+            service.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
