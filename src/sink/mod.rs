@@ -119,6 +119,15 @@ impl Sink for OdooTarget {
     }
 }
 
+/// A dead letter's reason, led by the record it is about (`item ["A1"]: …`) unless it already is.
+pub fn about_record(m: &Mapping, key: &str, reason: String) -> String {
+    if reason.starts_with(&m.entity) {
+        reason
+    } else {
+        format!("{} {key}: {reason}", m.entity)
+    }
+}
+
 /// The field whose column a database message names (`column 'ITEM_NO'`, `"default_code"`).
 pub fn field_named_in(m: &Mapping, system: System, message: &str) -> Option<String> {
     let lower = message.to_ascii_lowercase();

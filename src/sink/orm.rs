@@ -13,13 +13,13 @@
 //! the whole batch, which is retried (a record a lost reply had created is then found by its key
 //! and updated, not created twice).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value as Json};
 
 use super::odoo_rows::{Assignment, KeySearch};
-use super::{field_named_in, ApplyError, Outcome, Sink, SinkError, Write};
+use super::{about_record, field_named_in, ApplyError, Outcome, Sink, SinkError, Write};
 use crate::config::{OdooApiSettings, PgConnInfo};
 use crate::mapping::{ChangeOp, ColumnTable, Mapping, Mappings, OnDelete, System};
 use crate::model::{quote_ident, TableName, Value};
@@ -237,9 +237,8 @@ impl OrmSink {
         if !archive {
             match self.api.unlink(model, &[id]).await {
                 Ok(()) => return Ok(()),
-                Err(ApiError::Refused { call, name, message }) if may_archive => {
+                Err(ApiError::Refused { message, .. }) if may_archive => {
                     tracing::info!(model, id, reason = %message, "Odoo refused the delete; archiving instead");
-                    let _ = (call, name);
                 }
                 Err(e) => return Err(e),
             }
@@ -375,29 +374,34 @@ impl Sink for OrmSink {
         let mut creates: Vec<QueuedCreate> = Vec::new();
         let mut writes: Vec<QueuedWrite> = Vec::new();
         let mut created: HashMap<(String, String), i64> = HashMap::new();
+        // The (entity, key) of each queued create, so a later change of one finds it written.
+        let mut queued_keys: HashSet<(&str, &str)> = HashSet::new();
         let resolved = std::cell::RefCell::new(HashMap::new());
         for (index, w) in changes.iter().enumerate() {
             let Some(w) = w else { continue };
             // What is queued is written before a change that may depend on it is planned: a
             // change of another model (a BOM line needs its BOM), or of a key already queued.
             let model = &w.mapping.odoo.model;
-            let key_queued = creates.iter().any(|(i, ..)| {
-                changes[*i].as_ref().is_some_and(|q| q.mapping.entity == w.mapping.entity && q.key == w.key)
-            });
+            let key_queued = queued_keys.contains(&(w.mapping.entity.as_str(), w.key));
             if creates.first().is_some_and(|(_, m, ..)| m != model) || key_queued {
                 self.flush_creates(&mut creates, changes, &mut outcomes, &mut created).await?;
+                queued_keys.clear();
             }
             if writes.first().is_some_and(|(_, m, ..)| m != model) {
                 self.flush_writes(&mut writes, changes, &mut outcomes).await?;
             }
             match self.plan(w, &created, &resolved).await {
                 Ok(None) => {}
-                Ok(Some(Call::Create { model, values, context })) => creates.push((index, model, values, context)),
+                Ok(Some(Call::Create { model, values, context })) => {
+                    queued_keys.insert((w.mapping.entity.as_str(), w.key));
+                    creates.push((index, model, values, context));
+                }
                 Ok(Some(Call::Write { model, id, values, context })) => {
                     writes.push((index, model, id, values, context))
                 }
                 Ok(Some(Call::Delete { model, id, archive, may_archive })) => {
                     self.flush_creates(&mut creates, changes, &mut outcomes, &mut created).await?;
+                    queued_keys.clear();
                     self.flush_writes(&mut writes, changes, &mut outcomes).await?;
                     outcomes[index] = match self.delete(&model, id, archive, may_archive).await {
                         Ok(()) => Ok(None),
@@ -406,12 +410,7 @@ impl Sink for OrmSink {
                 }
                 Err(ApplyError::Transient(message)) => return Err(unavailable(message)),
                 Err(ApplyError::Dead { field, reason }) => {
-                    let reason = if reason.starts_with(&w.mapping.entity) {
-                        reason
-                    } else {
-                        format!("{} {}: {reason}", w.mapping.entity, w.key)
-                    };
-                    outcomes[index] = Err(ApplyError::Dead { field, reason });
+                    outcomes[index] = Err(ApplyError::Dead { field, reason: about_record(w.mapping, w.key, reason) });
                 }
                 Err(other) => outcomes[index] = Err(other),
             }

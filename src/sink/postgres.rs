@@ -15,7 +15,7 @@ use tokio_postgres::{Client, GenericClient};
 use std::sync::Arc;
 
 use super::odoo_rows::{default_text, from_pg, Assignment, KeySearch, Params};
-use super::{field_named_in, ApplyError, Outcome, Sink, SinkError, Write};
+use super::{about_record, field_named_in, ApplyError, Outcome, Sink, SinkError, Write};
 use crate::config::PgConnInfo;
 use crate::mapping::{ChangeOp, ColumnTable, Mapping, Mappings, Record, System};
 use crate::model::{quote_ident, TableName, Value};
@@ -427,12 +427,7 @@ impl OdooSink {
                         .and_then(|c| field_named_in(m, System::Odoo, &format!("\"{c}\"")))
                         .or_else(|| field_named_in(m, System::Odoo, &reason))
                         .or(field);
-                    let reason = if reason.starts_with(&m.entity) {
-                        reason
-                    } else {
-                        format!("{} {}: {reason}", m.entity, w.key)
-                    };
-                    Err(ApplyError::Dead { field, reason })
+                    Err(ApplyError::Dead { field, reason: about_record(m, w.key, reason) })
                 }
                 other => other,
             };
