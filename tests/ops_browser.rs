@@ -96,7 +96,10 @@ async fn the_operator_page_shows_a_dead_letter_and_retries_it_only_with_the_toke
         (world.maria.exec(&count).trim() == "1").then_some(())
     })
     .await;
-    let status: String = odoo.query_one("SELECT status FROM millrace.dlq WHERE id = $1", &[&id]).await.unwrap().get(0);
+    let status: String = common::sync::settled(&"resolved".to_string(), || async {
+        odoo.query_one("SELECT status FROM millrace.dlq WHERE id = $1", &[&id]).await.unwrap().get(0)
+    })
+    .await;
     assert_eq!(status, "resolved");
     assert_eq!(service.stop().code(), Some(0));
 }

@@ -6,7 +6,7 @@ mod common;
 use common::millrace;
 use common::sync::{
     erp_order_no, erp_order_nos_like, eventually, insert_confirmed_orders, legacy_marker, odoo_marker, order_key,
-    sql_strings, World,
+    settled, sql_strings, World,
 };
 
 fn first_line(text: String) -> Option<String> {
@@ -39,15 +39,17 @@ async fn items_flow_from_legacy_and_ownership_is_enforced() {
         .await;
     assert_eq!((name.as_str(), uom.as_str(), tracking.as_str(), active), ("Oak Leg 40cm", "Units", "lot", true));
     assert_eq!(price.parse::<f64>().unwrap(), 7.5);
-    let xref: i64 = odoo
-        .query_one(
+    let xref: i64 = settled(&1, || async {
+        odoo.query_one(
             "SELECT count(*) FROM millrace.xref WHERE entity = 'item' AND key = '[\"MR-1001\"]' AND system = 'odoo'
                 AND id = (SELECT id::text FROM product_product WHERE default_code = 'MR-1001')",
             &[],
         )
         .await
         .unwrap()
-        .get(0);
+        .get(0)
+    })
+    .await;
     assert_eq!(xref, 1, "the cross-reference names the Odoo row");
 
     // Renaming it in Odoo touches a legacy-owned field: a recorded conflict, not applied.
@@ -170,15 +172,18 @@ async fn production_orders_go_to_legacy_and_progress_comes_back_without_loops() 
     })
     .await;
     assert_eq!(row, "FURN_7800|4.0000|EA|R|2026-12-01 08:30:00", "Odoo's UTC start is Brussels local time here");
-    let bound: i64 = odoo
-        .query_one(
+    let key = order_key(&odoo, "WH/MO/00900").await;
+    let bound: i64 = settled(&1, || async {
+        odoo.query_one(
             "SELECT count(*) FROM millrace.xref WHERE entity = 'production_order' AND key = $1 AND system = 'odoo'
                 AND id = (SELECT id::text FROM mrp_production WHERE name = 'WH/MO/00900')",
-            &[&order_key(&odoo, "WH/MO/00900").await],
+            &[&key],
         )
         .await
         .unwrap()
-        .get(0);
+        .get(0)
+    })
+    .await;
     assert_eq!(bound, 1, "the cross-reference binds the Odoo id to the ERP number");
 
     // The shop floor reports production in the legacy ERP: it flows back to Odoo.
@@ -350,8 +355,10 @@ async fn bad_data_is_dead_lettered_with_its_reason_and_retried_once_fixed() {
         .unwrap()
     })
     .await;
-    let status: String =
-        odoo.query_one("SELECT status FROM millrace.dlq WHERE id = $1", &[uom_id]).await.unwrap().get(0);
+    let status: String = settled(&"resolved".to_string(), || async {
+        odoo.query_one("SELECT status FROM millrace.dlq WHERE id = $1", &[uom_id]).await.unwrap().get(0)
+    })
+    .await;
     assert_eq!(status, "resolved");
 
     // Fixing the order in Odoo (a unit the ERP knows) is a new change: it applies and settles
@@ -415,9 +422,12 @@ async fn rows_read_twice_are_not_applied_twice() {
         .unwrap()
     })
     .await;
+    // Forget the watermarks while the service is stopped (a poll in flight would save its own
+    // again): the next poll reads every legacy row again.
+    assert_eq!(service.stop().code(), Some(0));
     let (applied, stale) = counts().await;
-    // Forget the watermarks: the next poll reads every legacy row again.
     odoo.batch_execute("DELETE FROM millrace.legacy_checkpoint; DELETE FROM millrace.legacy_row_hash").await.unwrap();
+    let service = world.start();
     let rows: i64 = world
         .maria
         .exec("SELECT (SELECT COUNT(*) FROM ITEM_MASTER) + (SELECT COUNT(*) FROM PROD_ORDER)")

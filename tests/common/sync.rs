@@ -176,6 +176,25 @@ where
     }
 }
 
+/// Reads a value of the control state until it is `expected`, and returns what was last read.
+/// A batch's outcome (cross-references, dead-letter resolutions) is saved a moment after its
+/// target rows, so a test that has just seen the row waits for it (up to 40 s), then asserts.
+pub async fn settled<T, F, Fut>(expected: &T, mut read: F) -> T
+where
+    T: PartialEq,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let value = read().await;
+        if value == *expected || Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A world whose legacy connection goes through a TCP proxy the test can cut.
 pub async fn world_behind_proxy(prefix: &str, mappings: &[&str]) -> (World, super::proxy::Proxy) {
     let maria_port: u16 =
