@@ -152,6 +152,9 @@ pub struct Side {
     pub columns: Vec<Column>,
     pub defaults: Vec<(String, Value)>,
     pub only: Vec<(usize, Vec<Value>)>,
+    /// Odoo: fields an existing row is found by when the key has no column here and no
+    /// cross-reference binds it yet.
+    pub match_fields: Vec<usize>,
     /// Legacy: how the table is polled.
     pub poll: Option<LegacyTable>,
     pub timezone: Option<chrono_tz::Tz>,
@@ -163,6 +166,47 @@ pub struct Side {
     /// Legacy: the columns read from the table (see [`Mappings::legacy_read_columns`]); empty:
     /// every column.
     pub read_columns: Vec<String>,
+    /// Odoo, through its API: fields recorded by a business action instead of written.
+    pub workflow: Option<Workflow>,
+}
+
+/// Which business action a [`Workflow`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkflowKind {
+    /// A manufacturing order: quantity producing and lot set and the components consumed as
+    /// Odoo's form does, components of scrapped units scrapped, the order marked done.
+    Production,
+    /// A sale order line: its open delivery validated for the quantity shipped since the last.
+    Delivery,
+}
+
+/// Fields Odoo records through a business action rather than as written values
+/// (`[odoo.workflow]`).
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub kind: WorkflowKind,
+    pub quantity: usize,
+    pub scrapped: Option<usize>,
+    pub lot: Option<usize>,
+    /// The record values on which the order is finished.
+    pub done: Vec<(usize, Vec<Value>)>,
+    pub backorder: bool,
+}
+
+impl Workflow {
+    /// The fields the action records (never written as values).
+    pub fn fields(&self) -> Vec<usize> {
+        let mut fields = vec![self.quantity];
+        fields.extend(self.scrapped);
+        fields.extend(self.lot);
+        fields.extend(self.done.iter().map(|(f, _)| *f));
+        fields
+    }
+
+    /// Whether the record says the order is finished.
+    pub fn is_done(&self, record: &Record) -> bool {
+        !self.done.is_empty() && self.done.iter().all(|(field, values)| values.contains(&record.values[*field]))
+    }
 }
 
 impl Side {
@@ -471,19 +515,25 @@ fn compile_side(
             orm_field,
         });
     }
-    let mut only = Vec::new();
-    for (name, values) in &spec.only {
+    let only = field_values(fields, &spec.only, &format!("[{section}.only]"), invalid)?;
+    let mut match_fields = Vec::new();
+    for name in &spec.match_fields {
         let field = fields
             .iter()
             .position(|f| &f.name == name)
-            .ok_or_else(|| invalid(format!("[{section}.only] names {name:?}, which is not in [fields]")))?;
-        let values = values
-            .iter()
-            .map(|v| transform::toml_to_value(v, fields[field].ty))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid(format!("[{section}.only] {name}: {e}")))?;
-        only.push((field, values));
+            .ok_or_else(|| invalid(format!("[{section}] match names {name:?}, which is not in [fields]")))?;
+        if system == System::Legacy || !columns.iter().any(|c| c.field == field) {
+            return Err(invalid(format!("[{section}] match: {name:?} must be a field stored in Odoo ([odoo] match)")));
+        }
+        match_fields.push(field);
     }
+    let workflow = match &spec.workflow {
+        None => None,
+        Some(_) if system == System::Legacy => {
+            return Err(invalid("[legacy.workflow]: workflows are Odoo's business actions ([odoo.workflow])".into()))
+        }
+        Some(w) => Some(workflow(fields, w, invalid)?),
+    };
     let timezone = match &spec.timezone {
         Some(name) => Some(
             name.parse::<chrono_tz::Tz>()
@@ -560,13 +610,67 @@ fn compile_side(
         columns,
         defaults: defaults(&spec.defaults, invalid, &format!("[{section}.defaults]"))?,
         only,
+        match_fields,
         poll,
         timezone,
         on_delete,
         insert_only: spec.insert_only,
         backfill: spec.backfill.unwrap_or(true),
         read_columns: Vec::new(),
+        workflow,
     })
+}
+
+/// `{ field = [value, …] }` tables (`only`, a workflow's `done`) as field indices and values.
+fn field_values(
+    fields: &[Field],
+    raw: &BTreeMap<String, Vec<toml::Value>>,
+    section: &str,
+    invalid: &dyn Fn(String) -> MappingError,
+) -> Result<Vec<(usize, Vec<Value>)>, MappingError> {
+    let mut out = Vec::new();
+    for (name, values) in raw {
+        let field = fields
+            .iter()
+            .position(|f| &f.name == name)
+            .ok_or_else(|| invalid(format!("{section} names {name:?}, which is not in [fields]")))?;
+        let values = values
+            .iter()
+            .map(|v| transform::toml_to_value(v, fields[field].ty))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(format!("{section} {name}: {e}")))?;
+        out.push((field, values));
+    }
+    Ok(out)
+}
+
+fn workflow(
+    fields: &[Field],
+    spec: &spec::WorkflowSpec,
+    invalid: &dyn Fn(String) -> MappingError,
+) -> Result<Workflow, MappingError> {
+    let kind = match spec.kind.as_str() {
+        "production" => WorkflowKind::Production,
+        "delivery" => WorkflowKind::Delivery,
+        other => return Err(invalid(format!("[odoo.workflow] kind {other:?}: use \"production\" or \"delivery\""))),
+    };
+    let field = |role: &str, name: &str| {
+        fields
+            .iter()
+            .position(|f| f.name == name)
+            .ok_or_else(|| invalid(format!("[odoo.workflow] {role} names {name:?}, which is not in [fields]")))
+    };
+    let quantity = field("quantity", &spec.quantity)?;
+    let scrapped = spec.scrapped.as_deref().map(|n| field("scrapped", n)).transpose()?;
+    let lot = spec.lot.as_deref().map(|n| field("lot", n)).transpose()?;
+    let done = field_values(fields, &spec.done, "[odoo.workflow.done]", invalid)?;
+    if kind == WorkflowKind::Delivery && (scrapped.is_some() || lot.is_some() || !done.is_empty()) {
+        return Err(invalid(
+            "[odoo.workflow] a delivery takes quantity and backorder (scrapped, lot and done are for production)"
+                .into(),
+        ));
+    }
+    Ok(Workflow { kind, quantity, scrapped, lot, done, backorder: spec.backorder.unwrap_or(true) })
 }
 
 fn defaults(
@@ -631,6 +735,8 @@ impl Mappings {
         }
         for m in &mut self.entities {
             m.odoo.columns.retain(|c| !(c.expr.is_some() && c.orm_field.is_some()));
+            // The SQL writer has no actions: it writes a workflow's fields as columns.
+            m.odoo.workflow = None;
         }
         self
     }

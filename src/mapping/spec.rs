@@ -125,6 +125,10 @@ pub struct SideSpec {
     /// side (`only = { status = ["released", "closed"] }`).
     #[serde(default)]
     pub only: BTreeMap<String, Vec<toml::Value>>,
+    /// Odoo: when the key has no column in Odoo (a unit's ERP code), the fields an existing
+    /// row is found by before the cross-reference binds it (`match = ["name"]`).
+    #[serde(default, rename = "match")]
+    pub match_fields: Vec<String>,
     /// Legacy: change-detection strategy and its options, as in `[[legacy.tables]]`.
     pub strategy: Option<String>,
     pub column: Option<String>,
@@ -144,6 +148,32 @@ pub struct SideSpec {
     /// False for history the other side already holds in its own form (the ERP's ledger of
     /// past stock movements): only changes from now on flow.
     pub backfill: Option<bool>,
+    /// Odoo, through its API: fields recorded by the business action a user would take instead
+    /// of written as values (a production report, a delivery).
+    pub workflow: Option<WorkflowSpec>,
+}
+
+/// A business action Odoo runs for some fields of a record (`[odoo.workflow]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowSpec {
+    /// `production` (an mrp.production: the quantity produced, scrapped and the lot are reported
+    /// on it, and it is marked done) or `delivery` (a sale.order.line: its delivery is validated
+    /// for the quantity shipped).
+    pub kind: String,
+    /// The field holding the cumulative quantity produced or shipped.
+    pub quantity: String,
+    /// Production: the field holding the cumulative quantity scrapped.
+    pub scrapped: Option<String>,
+    /// Production: the field holding the lot the order produces.
+    pub lot: Option<String>,
+    /// Production: the record values on which the order is marked done
+    /// (`done = { status = ["closed"] }`).
+    #[serde(default)]
+    pub done: BTreeMap<String, Vec<toml::Value>>,
+    /// Whether finishing short of the ordered quantity leaves a backorder for the rest
+    /// (default true); false closes the order (or delivery) with what was reported.
+    pub backorder: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@
 pub mod erp;
 pub mod erp_db;
 pub mod erp_sql;
+pub mod odoo_actions;
 pub mod odoo_rows;
 pub mod orm;
 pub mod postgres;

@@ -180,12 +180,16 @@ impl<C: GenericClient + Sync> KeySearch<'_, C> {
     /// Finds the main row by the record's key columns (for rows millrace has no cross-reference
     /// of yet: created before millrace ran, or written just before a crash).
     pub async fn find_by_key(&self, m: &Mapping, key: &str, record: &Record) -> Result<Option<i64>, ApplyError> {
-        let assignments = self.column_values(m, key, record, &m.key, true).await.or_else(|e| match e {
+        // A key Odoo does not store (a unit's ERP code) is found by the mapping's match fields
+        // until the cross-reference binds it.
+        let by_match = m.key.iter().any(|k| m.odoo.column_of(*k).is_none());
+        let fields = if by_match { &m.odoo.match_fields } else { &m.key };
+        let assignments = self.column_values(m, key, record, fields, true).await.or_else(|e| match e {
             // A key value that has no referenced row cannot match an existing row.
             ApplyError::Park(_) => Ok(Vec::new()),
             other => Err(other),
         })?;
-        if assignments.is_empty() || m.key.iter().any(|k| m.odoo.column_of(*k).is_none()) {
+        if assignments.is_empty() || fields.iter().any(|k| m.odoo.column_of(*k).is_none()) {
             return Ok(None);
         }
         let mut params = Params::default();
@@ -203,17 +207,29 @@ impl<C: GenericClient + Sync> KeySearch<'_, C> {
             }
         }
         let sql = format!(
-            "SELECT m.{}::bigint {} WHERE {} ORDER BY 1 LIMIT 1",
+            "SELECT m.{}::bigint {} WHERE {} ORDER BY 1 LIMIT 2",
             quote_ident(&m.odoo.id_column),
             crate::mapping::odoo::from_clause(m),
             conditions.join(" AND ")
         );
-        let row = self
+        let rows = self
             .client
-            .query_opt(&sql, &params.refs())
+            .query(&sql, &params.refs())
             .await
             .map_err(|e| from_pg(&format!("finding {} {key} in {}", m.entity, m.odoo.table), &e))?;
-        Ok(row.map(|r| r.get(0)))
+        if by_match && rows.len() > 1 {
+            let names: Vec<&str> = fields.iter().map(|f| m.fields[*f].name.as_str()).collect();
+            return Err(ApplyError::Dead {
+                field: None,
+                reason: format!(
+                    "{} {key}: several rows of {} have its {}; bind one (an existing cross-reference) or rename the others",
+                    m.entity,
+                    m.odoo.table,
+                    names.join(", ")
+                ),
+            });
+        }
+        Ok(rows.first().map(|r| r.get(0)))
     }
 
     pub async fn find_parent(&self, m: &Mapping, key: &str, assignments: &[&Assignment]) -> Result<i64, ApplyError> {

@@ -18,10 +18,11 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value as Json};
 
+use super::odoo_actions::{self, Action, ActionError, Shipment};
 use super::odoo_rows::{Assignment, KeySearch};
 use super::{about_record, field_named_in, ApplyError, Outcome, Sink, SinkError, Write};
 use crate::config::{OdooApiSettings, PgConnInfo};
-use crate::mapping::{ChangeOp, ColumnTable, Mapping, Mappings, OnDelete, System};
+use crate::mapping::{ChangeOp, ColumnTable, Mapping, Mappings, OnDelete, System, WorkflowKind};
 use crate::model::{quote_ident, TableName, Value};
 use crate::odoo_api::{ApiError, FieldInfo, OdooApi};
 
@@ -38,6 +39,18 @@ pub struct OrmSink {
 type QueuedCreate = (usize, String, Map<String, Json>, Json);
 /// A write waiting for its batched call: (change index, model, id, values, context).
 type QueuedWrite = (usize, String, i64, Map<String, Json>, Json);
+
+/// What a change needs done: a call, and a business action after the batch's writes.
+struct Planned {
+    call: Option<Call>,
+    action: Option<Action>,
+}
+
+impl From<Option<Call>> for Planned {
+    fn from(call: Option<Call>) -> Planned {
+        Planned { call, action: None }
+    }
+}
 
 /// One call's worth of work for a change.
 enum Call {
@@ -77,13 +90,13 @@ impl OrmSink {
         Ok(())
     }
 
-    /// The call a change needs, or its outcome when it needs none.
+    /// The call (and action) a change needs; none when it needs nothing.
     async fn plan(
         &self,
         w: &Write<'_>,
         created: &HashMap<(String, String), i64>,
         resolved: &std::cell::RefCell<HashMap<String, String>>,
-    ) -> Result<Option<Call>, ApplyError> {
+    ) -> Result<Planned, ApplyError> {
         let m = w.mapping;
         let model = m.odoo.model.clone();
         let search = KeySearch { client: &self.read, resolved: Some(resolved) };
@@ -96,34 +109,53 @@ impl OrmSink {
             (Some(id), _) => Some(id),
             (None, Some(id)) if self.exists(m, id).await? => Some(id),
             (None, _) if w.op == ChangeOp::Delete => None,
-            (None, None) if w.target_absent => None,
+            // (Found by match fields, a row may be ambiguous: searched again to say so.)
+            (None, None) if w.target_absent && m.odoo.match_fields.is_empty() => None,
             (None, _) => match w.record {
                 Some(record) => search.find_by_key(m, w.key, record).await?,
                 None => None,
             },
         };
         if w.op == ChangeOp::Delete {
-            let Some(id) = id else { return Ok(None) };
+            let Some(id) = id else { return Ok(None.into()) };
             return Ok(Some(Call::Delete {
                 model,
                 id,
                 archive: m.odoo.on_delete == OnDelete::Archive,
                 may_archive: fields.contains_key("active"),
-            }));
+            })
+            .into());
         }
         let Some(record) = w.record else {
             return Err(ApplyError::Dead { field: None, reason: format!("an upsert of {} without a record", w.key) });
         };
         match id {
             Some(id) => {
-                let assignments = search.column_values(m, w.key, record, w.fields, false).await?;
+                // Fields a workflow records are not written: its action records them.
+                let (written, action) = match &m.odoo.workflow {
+                    Some(workflow) => {
+                        let recorded = workflow.fields();
+                        let written: Vec<usize> = w.fields.iter().copied().filter(|f| !recorded.contains(f)).collect();
+                        let action = if w.fields.iter().any(|f| recorded.contains(f)) {
+                            let action = Action::new(workflow, id, record).map_err(|reason| ApplyError::Dead {
+                                field: Some(m.fields[workflow.quantity].name.clone()),
+                                reason,
+                            })?;
+                            Some(action)
+                        } else {
+                            None
+                        };
+                        (written, action)
+                    }
+                    None => (w.fields.to_vec(), None),
+                };
+                let written: Vec<usize> = written.into_iter().filter(|f| !names_itself(m, record, *f)).collect();
+                let assignments = search.column_values(m, w.key, record, &written, false).await?;
                 let (values, context) = orm_values(m, w.key, fields, &assignments, &[])?;
-                if values.is_empty() {
-                    return Ok(None);
-                }
-                Ok(Some(Call::Write { model, id, values, context }))
+                let call = (!values.is_empty()).then_some(Call::Write { model, id, values, context });
+                Ok(Planned { call, action })
             }
-            None if !w.create => Ok(None),
+            None if !w.create => Ok(None.into()),
             None => {
                 let all: Vec<usize> = (0..m.fields.len()).collect();
                 let assignments = search.column_values(m, w.key, record, &all, false).await?;
@@ -141,7 +173,7 @@ impl OrmSink {
                     }
                 }
                 let (values, context) = orm_values(m, w.key, fields, &assignments, &defaults)?;
-                Ok(Some(Call::Create { model, values, context }))
+                Ok(Some(Call::Create { model, values, context }).into())
             }
         }
     }
@@ -245,6 +277,20 @@ impl OrmSink {
         }
         self.api.write(model, &[id], &json!({"active": false}), &json!({})).await
     }
+}
+
+/// Whether `field` is a lookup into the entity's own table that names the record itself (a
+/// reference unit's class is its own name): left as it is on an update. Looked up while the
+/// record is renamed, it would search for the new name before the record bears it.
+fn names_itself(m: &Mapping, record: &crate::mapping::Record, field: usize) -> bool {
+    let Some(lookup) = m.odoo.column_of(field).and_then(|c| c.lookup.as_ref()) else { return false };
+    lookup.table == m.odoo.table
+        && m.odoo.columns.iter().any(|c| {
+            c.field != field
+                && c.table == ColumnTable::Main
+                && c.column == lookup.value
+                && record.values[c.field] == record.values[field]
+        })
 }
 
 fn record_created(
@@ -377,6 +423,8 @@ impl Sink for OrmSink {
         // The (entity, key) of each queued create, so a later change of one finds it written.
         let mut queued_keys: HashSet<(&str, &str)> = HashSet::new();
         let resolved = std::cell::RefCell::new(HashMap::new());
+        // Business actions, run once the batch's writes are made.
+        let mut actions: Vec<(usize, Action)> = Vec::new();
         for (index, w) in changes.iter().enumerate() {
             let Some(w) = w else { continue };
             // What is queued is written before a change that may depend on it is planned: a
@@ -387,10 +435,32 @@ impl Sink for OrmSink {
                 self.flush_creates(&mut creates, changes, &mut outcomes, &mut created).await?;
                 queued_keys.clear();
             }
-            if writes.first().is_some_and(|(_, m, ..)| m != model) {
+            // A mapping that looks rows of its own model up (a unit's class is named by its
+            // reference unit) may need a queued write made first: a renamed reference unit
+            // before the units of its class that name it anew.
+            let looks_itself_up = w
+                .mapping
+                .odoo
+                .columns
+                .iter()
+                .any(|c| c.lookup.as_ref().is_some_and(|l| l.table == w.mapping.odoo.table));
+            if looks_itself_up && !creates.is_empty() {
+                self.flush_creates(&mut creates, changes, &mut outcomes, &mut created).await?;
+                queued_keys.clear();
+            }
+            if writes.first().is_some_and(|(_, m, ..)| m != model) || (looks_itself_up && !writes.is_empty()) {
                 self.flush_writes(&mut writes, changes, &mut outcomes).await?;
             }
-            match self.plan(w, &created, &resolved).await {
+            let planned = match self.plan(w, &created, &resolved).await {
+                Ok(Planned { call, action }) => {
+                    if let Some(action) = action {
+                        actions.push((index, action));
+                    }
+                    Ok(call)
+                }
+                Err(e) => Err(e),
+            };
+            match planned {
                 Ok(None) => {}
                 Ok(Some(Call::Create { model, values, context })) => {
                     queued_keys.insert((w.mapping.entity.as_str(), w.key));
@@ -417,7 +487,65 @@ impl Sink for OrmSink {
         }
         self.flush_creates(&mut creates, changes, &mut outcomes, &mut created).await?;
         self.flush_writes(&mut writes, changes, &mut outcomes).await?;
+        self.act(&actions, changes, &mut outcomes).await?;
         Ok(outcomes)
+    }
+}
+
+impl OrmSink {
+    /// Runs the batch's business actions (of changes whose writes went through): productions
+    /// one by one, shipments grouped by delivery.
+    async fn act(
+        &self,
+        actions: &[(usize, Action)],
+        changes: &[Option<Write<'_>>],
+        outcomes: &mut [Outcome],
+    ) -> Result<(), SinkError> {
+        let mut shipments = Vec::new();
+        for (index, action) in actions {
+            if outcomes[*index].is_err() {
+                continue;
+            }
+            match action.kind {
+                WorkflowKind::Production => {
+                    if let Err(e) = odoo_actions::production(&self.api, action).await {
+                        outcomes[*index] = Err(action_failure(changes, *index, e)?);
+                    }
+                }
+                WorkflowKind::Delivery => shipments.push(Shipment {
+                    index: *index,
+                    line: action.id,
+                    shipped: action.quantity,
+                    backorder: action.backorder,
+                }),
+            }
+        }
+        if shipments.is_empty() {
+            return Ok(());
+        }
+        let done = odoo_actions::deliveries(&self.api, &shipments).await.map_err(|e| unavailable(e.to_string()))?;
+        for (index, result) in done {
+            if let Err(e) = result {
+                outcomes[index] = Err(action_failure(changes, index, e)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An action's failure as the change's outcome (a dead letter about its record); an outage
+/// fails the batch.
+fn action_failure(changes: &[Option<Write<'_>>], index: usize, e: ActionError) -> Result<ApplyError, SinkError> {
+    match e.into_outcome() {
+        Ok(ApplyError::Dead { field, reason }) => Ok(ApplyError::Dead {
+            field,
+            reason: match &changes[index] {
+                Some(w) => about_record(w.mapping, w.key, reason),
+                None => reason,
+            },
+        }),
+        Ok(other) => Ok(other),
+        Err(e) => Err(unavailable(e.to_string())),
     }
 }
 

@@ -302,7 +302,7 @@ pub fn odoo_row_key(m: &Mapping, id: i64) -> String {
 /// number the ERP gave), and those Odoo owns (a name Odoo changed after the record was
 /// replicated under it). A key field the other side owns keeps Odoo's value, so that an edit
 /// of it in Odoo shows as the ownership conflict it is.
-fn pin_key(m: &Mapping, record: &mut crate::mapping::Record, key: &str) {
+pub(crate) fn pin_key(m: &Mapping, record: &mut crate::mapping::Record, key: &str) {
     let values = crate::model::key_values(key);
     for (field, value) in m.key.iter().zip(values) {
         let value = crate::mapping::transform::coerce(value.clone(), m.fields[*field].ty).unwrap_or(value);

@@ -66,6 +66,18 @@ impl Engine {
             Decision::Stale => {
                 s.stale += 1;
                 w.count(&entity, source, "stale");
+                // The target's row was found holding the change already (by its key, or by the
+                // mapping's match fields): bound now, so a later rename on either side still
+                // finds it.
+                let bound = self.prefetched.xref.contains_key(&(entity.clone(), key.clone(), target.to_string()));
+                if let (Some(id), Some(_), false) = (&plan.target_id, &change.record, bound) {
+                    w.xref.push(XrefWrite {
+                        entity: entity.clone(),
+                        key: key.clone(),
+                        system: target,
+                        id: Some(id.clone()),
+                    });
+                }
                 if let Some(id) = change.dead_letter {
                     w.resolved.push((id, "nothing left to apply: the other side already holds it".into()));
                 }
