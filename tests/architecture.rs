@@ -279,3 +279,51 @@ fn no_file_holds_more_than_about_800_lines_of_code() {
     }
     assert!(too_long.is_empty(), "split these along their ideas:\n{}", too_long.join("\n"));
 }
+
+/// Nothing writes Odoo's tables with SQL: a row written that way skips everything Odoo's own
+/// logic does beside it (valuation, computed fields, stock moves); writes into Odoo go through its
+/// API (`sink/orm.rs`, `sink/odoo_actions.rs`). The only SQL that changes data is millrace's
+/// control state (`src/state/`) and the ERP writer (`sink/erp*.rs`).
+#[test]
+fn nothing_writes_odoos_tables_with_sql() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let allowed = |file: &Path| {
+        let relative = file.strip_prefix(&src).expect("under src").to_string_lossy().replace('\\', "/");
+        relative.starts_with("state/") || relative.starts_with("sink/erp")
+    };
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("source file");
+        for (n, line) in code_of(&text).lines().enumerate() {
+            if changes_data(line) && !allowed(file) {
+                found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "SQL that changes data outside the control state and the ERP writer:\n{}",
+        found.join("\n")
+    );
+    // The statements the retired SQL writer made are what the check catches.
+    for retired in [
+        "let sql = format!(\"UPDATE {} SET {} WHERE {} = $1\", table, assignments, id);",
+        "format!(\"INSERT INTO {} ({}) VALUES ({}) RETURNING id\", table, columns, values)",
+        "client.execute(&format!(\"DELETE FROM {} WHERE id = $1\", table), &[&id])",
+    ] {
+        assert!(changes_data(retired), "{retired}");
+    }
+    assert!(!changes_data("let update = rows.iter().map(|r| r.set).collect();"));
+}
+
+/// Whether a line of code holds SQL that changes data.
+fn changes_data(line: &str) -> bool {
+    let lower = line.to_ascii_lowercase();
+    lower.contains("insert into")
+        || lower.contains("delete from")
+        || lower.contains("truncate table")
+        || lower.contains("merge into")
+        || (lower.contains("update ") && lower.contains(" set "))
+}

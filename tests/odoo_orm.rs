@@ -1,5 +1,5 @@
 //! The ERP → Odoo direction through Odoo's external API, against a real Odoo 17 server: millrace
-//! writes as an integration user over JSON-RPC, and what Odoo's own screens read (through the
+//! writes as its integration user over JSON-RPC (as every [`RealWorld`] is configured), and what Odoo's own screens read (through the
 //! same API, as the admin) is what is asserted. Without the server these tests print SKIPPED.
 
 mod common;
@@ -9,45 +9,6 @@ use serde_json::{json, Value};
 
 /// The demo's vendor (Wood Corner).
 const PARTNER: i64 = 14;
-
-/// Creates millrace's integration user (inventory, manufacturing, sales and purchase rights) as
-/// the admin would, and points the config's `[odoo.api]` at it; the user's id.
-async fn integration_user(world: &RealWorld) -> i64 {
-    let rpc = world.rpc();
-    let mut groups = Vec::new();
-    for xml_id in [
-        "base.group_user",
-        "stock.group_stock_manager",
-        "mrp.group_mrp_manager",
-        "sales_team.group_sale_manager",
-        "purchase.group_purchase_manager",
-        "uom.group_uom",
-        "stock.group_production_lot",
-    ] {
-        groups.push(rpc.ref_id(xml_id).await);
-    }
-    let password = "integration-secret-7Q";
-    let uid = rpc
-        .create(
-            "res.users",
-            // An email address: Odoo posts a chatter message as the user when it makes a backorder.
-            json!({"name": "millrace integration", "login": "millrace", "password": password,
-                   "email": "millrace@example.com", "groups_id": [[6, 0, groups]]}),
-        )
-        .await;
-    let key_file = world.dir.path().join("odoo-api-key");
-    std::fs::write(&key_file, format!("{password}\n")).expect("key file");
-    let server = common::odoo::server("integration_user").expect("a server");
-    let mut config = std::fs::read_to_string(&world.config).expect("config");
-    config.push_str(&format!(
-        "\n[odoo.api]\nurl = \"{}\"\ndatabase = \"{}\"\nlogin = \"millrace\"\nkey_file = \"{}\"\n",
-        server.rpc,
-        world.odoo.db.name,
-        key_file.display()
-    ));
-    std::fs::write(&world.config, config).expect("config");
-    uid
-}
 
 async fn product(world: &RealWorld, code: &str) -> Option<Value> {
     let fields = [
@@ -90,7 +51,7 @@ async fn items_from_the_erp_are_products_odoo_agrees_with() {
     let Some(world) = RealWorld::new("items_from_the_erp_are_products_odoo_agrees_with", &["item"]).await else {
         return;
     };
-    let uid = integration_user(&world).await;
+    let uid = world.integration_uid;
     let service = world.start();
     world.maria.exec(
         "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LOT_CONTROL, STD_COST, LIST_PRICE, STATUS) VALUES \
@@ -246,7 +207,6 @@ async fn erp_production_reports_are_recorded_as_odoo_records_production() {
     else {
         return;
     };
-    integration_user(&world).await;
     let rpc = world.rpc();
     let finished = storable(&world, "ORM-F1", 20.0, "lot", "order").await;
     let wood = storable(&world, "ORM-A1", 2.0, "none", "order").await;
@@ -391,7 +351,6 @@ async fn erp_shipments_are_validated_deliveries_in_odoo() {
     else {
         return;
     };
-    integration_user(&world).await;
     let rpc = world.rpc();
     let chair = storable(&world, "ORM-S1", 15.0, "none", "delivery").await;
     let desk = storable(&world, "ORM-S2", 40.0, "none", "delivery").await;
@@ -491,7 +450,6 @@ async fn an_erp_unit_stays_one_odoo_unit_through_renames() {
     let Some(world) = RealWorld::new("an_erp_unit_stays_one_odoo_unit_through_renames", &["uom"]).await else {
         return;
     };
-    integration_user(&world).await;
     let kg = world.rpc().ref_id("uom.product_uom_kgm").await;
     let service = world.start();
     world.maria.exec(
@@ -566,7 +524,7 @@ async fn erp_boms_and_lots_are_records_odoo_agrees_with() {
     else {
         return;
     };
-    let uid = integration_user(&world).await;
+    let uid = world.integration_uid;
     scan_deletes_often(&world, &["bom", "bom_line"]);
     let rpc = world.rpc();
     let service = world.start();

@@ -48,25 +48,20 @@ struct Snapshot {
 pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super::CommandError> {
     let mappings = Arc::new(
         Mappings::load_dir(&config.sync.mappings)
-            .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?
-            .for_odoo_writer(config.odoo()?.api.is_some()),
+            .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?,
     );
     let selected = select(config, &mappings, &options.entities)?;
     let odoo = super::setup::odoo_with_mapped_tables(config)?;
     let legacy_config = super::run::legacy_config(config, &mappings)?;
     let client = crate::pg::connect(&odoo.conn).await.context("connecting to Odoo's database")?;
 
-    // Setup first (publication, control schema, origin): streaming must be able to start
+    // Setup first (publication, control schema): streaming must be able to start
     // right where the backfill's snapshot ends.
     let steps = setup::plan(&client, &odoo).await.context("checking the publication and slot")?;
     let create_slot = steps.iter().any(|s| matches!(s, SetupStep::CreateSlot { .. }));
     let other: Vec<SetupStep> = steps.into_iter().filter(|s| !matches!(s, SetupStep::CreateSlot { .. })).collect();
     setup::apply(&client, &other).await.context("creating the publication")?;
     let state = StateStore::connect(config.state()?).await.context("opening the control state")?;
-    let origin = config.origin();
-    client.execute(crate::sink::postgres::CREATE_ORIGIN_SQL, &[&origin]).await.map_err(|e| {
-        anyhow::anyhow!("creating replication origin {origin} (needs superuser): {}", pg_error_text(&e))
-    })?;
     if options.restart {
         let names: Vec<String> = selected.iter().map(|i| mappings.entities[*i].entity.clone()).collect();
         state.forget_backfills(&names).await.map_err(anyhow::Error::from)?;
@@ -105,7 +100,7 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
         mappings.clone(),
         state,
         crate::pg::connect(&odoo.conn).await.context("connecting to Odoo's database")?,
-        crate::sink::OdooTarget::connect(&odoo, &origin).await.context("connecting the Odoo writer")?,
+        crate::sink::OdooTarget::connect(&odoo).await.context("connecting the Odoo writer")?,
         LegacyDb::new(&legacy_config).map_err(anyhow::Error::msg)?,
         Arc::new(crate::ops::metrics::Metrics::default()),
     );

@@ -104,7 +104,6 @@ async fn connect_engine(
     let odoo = odoo_config.conn.clone();
     let state_info = config.state()?.clone();
     let legacy = LegacyDb::new(&legacy_config(config, &mappings)?).map_err(anyhow::Error::msg)?;
-    let origin = config.origin();
     let parts = retrying!(
         "control state and Odoo",
         shutdown,
@@ -112,7 +111,7 @@ async fn connect_engine(
         async {
             let state = StateStore::connect(&state_info).await?;
             let odoo_read = crate::pg::connect(&odoo).await?;
-            let sink = OdooTarget::connect(&odoo_config, &origin).await?;
+            let sink = OdooTarget::connect(&odoo_config).await?;
             Ok((state, odoo_read, sink))
         }
         .await
@@ -264,8 +263,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
 async fn serve(config: &Config) -> anyhow::Result<()> {
     let mappings = Arc::new(
         Mappings::load_dir(&config.sync.mappings)
-            .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?
-            .for_odoo_writer(config.odoo()?.api.is_some()),
+            .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?,
     );
     let odoo = super::setup::odoo_with_mapped_tables(config)?;
     let legacy = legacy_config(config, &mappings)?;
@@ -709,7 +707,7 @@ async fn ensure_connected(engine: &mut Engine, conns: &Conns) -> anyhow::Result<
         engine.odoo_read = crate::pg::connect(&conns.odoo).await?;
     }
     if engine.odoo.is_closed() {
-        engine.odoo = OdooTarget::connect(&conns.odoo_config, &conns.origin).await?;
+        engine.odoo = OdooTarget::connect(&conns.odoo_config).await?;
         engine.integration_uid = engine.odoo.integration_uid();
     }
     Ok(())

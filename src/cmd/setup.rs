@@ -1,5 +1,5 @@
-//! `millrace setup`: create the publication and the slot, the control schema and the replication
-//! origin millrace writes into Odoo under; or print what would be run.
+//! `millrace setup`: create the publication and the slot and the control schema; or print what
+//! would be run. (No replication origin: millrace writes into Odoo only through its API.)
 
 use std::io::Write;
 
@@ -31,17 +31,11 @@ pub async fn run(config: &Config, print_sql: bool) -> anyhow::Result<()> {
     let client = crate::pg::connect(&odoo.conn).await?;
     let steps = setup::plan(&client, odoo).await?;
     let mut out = std::io::stdout().lock();
-    let origin = &config.origin();
     if print_sql {
-        let origin_exists = client
-            .query_opt("SELECT 1 FROM pg_replication_origin WHERE roname = $1", &[origin])
-            .await
-            .context("reading replication origins")?
-            .is_some();
         let state = crate::pg::connect(config.state()?).await?;
         let schema_exists =
             crate::state::StateStore::schema_exists(&state).await.context("reading the control schema")?;
-        if steps.is_empty() && origin_exists && schema_exists {
+        if steps.is_empty() && schema_exists {
             writeln!(out, "-- nothing to do: publication {} and slot {} are in place", odoo.publication, odoo.slot)?;
         }
         for step in &steps {
@@ -49,9 +43,6 @@ pub async fn run(config: &Config, print_sql: bool) -> anyhow::Result<()> {
         }
         if !schema_exists {
             writeln!(out, "CREATE SCHEMA millrace; -- and the control tables (CREATE TABLE IF NOT EXISTS …)")?;
-        }
-        if !origin_exists {
-            writeln!(out, "SELECT pg_replication_origin_create('{origin}');")?;
         }
         return Ok(());
     }
@@ -64,10 +55,6 @@ pub async fn run(config: &Config, print_sql: bool) -> anyhow::Result<()> {
         }
     }
     crate::state::StateStore::connect(config.state()?).await.context("creating the control schema")?;
-    client
-        .execute(crate::sink::postgres::CREATE_ORIGIN_SQL, &[origin])
-        .await
-        .with_context(|| format!("creating replication origin {origin} (needs superuser)"))?;
-    writeln!(out, "control schema millrace and replication origin {origin} in place")?;
+    writeln!(out, "control schema millrace in place")?;
     Ok(())
 }

@@ -276,6 +276,15 @@ impl Mapping {
         crate::model::key_text(&values)
     }
 
+    /// Whether changes of this entity can be written into `system`: it owns a field there, or
+    /// a hand-over gives one to it.
+    pub fn writes_into(&self, system: System) -> bool {
+        let other = system.other();
+        self.owner == other
+            || self.fields.iter().any(|f| f.owner == Some(other))
+            || self.handovers.iter().any(|h| h.to != Some(system))
+    }
+
     /// Whether a side replicates this record (`only` filters).
     pub fn passes_filter(&self, system: System, record: &Record) -> bool {
         self.side(system).only.iter().all(|(field, values)| values.contains(&record.values[*field]))
@@ -724,21 +733,6 @@ impl Mappings {
         let mut mappings = Mappings { entities };
         mappings.set_legacy_read_columns();
         Ok(mappings)
-    }
-
-    /// Without Odoo's API, a field only the API can write (an `expr` with a `field`: a product's
-    /// company-dependent cost) is not carried at all: the SQL writer could never give Odoo the
-    /// ERP's value, and Odoo's own value would read as a conflict forever.
-    pub fn for_odoo_writer(mut self, through_api: bool) -> Mappings {
-        if through_api {
-            return self;
-        }
-        for m in &mut self.entities {
-            m.odoo.columns.retain(|c| !(c.expr.is_some() && c.orm_field.is_some()));
-            // The SQL writer has no actions: it writes a workflow's fields as columns.
-            m.odoo.workflow = None;
-        }
-        self
     }
 
     /// Every column of legacy `table` some mapping needs: the columns of the mappings whose table

@@ -12,7 +12,6 @@ pub mod erp_sql;
 pub mod odoo_actions;
 pub mod odoo_rows;
 pub mod orm;
-pub mod postgres;
 
 use std::sync::Arc;
 
@@ -71,38 +70,36 @@ pub trait Sink {
     ) -> Result<Vec<Outcome>, SinkError>;
 }
 
-/// Where writes into Odoo go: its API ([`orm::OrmSink`], when `[odoo.api]` is configured), or
-/// its database under a replication origin ([`postgres::OdooSink`]).
+/// Where writes into Odoo go: its API ([`orm::OrmSink`]), as the integration user `[odoo.api]`
+/// names. Nothing writes Odoo's tables with SQL: a row written that way skips everything Odoo's
+/// logic does beside it (valuation, computed fields, stock). Without `[odoo.api]` nothing is
+/// written into Odoo, and each change bound there is dead-lettered saying so.
 pub enum OdooTarget {
-    Api(orm::OrmSink),
-    Database(postgres::OdooSink),
+    Api(Box<orm::OrmSink>),
+    NotConfigured,
 }
 
 impl OdooTarget {
     /// Connects the writer the configuration names.
-    pub async fn connect(config: &crate::config::OdooConfig, origin: &str) -> Result<OdooTarget, SinkError> {
+    pub async fn connect(config: &crate::config::OdooConfig) -> Result<OdooTarget, SinkError> {
         match &config.api {
-            Some(api) => Ok(OdooTarget::Api(orm::OrmSink::connect(api, &config.conn).await?)),
-            None => postgres::OdooSink::connect(&config.conn, origin)
-                .await
-                .map(OdooTarget::Database)
-                .map_err(|e| SinkError::Unavailable { system: "odoo", message: format!("{e:?}") }),
+            Some(api) => Ok(OdooTarget::Api(Box::new(orm::OrmSink::connect(api, &config.conn).await?))),
+            None => Ok(OdooTarget::NotConfigured),
         }
     }
 
     pub fn is_closed(&self) -> bool {
         match self {
             OdooTarget::Api(sink) => sink.is_closed(),
-            OdooTarget::Database(sink) => sink.is_closed(),
+            OdooTarget::NotConfigured => false,
         }
     }
 
-    /// The Odoo user millrace writes as (`write_uid` of its writes), when it writes through
-    /// the API.
+    /// The Odoo user millrace writes as (`write_uid` of its writes).
     pub fn integration_uid(&self) -> Option<i64> {
         match self {
             OdooTarget::Api(sink) => Some(sink.uid()),
-            OdooTarget::Database(_) => None,
+            OdooTarget::NotConfigured => None,
         }
     }
 }
@@ -115,7 +112,20 @@ impl Sink for OdooTarget {
     ) -> Result<Vec<Outcome>, SinkError> {
         match self {
             OdooTarget::Api(sink) => sink.apply(mappings, changes).await,
-            OdooTarget::Database(sink) => sink.apply(mappings, changes).await,
+            OdooTarget::NotConfigured => Ok(changes
+                .iter()
+                .map(|w| match w {
+                    None => Ok(None),
+                    Some(w) => Err(ApplyError::Dead {
+                        field: None,
+                        reason: format!(
+                            "{} {}: not written into Odoo: millrace writes there only through Odoo's API, and the \
+                             configuration has no [odoo.api] (add it, then `millrace dlq retry`)",
+                            w.mapping.entity, w.key
+                        ),
+                    }),
+                })
+                .collect()),
         }
     }
 }

@@ -257,14 +257,21 @@ impl Rpc {
     }
 }
 
-/// A real Odoo database, the demo legacy ERP, and a config with the given mappings, `millrace
-/// setup` done (as [`super::sync::World`] does for the SQL fixture).
+/// A real Odoo database, the demo legacy ERP, millrace's integration user in Odoo, and a config
+/// with the given mappings that writes into Odoo through its API as that user, `millrace setup`
+/// done (as [`super::sync::World`] does for the SQL fixture).
 pub struct RealWorld {
     pub odoo: RealOdoo,
     pub maria: super::legacy::MariaDb,
     pub dir: tempfile::TempDir,
     pub config: String,
+    /// The integration user's id in Odoo (`create_uid`/`write_uid` of millrace's writes).
+    pub integration_uid: i64,
 }
+
+/// The integration user's login and password (its API key, as far as millrace knows).
+const INTEGRATION_LOGIN: &str = "millrace";
+const INTEGRATION_PASSWORD: &str = "integration-secret-7Q";
 
 impl RealWorld {
     /// `None` (after a SKIPPED line) when no real Odoo is configured.
@@ -274,10 +281,19 @@ impl RealWorld {
         let maria = super::legacy::MariaDb::create("ro");
         super::sync::load_legacy_demo(&maria);
         let dir = tempfile::tempdir().expect("temp dir");
-        let archive =
-            format!("\n[archive]\ndir = \"{}\"\nrotate_after = \"1s\"\n", dir.path().join("archive").display());
-        let config = super::sync::configure(dir.path(), &odoo.db, &maria.odbc(), mappings, &archive);
-        Some(RealWorld { odoo, maria, dir, config })
+        let integration_uid = integration_user(&odoo.rpc).await;
+        let key_file = dir.path().join("odoo-api-key");
+        std::fs::write(&key_file, format!("{INTEGRATION_PASSWORD}\n")).expect("key file");
+        let extra = format!(
+            "\n[archive]\ndir = \"{}\"\nrotate_after = \"1s\"\n\n\
+             [odoo.api]\nurl = \"{}\"\ndatabase = \"{}\"\nlogin = \"{INTEGRATION_LOGIN}\"\nkey_file = \"{}\"\n",
+            dir.path().join("archive").display(),
+            server.rpc,
+            odoo.db.name,
+            key_file.display()
+        );
+        let config = super::sync::configure(dir.path(), &odoo.db, &maria.odbc(), mappings, &extra);
+        Some(RealWorld { odoo, maria, dir, config, integration_uid })
     }
 
     pub fn start(&self) -> super::sync::Service {
@@ -292,6 +308,30 @@ impl RealWorld {
     pub fn erp_order_no(id: i64) -> String {
         format!("MO{id:08}")
     }
+}
+
+/// Creates millrace's integration user as the admin would: inventory, manufacturing, sales,
+/// purchase and lot rights, and an email address (Odoo posts a chatter message as the user when
+/// it makes a backorder). Its id.
+async fn integration_user(rpc: &Rpc) -> i64 {
+    let mut groups = Vec::new();
+    for xml_id in [
+        "base.group_user",
+        "stock.group_stock_manager",
+        "mrp.group_mrp_manager",
+        "sales_team.group_sale_manager",
+        "purchase.group_purchase_manager",
+        "uom.group_uom",
+        "stock.group_production_lot",
+    ] {
+        groups.push(rpc.ref_id(xml_id).await);
+    }
+    rpc.create(
+        "res.users",
+        json!({"name": "millrace integration", "login": INTEGRATION_LOGIN, "password": INTEGRATION_PASSWORD,
+               "email": "millrace@example.com", "groups_id": [[6, 0, groups]]}),
+    )
+    .await
 }
 
 /// Polls `check` until it returns `Some` (up to `seconds`), or fails with the service's log.
