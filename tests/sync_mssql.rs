@@ -1,15 +1,17 @@
 //! `millrace run` against a real SQL Server through its own protocol (tiberius), when
 //! `MILLRACE_TEST_MSSQL` holds an ADO.NET connection string to a scratch database (see
-//! tests/legacy_mssql.rs). The legacy tables live in a schema of the test's own, dropped at the
-//! end. Without the variable the test prints SKIPPED and passes: no SQL Server runs on
-//! millrace's dev and CI machines.
+//! tests/legacy_mssql.rs), and a real Odoo (tests/common/odoo.rs) to write into through its API.
+//! The legacy tables live in a schema of the test's own, dropped at the end. Without both the
+//! test prints SKIPPED and passes: no SQL Server runs on millrace's dev and CI machines.
 
 mod common;
 
-use common::sync::{eventually, load_odoo_fixture, Service};
-use common::{millrace, TestDb};
+use common::millrace;
+use common::odoo::{api_section, server, RealOdoo};
+use common::sync::{eventually, Service};
 use millrace::erp::mssql::MssqlConnection;
 use millrace::model::Value;
+use serde_json::json;
 
 const ENV: &str = "MILLRACE_TEST_MSSQL";
 
@@ -60,6 +62,7 @@ async fn items_and_orders_flow_through_sql_server() {
             return;
         }
     };
+    let Some(odoo_server) = server("items_and_orders_flow_through_sql_server") else { return };
     let schema = Schema { ado: ado.clone(), name: format!("mr{}", std::process::id()) };
     let s = &schema.name;
     let mut conn = MssqlConnection::connect(&ado, None).expect("connect to SQL Server");
@@ -84,9 +87,10 @@ async fn items_and_orders_flow_through_sql_server() {
         ),
     );
 
-    let odoo = TestDb::create("mssql").await;
-    load_odoo_fixture(&odoo);
+    let real = RealOdoo::create(&odoo_server, "mssql").await;
+    let odoo = &real.db;
     let dir = tempfile::tempdir().expect("temp dir");
+    let (api, _) = api_section(&odoo_server, &real, dir.path()).await;
     std::fs::create_dir(dir.path().join("mappings")).expect("mapping dir");
     for m in ["item", "production_order"] {
         let text =
@@ -103,7 +107,7 @@ async fn items_and_orders_flow_through_sql_server() {
         &config,
         format!(
             "[odoo]\nurl = \"{}?sslmode=disable\"\nslot = \"{}\"\npublication = \"millrace_pub\"\n\n\
-             [legacy]\nkind = \"mssql\"\nconnection_string = \"{}\"\npoll_interval = \"300ms\"\n\n[sync]\nretry_interval = \"500ms\"\n",
+             [legacy]\nkind = \"mssql\"\nconnection_string = \"{}\"\npoll_interval = \"300ms\"\n\n[sync]\nretry_interval = \"500ms\"\n{api}",
             odoo.url,
             odoo.slot(),
             ado.replace('"', "\\\"")
@@ -126,22 +130,11 @@ async fn items_and_orders_flow_through_sql_server() {
         pg.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-SQL-1'", &[]).await.unwrap()
     })
     .await;
-    // Odoo → SQL Server: an archive (UPDATE) and a confirmed order (MERGE).
-    pg.batch_execute("UPDATE product_product SET active = false WHERE default_code = 'MR-SQL-1'").await.unwrap();
-    // The ERP's order number is Odoo's id as `MO` and eight digits (mappings/production_order.toml).
-    let order_id: i32 = pg
-        .query_one(
-            "INSERT INTO mrp_production (name, product_id, product_uom_id, picking_type_id, location_src_id,
-                    location_dest_id, company_id, consumption, product_qty, qty_producing, date_start, state)
-             SELECT 'WH/MO/00960', (SELECT id FROM product_product WHERE default_code = 'MR-SQL-1'), product_uom_id,
-                    picking_type_id, location_src_id, location_dest_id, company_id, consumption, 2, 0, '2026-12-04 08:00:00', 'confirmed'
-               FROM mrp_production WHERE name = 'WH/MO/00001'
-             RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    // Odoo → SQL Server: an archive (UPDATE) and a confirmed order (MERGE), made through Odoo.
+    let rpc = &real.rpc;
+    let product = rpc.search("product.product", json!([["default_code", "=", "MR-SQL-1"]])).await[0];
+    rpc.write("product.product", &[product], json!({"active": false})).await;
+    let order_id = rpc.confirmed_order(product, 2.0).await;
     let order_no = format!("MO{order_id:08}");
     eventually("the archive and the order in SQL Server", &service, || async {
         let status = scalar(&ado, &format!("SELECT STATUS FROM [{s}].ITEM_MASTER WHERE ITEM_NO = 'MR-SQL-1'"));

@@ -281,17 +281,9 @@ impl RealWorld {
         let maria = super::legacy::MariaDb::create("ro");
         super::sync::load_legacy_demo(&maria);
         let dir = tempfile::tempdir().expect("temp dir");
-        let integration_uid = integration_user(&odoo.rpc).await;
-        let key_file = dir.path().join("odoo-api-key");
-        std::fs::write(&key_file, format!("{INTEGRATION_PASSWORD}\n")).expect("key file");
-        let extra = format!(
-            "\n[archive]\ndir = \"{}\"\nrotate_after = \"1s\"\n\n\
-             [odoo.api]\nurl = \"{}\"\ndatabase = \"{}\"\nlogin = \"{INTEGRATION_LOGIN}\"\nkey_file = \"{}\"\n",
-            dir.path().join("archive").display(),
-            server.rpc,
-            odoo.db.name,
-            key_file.display()
-        );
+        let (api, integration_uid) = api_section(&server, &odoo, dir.path()).await;
+        let extra =
+            format!("\n[archive]\ndir = \"{}\"\nrotate_after = \"1s\"\n{api}", dir.path().join("archive").display());
         let config = super::sync::configure(dir.path(), &odoo.db, &maria.odbc(), mappings, &extra);
         Some(RealWorld { odoo, maria, dir, config, integration_uid })
     }
@@ -308,6 +300,21 @@ impl RealWorld {
     pub fn erp_order_no(id: i64) -> String {
         format!("MO{id:08}")
     }
+}
+
+/// Millrace's integration user created in `odoo` (its key in a file under `dir`), and the
+/// `[odoo.api]` section of a config that writes as it; the user's id.
+pub async fn api_section(server: &OdooServer, odoo: &RealOdoo, dir: &std::path::Path) -> (String, i64) {
+    let uid = integration_user(&odoo.rpc).await;
+    let key_file = dir.join("odoo-api-key");
+    std::fs::write(&key_file, format!("{INTEGRATION_PASSWORD}\n")).expect("key file");
+    let section = format!(
+        "\n[odoo.api]\nurl = \"{}\"\ndatabase = \"{}\"\nlogin = \"{INTEGRATION_LOGIN}\"\nkey_file = \"{}\"\n",
+        server.rpc,
+        odoo.db.name,
+        key_file.display()
+    );
+    (section, uid)
 }
 
 /// Creates millrace's integration user as the admin would: inventory, manufacturing, sales,
