@@ -14,8 +14,10 @@
 # With a real Odoo 17 installed by scripts/dev-env.sh (its server tarball is there), the Odoo side
 # is a copy of its demo database and the workload drives Odoo through its ORM over JSON-RPC
 # (scripts/odoo_demo.py: orders confirmed, produced and marked done through Odoo's wizards, with
-# backorders, receipts, deliveries); otherwise, or with DEMO_ODOO=sql, the SQL fixture and a
-# workload written with SQL.
+# backorders, receipts, deliveries), and millrace writes into Odoo through its API as an
+# integration user; otherwise, or with DEMO_ODOO=sql, the SQL fixture and a workload written with
+# SQL — there, with no Odoo server to write through, the ERP → Odoo changes are dead letters
+# (millrace never writes Odoo's tables with SQL).
 #
 #   scripts/demo.sh                 runs until Ctrl-C
 #   DEMO_SECONDS=30 scripts/demo.sh stops by itself after 30 seconds (SIGTERM: drains, exits 0)
@@ -75,6 +77,19 @@ else
 fi
 psql -X -q -At -v ON_ERROR_STOP=1 "$DB_URL" -f sql/demo/so-line-numbers.sql | mariadb_demo
 
+API_SECTION=""
+if [[ $REAL_ODOO -eq 1 ]]; then
+    mkdir -p .dev/demo
+    odoo_demo user .dev/demo/odoo-api.key
+    API_SECTION="
+# Every write into Odoo goes through its API, as millrace's integration user.
+[odoo.api]
+url = \"$ODOO_RPC\"
+database = \"$DB\"
+login = \"millrace\"
+key_file = \"$ROOT/.dev/demo/odoo-api.key\""
+fi
+
 echo "==> building millrace (release)"
 cargo build --release --quiet
 MILLRACE=$ROOT/target/release/millrace
@@ -86,6 +101,7 @@ cat >.dev/demo/millrace.toml <<TOML
 url = "$DB_URL?sslmode=disable&application_name=millrace-demo"
 slot = "millrace_demo"
 publication = "millrace_demo"
+$API_SECTION
 
 [legacy]
 kind = "odbc"

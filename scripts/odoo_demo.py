@@ -4,6 +4,10 @@
                             installation does once before its first sync: an internal reference
                             for products without one (PP-000042), BOM sequences numbered 1, 2 …
                             per product and BOM line sequences 10, 20 … per BOM
+    odoo_demo.py user KEY_FILE
+                            millrace's integration user (inventory, manufacturing, sales and
+                            purchase rights, an email address), as the admin makes it; its
+                            password, which millrace uses as its API key, into KEY_FILE
     odoo_demo.py workload   a plant at work, one round every DEMO_ROUND seconds (default 2):
                             a manufacturing order confirmed, the one before produced and marked
                             done (every third with a backorder), components received, desks
@@ -58,6 +62,22 @@ def align():
     print(f"aligned through the ORM: {len(products)} internal references, {len(boms)} BOMs, {len(lines)} BOM lines")
 
 
+def user():
+    rpc = session()
+    groups = []
+    for xml_id in ["base.group_user", "stock.group_stock_manager", "mrp.group_mrp_manager",
+                   "sales_team.group_sale_manager", "purchase.group_purchase_manager", "uom.group_uom",
+                   "stock.group_production_lot"]:
+        module, name = xml_id.split(".")
+        groups.append(rpc.execute("ir.model.data", "check_object_reference", [module, name])[1])
+    key = "demo-integration-" + os.urandom(8).hex()
+    rpc.create("res.users", {"name": "millrace integration", "login": "millrace", "password": key,
+                             "email": "millrace@example.com", "groups_id": [[6, 0, groups]]})
+    with open(sys.argv[2], "w") as f:
+        f.write(key + "\n")
+    os.chmod(sys.argv[2], 0o600)
+
+
 def workload():
     rpc = session()
     pause = float(os.environ.get("DEMO_ROUND", "2"))
@@ -92,4 +112,4 @@ def workload():
 
 
 if __name__ == "__main__":
-    {"align": align, "workload": workload}[sys.argv[1]]()
+    {"align": align, "user": user, "workload": workload}[sys.argv[1]]()
