@@ -2,12 +2,11 @@
 # Sync benchmark: end-to-end throughput of `millrace run` in each direction, and its memory.
 #
 #   1. fresh copies of the Odoo 17 fixture (PostgreSQL) and of the demo legacy ERP (MariaDB,
-#      through Connector/ODBC), keys aligned as scripts/demo.sh does, the shipped item and
-#      production_order mappings, `millrace setup`, then `millrace run` under /usr/bin/time;
+#      through Connector/ODBC), keys aligned as scripts/demo.sh does, the shipped production_order
+#      mapping, `millrace setup`, then `millrace run` under /usr/bin/time;
 #   2. once the first sync of the existing rows is over (decision counts stop moving):
-#      (a) legacy → Odoo: BENCH_ITEMS new items written to ITEM_MASTER in one INSERT … SELECT;
-#          timed from just before the statement to the moment the last one is in Odoo (with its
-#          product_template and product_product), polled every 100 ms;
+#      (legacy → Odoo goes through Odoo's API, which needs a real Odoo server: bench/orm measures
+#      it, against a Python client doing the same through JSON-RPC)
 #      (b) Odoo → legacy: BENCH_ORDERS manufacturing orders confirmed in Odoo in one transaction;
 #          timed until the last is in PROD_ORDER;
 #      (c) quiet: 10 s after (b) with no writes on either side (the no-loop check);
@@ -20,7 +19,7 @@
 # millrace with itself from change to change.
 #
 # Usage: bench/sync/run.sh     (about 2 minutes at the defaults)
-# Env:   BENCH_ITEMS=10000 BENCH_ORDERS=2000 BENCH_NO_README=1
+# Env:   BENCH_ORDERS=2000 BENCH_NO_README=1
 #        BENCH_ARCHIVE=1   with the Parquet archive on ([archive], default rotation), as in production
 set -euo pipefail
 
@@ -29,7 +28,6 @@ ROOT=$(cd -- "$BENCH_DIR/../.." && pwd -P)
 README=$ROOT/bench/README.md
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-ITEMS=${BENCH_ITEMS:-10000}
 ORDERS=${BENCH_ORDERS:-2000}
 DB=millrace_bench_sync
 LEGACY_DB=millrace_bench_sync_legacy
@@ -74,7 +72,7 @@ bash scripts/load-odoo-fixture.sh --fresh "$DB" >/dev/null
 bash scripts/load-legacy-fixture.sh --fresh "$LEGACY_DB" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 "$DB_URL" -f sql/demo/align-odoo-keys.sql
 mkdir -p "$WORK/mappings"
-cp mappings/item.toml mappings/production_order.toml "$WORK/mappings/"
+cp mappings/production_order.toml "$WORK/mappings/"
 cat >"$WORK/millrace.toml" <<TOML
 [odoo]
 url = "$DB_URL?sslmode=disable"
@@ -125,16 +123,6 @@ log "first sync of the existing rows"
 settle
 INITIAL_DECISIONS=$(decisions)
 
-log "(a) $ITEMS new items in the legacy ERP"
-T0=$(now_ms)
-mariadb_bench -e "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE)
-                  SELECT CONCAT('BENCH-', LPAD(seq, 7, '0')), CONCAT('Bench item ', seq), 'EA', seq % 1000
-                    FROM seq_1_to_$ITEMS"
-odoo_items() { psql -X -At "$DB_URL" -c "SELECT count(*) FROM product_product WHERE default_code LIKE 'BENCH-%'"; }
-wait_count items "$ITEMS" odoo_items
-T1=$(now_ms)
-A_MS=$((T1 - T0))
-
 log "(b) $ORDERS manufacturing orders confirmed in Odoo"
 T0=$(now_ms)
 psql -X -q -v ON_ERROR_STOP=1 "$DB_URL" -c "
@@ -169,7 +157,6 @@ read -r RSS_KB USER_S SYS_S ELAPSED_S <"$WORK/time.txt"
 DEAD=$(psql -X -At "$DB_URL" -c "SELECT count(*) FROM millrace.dlq")
 
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n * 1000 / ms }'; }
-A_RATE=$(rate "$ITEMS" "$A_MS")
 B_RATE=$(rate "$ORDERS" "$B_MS")
 RSS_MB=$(awk -v k="$RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
 CPU_S=$(awk -v u="$USER_S" -v s="$SYS_S" 'BEGIN { printf "%.1f", u + s }')
@@ -189,21 +176,18 @@ RESULTS=$WORK/results.md
 cat >"$RESULTS" <<EOF
 Last run: $(date -u '+%Y-%m-%d %H:%M') UTC, millrace $COMMIT; $(nproc) cores ($CPU_MODEL), $MEM_GB GB RAM,
 PostgreSQL $PG_VERSION, MariaDB $MARIADB_VERSION with Connector/ODBC; whole script ${TOTAL_S} s.
-The first sync of the fixture's existing rows took $INITIAL_DECISIONS decisions before (a). Run $ARCHIVE_NOTE.
+The first sync of the fixture's existing rows took $INITIAL_DECISIONS decisions before (b). Run $ARCHIVE_NOTE.
+Legacy → Odoo goes through Odoo's API: see the orm section.
 
 | direction | changes | until the last one is on the other side | changes/s |
 |---|---|---|---|
-| (a) legacy → Odoo: new items (ITEM_MASTER → product_template + product_product, unit looked up on both sides), one INSERT | $ITEMS | $(awk -v ms="$A_MS" 'BEGIN { printf "%.2f s", ms / 1000 }') | **$A_RATE** |
 | (b) Odoo → legacy: confirmed manufacturing orders (mrp_production → PROD_ORDER), one transaction | $ORDERS | $(awk -v ms="$B_MS" 'BEGIN { printf "%.2f s", ms / 1000 }') | **$B_RATE** |
 
 - (c) no loop: in 10 quiet seconds after (b) (once its echoes were decided), $((W1 - W0)) writes and $((Q1 - Q0)) decisions of any kind (expected 0 and 0).
 - millrace over the whole run ($ELAPSED_S s): peak RSS **$RSS_MB MB**, CPU $CPU_S s; dead letters at the end: $DEAD.
 - Where the time goes: a batch's control state is read in two queries and written in one
   statement per kind, the legacy rows a batch needs are read in bulk, a batch is written without
-  savepoints unless a change fails, and a looked-up value is resolved once per batch; (a) still
-  looks for each new item's Odoo row by its number while deciding, then inserts the template and
-  the variant (about four round trips per item): batching that search is the next step. The legacy
-  poll of (a) is held in memory until decided, so peak RSS grows with the largest single poll.
+  savepoints unless a change fails, and a looked-up value is resolved once per batch.
 EOF
 
 printf '\n===== bench/sync results =====\n' && cat "$RESULTS" && printf '==============================\n'
