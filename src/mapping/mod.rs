@@ -168,6 +168,9 @@ pub struct Side {
     pub read_columns: Vec<String>,
     /// Odoo, through its API: fields recorded by a business action instead of written.
     pub workflow: Option<Workflow>,
+    /// Odoo: a row the integration user made that millrace knows nothing of is a record of its
+    /// own (`made_by_integration_user = "new"`), not an echo.
+    pub integration_rows_are_new: bool,
 }
 
 /// Which business action a [`Workflow`] is.
@@ -536,6 +539,15 @@ fn compile_side(
         }
         match_fields.push(field);
     }
+    let integration_rows_are_new = match spec.made_by_integration_user.as_deref() {
+        None | Some("echo") => false,
+        Some("new") if system == System::Odoo => true,
+        Some(other) => {
+            return Err(invalid(format!(
+                "[{section}] made_by_integration_user {other:?}: use \"echo\" or \"new\" (Odoo side)"
+            )))
+        }
+    };
     let workflow = match &spec.workflow {
         None => None,
         Some(_) if system == System::Legacy => {
@@ -627,6 +639,7 @@ fn compile_side(
         backfill: spec.backfill.unwrap_or(true),
         read_columns: Vec::new(),
         workflow,
+        integration_rows_are_new,
     })
 }
 

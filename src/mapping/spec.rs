@@ -151,6 +151,11 @@ pub struct SideSpec {
     /// Odoo, through its API: fields recorded by the business action a user would take instead
     /// of written as values (a production report, a delivery).
     pub workflow: Option<WorkflowSpec>,
+    /// Odoo: what a row millrace's integration user made, and millrace knows nothing of, is:
+    /// `echo` (default: what Odoo did because of millrace's write, such as the stock moves of a
+    /// production the ERP reported, which the ERP has booked itself) or `new` (a business record
+    /// of its own, such as the backorder Odoo makes when millrace marks an order done: it flows).
+    pub made_by_integration_user: Option<String>,
 }
 
 /// A business action Odoo runs for some fields of a record (`[odoo.workflow]`).

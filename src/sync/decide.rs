@@ -181,14 +181,14 @@ pub fn decide(m: &Mapping, change: &Change, facts: &Facts<'_>) -> Step {
     let known_t = facts.known_target;
     let xref_t = facts.xref_target;
     if change.by_integration_user {
-        if known_record(m, known_s).is_some() || xref_t.is_some() {
+        if known_record(m, known_s).is_some() || xref_t.is_some() || !m.odoo.integration_rows_are_new {
             if written_by_millrace(m, change, known_s) {
                 return decided(Decision::Echo);
             }
         } else {
-            // Nothing known of the row: either millrace created it (the ERP holds the record
-            // it came from) or Odoo made it itself while running millrace's action (the
-            // backorder of a production marked done), which is new to the ERP and flows.
+            // Nothing known of the row, of an entity whose rows Odoo makes by itself while
+            // running millrace's actions (the backorder of a production marked done): millrace
+            // created it if the ERP holds its record; otherwise it is new to the ERP and flows.
             match &facts.target {
                 Row::Unread => return Step::NeedTargetRow,
                 Row::Found(_) => return decided(Decision::Echo),

@@ -530,13 +530,19 @@ fn a_row_the_integration_user_wrote_last_is_an_echo_unless_a_user_changed_what_o
     let (v, asked) = case.decide(&m, &by_api(&with(&m, &odoo, &[("price", "1.50")])));
     assert_eq!(v.decision, Decision::Echo);
     assert!(asked.is_empty());
-    // Nothing known yet, and the ERP holds the record: a row millrace created.
+    // Nothing known: what Odoo did because of millrace's write (the stock moves of a reported
+    // production), by default.
+    let (v, asked) = Case::default().decide(&m, &by_api(&odoo));
+    assert_eq!((v.decision, asked), (Decision::Echo, vec![]));
+    // An entity whose rows Odoo makes by itself while running millrace's actions (a production's
+    // backorder): a row the ERP holds is millrace's...
+    let mut m = m.clone();
+    m.odoo.integration_rows_are_new = true;
     let case = Case { target_row: Some(TargetRow { id: None, record: legacy.clone() }), ..Case::default() };
     let (v, asked) = case.decide(&m, &by_api(&odoo));
     assert_eq!((v.decision, asked), (Decision::Echo, vec![TARGET]));
-    // Nothing known and nothing in the ERP: a row Odoo made by itself while running millrace's
-    // action (a production's backorder), decided as any Odoo row (the ERP owns items: a
-    // conflict), not dropped as an echo.
+    // ... and one the ERP lacks is new, decided as any Odoo row (the ERP owns items: a conflict),
+    // not dropped as an echo.
     let (v, asked) = Case::default().decide(&m, &by_api(&odoo));
     assert_eq!((v.decision, asked), (Decision::Conflict, vec![TARGET]));
     // A field only Odoo owns differs from what millrace knew: a user's edit the read saw after
