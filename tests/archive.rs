@@ -6,8 +6,10 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::odoo::{wait_for, RealWorld};
 use common::parquet::report;
 use common::sync::{erp_order_nos_like, eventually, insert_confirmed_orders, sql_strings, World};
+use serde_json::json;
 
 const ARCHIVE: &str = "\n[archive]\ndir = \"archive\"\nrotate_rows = 500\nrotate_after = \"1s\"\n";
 
@@ -27,40 +29,85 @@ fn archive_scalar(dir: &Path, sql: &str) -> u64 {
     r.scalar(0).as_u64().unwrap_or(0)
 }
 
+/// Rewrites the `[archive]` section of the config `RealWorld` wrote (its directory stays
+/// `<world dir>/archive`) with `settings`, rather than adding a second one.
+fn set_archive(world: &RealWorld, settings: &str) {
+    let config = std::fs::read_to_string(&world.config).expect("read config");
+    let header = "\n[archive]\n";
+    let start = config.find(header).expect("RealWorld's config has an [archive] section");
+    let end = config[start + header.len()..].find("\n[").map_or(config.len(), |i| start + header.len() + i);
+    let section = format!("{header}dir = \"{}\"\n{settings}", world.dir.path().join("archive").display());
+    std::fs::write(&world.config, format!("{}{section}{}", &config[..start], &config[end..])).expect("write config");
+}
+
+/// The id of the Odoo product with internal reference `code`, read from Odoo's table.
+async fn product_id(odoo: &tokio_postgres::Client, code: &str) -> Option<i64> {
+    odoo.query_opt("SELECT id::bigint FROM product_product WHERE default_code = $1", &[&code])
+        .await
+        .expect("read product_product")
+        .map(|r| r.get(0))
+}
+
+/// The English name of the Odoo product with internal reference `code`, read from Odoo's tables.
+async fn product_name(odoo: &tokio_postgres::Client, code: &str) -> Option<String> {
+    odoo.query_opt(
+        "SELECT t.name->>'en_US' FROM product_product p JOIN product_template t ON t.id = p.product_tmpl_id
+          WHERE p.default_code = $1",
+        &[&code],
+    )
+    .await
+    .expect("read product_template")
+    .and_then(|r| r.get(0))
+}
+
+/// The demo ERP's orders that Odoo's template does not have (numbered past its orders' ids):
+/// gone, so that an order made in Odoo here takes its ERP number cleanly.
+async fn forget_erp_only_orders(world: &RealWorld) {
+    let odoo = world.odoo.db.client().await;
+    let numbers: Vec<String> = odoo
+        .query("SELECT 'MO' || lpad(id::text, 8, '0') FROM mrp_production", &[])
+        .await
+        .expect("read mrp_production")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!numbers.is_empty(), "the template has manufacturing orders");
+    world.maria.exec(&format!("DELETE FROM PROD_ORDER WHERE ORDER_NO NOT IN ({})", sql_strings(&numbers)));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_decision_is_archived_with_typed_columns_that_pyarrow_and_duckdb_read() {
-    let world = World::new("archive_read", &["item", "production_order"]).await;
-    world.append_config(ARCHIVE);
+    let test = "every_decision_is_archived_with_typed_columns_that_pyarrow_and_duckdb_read";
+    let Some(world) = RealWorld::new(test, &["item", "production_order"]).await else {
+        return;
+    };
+    set_archive(&world, "rotate_rows = 500\nrotate_after = \"1s\"\n");
     let archive = world.dir.path().join("archive");
     let service = world.start();
-    let odoo = world.odoo.client().await;
+    let odoo = world.odoo.db.client().await;
 
     world.maria.exec(
         "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, ITEM_TYPE, LOT_CONTROL, STD_COST, LIST_PRICE, STATUS)
          VALUES ('MR-A001', 'Walnut Top', 'EA', 'P', 'N', 3.2500, 12.3456, 'A'),
                 ('MR-A002', 'Walnut Leg', 'EA', 'P', 'L', 1.0000, 0.0001, 'A')",
     );
-    eventually("both items in Odoo", &service, || async {
-        let n: i64 = odoo
-            .query_one("SELECT count(*) FROM product_product WHERE default_code IN ('MR-A001', 'MR-A002')", &[])
-            .await
-            .unwrap()
-            .get(0);
-        (n == 2).then_some(())
+    let id = wait_for("both items in Odoo", &service, 90, || async {
+        product_id(&odoo, "MR-A002").await?;
+        product_id(&odoo, "MR-A001").await
     })
     .await;
-    // A rename in Odoo of a legacy-owned field: a conflict, archived with its reason.
-    odoo.batch_execute(
-        "UPDATE product_template SET name = '{\"en_US\": \"Renamed in Odoo\"}'
-          WHERE id = (SELECT product_tmpl_id FROM product_product WHERE default_code = 'MR-A001')",
-    )
-    .await
-    .unwrap();
-    eventually("the archived conflict", &service, || async {
+    // A rename in Odoo of a legacy-owned field: a conflict, archived with its reason (and, under
+    // the mapping's policy `revert`, the ERP's name written back into Odoo).
+    world.rpc().write("product.product", &[id], json!({"name": "Renamed in Odoo"})).await;
+    wait_for("the ERP's name written back into Odoo", &service, 60, || async {
+        (product_name(&odoo, "MR-A001").await.as_deref() == Some("Walnut Top")).then_some(())
+    })
+    .await;
+    wait_for("the archived conflict", &service, 60, || async {
         (archived_rows(&archive.join("entity=item"), "_decision = 'conflict'") >= 1).then_some(())
     })
     .await;
-    eventually("the archived item creations", &service, || async {
+    wait_for("the archived item creations", &service, 60, || async {
         (archived_rows(
             &archive.join("entity=item"),
             "_source_system = 'legacy' AND _decision = 'apply' AND _key LIKE '%MR-A%'",
@@ -227,33 +274,37 @@ async fn killed_during_a_workload_the_archive_holds_every_change_exactly_once() 
 /// spool held, and the next run archives it exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_nothing() {
-    let world = World::new("archive_spool", &["item", "production_order"]).await;
-    world.append_config("\n[archive]\ndir = \"archive\"\nrotate_after = \"1h\"\n");
+    let test = "acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_nothing";
+    let Some(world) = RealWorld::new(test, &["item", "production_order"]).await else {
+        return;
+    };
+    set_archive(&world, "rotate_after = \"1h\"\n");
+    forget_erp_only_orders(&world).await;
     let archive = world.dir.path().join("archive");
+    let rpc = world.rpc();
+    // Desk Combination: made in Odoo, an item the ERP knows.
+    let desk = rpc.search("product.product", json!([["default_code", "=", "FURN_7800"]])).await[0];
     let mut service = world.start();
-    let odoo = world.odoo.client().await;
+    let odoo = world.odoo.db.client().await;
 
     // Three ERP polls in a row: each item reaches Odoo without waiting for an archive file.
     for i in 0..3 {
         world.maria.exec(&format!(
             "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE) VALUES ('MR-S{i}', 'Spool item {i}', 'EA', 2.5)"
         ));
-        eventually(&format!("item MR-S{i} in Odoo"), &service, || async {
-            odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = $1", &[&format!("MR-S{i}")])
-                .await
-                .unwrap()
-                .map(|_| ())
-        })
-        .await;
+        let code = format!("MR-S{i}");
+        wait_for(&format!("item {code} in Odoo"), &service, 60, || product_id(&odoo, &code)).await;
     }
-    // An Odoo order reaches the ERP, and the slot is acknowledged past it.
-    insert_confirmed_orders(&odoo, "WH/MO/S", 0, 3, 4).await;
+    // Odoo orders reach the ERP, and the slot is acknowledged past them.
+    let mut orders = Vec::new();
+    for qty in 1..=3 {
+        orders.push(rpc.confirmed_order(desk, f64::from(qty)).await);
+    }
     let after: String = odoo.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.unwrap().get(0);
     // The ERP knows the orders by their ERP numbers (`MO` + Odoo id), their keys `["MO…"]`.
-    let numbers = erp_order_nos_like(&odoo, "WH/MO/S%").await;
-    assert_eq!(numbers.len(), 3);
+    let numbers: Vec<String> = orders.iter().map(|id| RealWorld::erp_order_no(*id)).collect();
     let order_keys: Vec<String> = numbers.iter().map(|n| format!("[\"{n}\"]")).collect();
-    eventually("the orders in the ERP", &service, || async {
+    wait_for("the orders in the ERP", &service, 60, || async {
         let n: u64 = world
             .maria
             .exec(&format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO IN ({})", sql_strings(&numbers)))
@@ -263,11 +314,11 @@ async fn acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_noth
         (n == 3).then_some(())
     })
     .await;
-    eventually("the slot acknowledged past the orders", &service, || async {
+    wait_for("the slot acknowledged past the orders", &service, 60, || async {
         let acked: Option<bool> = odoo
             .query_one(
                 "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
-                &[&after, &world.odoo.slot()],
+                &[&after, &world.odoo.db.slot()],
             )
             .await
             .unwrap()
@@ -301,18 +352,14 @@ async fn acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_noth
         "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE) VALUES ('MR-AFTER', 'After the kill', 'EA', 1)",
     );
     world.maria.exec(&format!("UPDATE PROD_ORDER SET QTY_COMPLETED = 1 WHERE ORDER_NO = '{}'", numbers[0]));
-    insert_confirmed_orders(&odoo, "WH/MO/Z", 0, 1, 4).await;
-    let after_kill = erp_order_nos_like(&odoo, "WH/MO/Z%").await;
-    eventually("the changes made after the restart on the other side", &service, || async {
-        let item = odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-AFTER'", &[]).await.unwrap();
+    let after_kill = RealWorld::erp_order_no(rpc.confirmed_order(desk, 1.0).await);
+    wait_for("the changes made after the restart on the other side", &service, 90, || async {
+        let item = product_id(&odoo, "MR-AFTER").await;
         let produced = odoo
-            .query_opt(
-                "SELECT 1 FROM mrp_production WHERE 'MO' || lpad(id::text, 8, '0') = $1 AND qty_producing = 1",
-                &[&numbers[0]],
-            )
+            .query_opt("SELECT 1 FROM mrp_production WHERE id = $1 AND qty_producing = 1", &[&(orders[0] as i32)])
             .await
             .unwrap();
-        let order = world.maria.exec(&format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{}'", after_kill[0]));
+        let order = world.maria.exec(&format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{after_kill}'"));
         (item.is_some() && produced.is_some() && order.trim() == "1").then_some(())
     })
     .await;
@@ -338,32 +385,27 @@ async fn acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_noth
 }
 
 /// An Odoo change to an item that touches both a field Odoo owns (`active`) and one it does not
-/// (`description`), under the mapping's policy `reject`: only the owned field is written, and the
-/// archive's reason says so (it is not a conflict "accepted").
+/// (`description`), under the mapping's policy (`revert`): only the owned field is applied, the
+/// ERP's value of the other is written back into Odoo, and the archive's reason says so (it is
+/// not a conflict "accepted").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_applied_in_part_under_policy_reject_says_what_was_not_applied() {
-    let world = World::new("archive_reason", &["item"]).await;
-    world.append_config(ARCHIVE);
+    let test = "a_change_applied_in_part_under_policy_reject_says_what_was_not_applied";
+    let Some(world) = RealWorld::new(test, &["item"]).await else {
+        return;
+    };
+    set_archive(&world, "rotate_rows = 500\nrotate_after = \"1s\"\n");
     let archive = world.dir.path().join("archive");
     let service = world.start();
-    let odoo = world.odoo.client().await;
+    let odoo = world.odoo.db.client().await;
 
     world.maria.exec(
         "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE, LIST_PRICE) VALUES ('MR-R001', 'Oak Shelf', 'EA', 4)",
     );
-    eventually("the item in Odoo", &service, || async {
-        odoo.query_opt("SELECT 1 FROM product_product WHERE default_code = 'MR-R001'", &[]).await.unwrap()
-    })
-    .await;
-    // One Odoo transaction: archive the item (Odoo's field) and rename it (the ERP's field).
-    odoo.batch_execute(
-        "UPDATE product_product SET active = false WHERE default_code = 'MR-R001';
-         UPDATE product_template SET name = '{\"en_US\": \"Renamed in Odoo\"}'
-          WHERE id = (SELECT product_tmpl_id FROM product_product WHERE default_code = 'MR-R001')",
-    )
-    .await
-    .unwrap();
-    eventually("the item obsolete in the ERP", &service, || async {
+    let id = wait_for("the item in Odoo", &service, 90, || product_id(&odoo, "MR-R001")).await;
+    // One Odoo transaction (one write): archive the item (Odoo's field) and rename it (the ERP's).
+    world.rpc().write("product.product", &[id], json!({"active": false, "name": "Renamed in Odoo"})).await;
+    wait_for("the item obsolete in the ERP", &service, 60, || async {
         (world.maria.exec("SELECT STATUS FROM ITEM_MASTER WHERE ITEM_NO = 'MR-R001'").trim() == "I").then_some(())
     })
     .await;
@@ -372,8 +414,12 @@ async fn a_change_applied_in_part_under_policy_reject_says_what_was_not_applied(
         "Oak Shelf",
         "the rename is not Odoo's to make"
     );
+    wait_for("the ERP's name written back into Odoo", &service, 60, || async {
+        (product_name(&odoo, "MR-R001").await.as_deref() == Some("Oak Shelf")).then_some(())
+    })
+    .await;
     let condition = "_source_system = 'odoo' AND _decision = 'apply' AND _key = '[\"MR-R001\"]'";
-    eventually("the archived change", &service, || async {
+    wait_for("the archived change", &service, 60, || async {
         (archived_rows(&archive.join("entity=item"), condition) >= 1).then_some(())
     })
     .await;

@@ -504,6 +504,22 @@ async fn the_archive_says_what_happened() {
         (rows[0]["qty_producing"].as_f64() == Some(2.0)).then_some(())
     })
     .await;
+    // millrace's write comes back through the stream; decided before a user writes the row again
+    // (a row is millrace's echo while its `write_uid` is the integration user).
+    let odoo = world.odoo.db.client().await;
+    wait_for("millrace's write back as an echo", &service, 60, || async {
+        let n: i64 = odoo
+            .query_one(
+                "SELECT COALESCE(sum(n), 0)::bigint FROM millrace.decision_count
+                  WHERE entity = 'production_order' AND source = 'odoo' AND decision = 'echo'",
+                &[],
+            )
+            .await
+            .expect("decision counts")
+            .get(0);
+        (n > 0).then_some(())
+    })
+    .await;
     // A planner marks the order urgent in Odoo: nothing the ERP carries.
     rpc.write("mrp.production", &[order], json!({"priority": "1"})).await;
     // A sentinel order after it: once it is archived, the edit was decided.

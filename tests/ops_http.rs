@@ -9,7 +9,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::sync::eventually;
+use common::odoo::{wait_for, RealWorld};
+use common::proxy::Proxy;
+use common::sync::{eventually, sql_strings, UNIT_THE_ERP_LACKS};
+use serde_json::json;
 
 const TOKEN: &str = "op-token-7f3a9c";
 
@@ -43,13 +46,64 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
 }
 
+/// A [`RealWorld`] whose legacy connection goes through a TCP proxy the test can cut (the
+/// config's ODBC connection string rewritten to the proxy's port), or `None` without a real Odoo.
+async fn real_world_behind_proxy(test: &str, mappings: &[&str]) -> Option<(RealWorld, Proxy)> {
+    let world = RealWorld::new(test, mappings).await?;
+    let maria_port: u16 =
+        url::Url::parse(&common::env_path("MILLRACE_TEST_MARIADB_URL")).ok().and_then(|u| u.port()).unwrap_or(3306);
+    let proxy = Proxy::start(([127, 0, 0, 1], maria_port).into()).await;
+    let config = std::fs::read_to_string(&world.config).expect("read config");
+    let direct = format!("Port={maria_port};");
+    assert!(config.contains(&direct), "the config reaches MariaDB on port {maria_port}: {config}");
+    std::fs::write(&world.config, config.replace(&direct, &format!("Port={};", proxy.port))).expect("write config");
+    Some((world, proxy))
+}
+
+/// The demo ERP's orders that Odoo's template does not have (numbered past its orders' ids):
+/// gone, so that an order made in Odoo here takes its ERP number cleanly.
+async fn forget_erp_only_orders(world: &RealWorld) {
+    let odoo = world.odoo.db.client().await;
+    let numbers: Vec<String> = odoo
+        .query("SELECT 'MO' || lpad(id::text, 8, '0') FROM mrp_production", &[])
+        .await
+        .expect("read mrp_production")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!numbers.is_empty(), "the template has manufacturing orders");
+    world.maria.exec(&format!("DELETE FROM PROD_ORDER WHERE ORDER_NO NOT IN ({})", sql_strings(&numbers)));
+}
+
+/// An order of `product` confirmed in Odoo (through its API) and counted in `unit`, a unit the
+/// ERP's UOM table has no row for: PROD_ORDER.UOM_CODE cannot name it, so the order is a dead
+/// letter on its way (field `uom`). Its ERP number.
+async fn order_the_erp_refuses(world: &RealWorld, product: i64, unit: i64) -> String {
+    let rpc = world.rpc();
+    let id =
+        rpc.create("mrp.production", json!({"product_id": product, "product_qty": 1, "product_uom_id": unit})).await;
+    rpc.execute("mrp.production", "action_confirm", json!([[id]]), json!({})).await;
+    RealWorld::erp_order_no(id)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_lag_readiness_and_operator_actions_over_http() {
-    let (world, proxy) = common::sync::world_behind_proxy("ops_http", &["item", "production_order"]).await;
-    world.append_config(&format!("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"));
-    // A password for Odoo too (the dev server trusts local connections, so it is never asked
-    // for): it must not show up either.
+    let Some((world, proxy)) =
+        real_world_behind_proxy("metrics_lag_readiness_and_operator_actions_over_http", &["item", "production_order"])
+            .await
+    else {
+        return;
+    };
+    forget_erp_only_orders(&world).await;
+    let mut config = std::fs::read_to_string(&world.config).expect("read config");
+    config.push_str(&format!("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"));
+    std::fs::write(&world.config, config).expect("write config");
+    // A password for Odoo's database too (the dev server trusts local connections, so it is
+    // never asked for): it must not show up either, nor the integration user's API key.
     let odoo_password = "odoo-pw-4b1d9e".to_string();
+    let api_key = std::fs::read_to_string(world.dir.path().join("odoo-api-key")).expect("the API key file");
+    let api_key = api_key.trim();
+    assert!(!api_key.is_empty());
     let env = vec![("MILLRACE_ODOO_PASSWORD".to_string(), odoo_password.clone())];
     let service = common::sync::Service::start_with_env(&world.config, world.dir.path(), &env);
     let address: SocketAddr =
@@ -57,7 +111,8 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
             .await;
     let (status, body) = request(address, "GET", "/health", None);
     assert_eq!(status, 200, "{body}");
-    eventually("ready", &service, || async { (request(address, "GET", "/ready", None).0 == 200).then_some(()) }).await;
+    wait_for("ready", &service, 90, || async { (request(address, "GET", "/ready", None).0 == 200).then_some(()) })
+        .await;
 
     // The workload moves the counters.
     let applied = |metrics: &str| {
@@ -68,7 +123,7 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
         "INSERT INTO ITEM_MASTER (ITEM_NO, DESCRIPTION, UOM_CODE) VALUES
             ('MR-M1', 'Metric 1', 'EA'), ('MR-M2', 'Metric 2', 'EA'), ('MR-M3', 'Metric 3', 'EA')",
     );
-    let metrics = eventually("three more applied items in /metrics", &service, || async {
+    let metrics = wait_for("three more applied items in /metrics", &service, 90, || async {
         let m = request(address, "GET", "/metrics", None).1;
         (applied(&m) >= before + 3.0).then_some(m)
     })
@@ -107,18 +162,29 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     })
     .await;
 
-    // A dead letter: an order in a unit the ERP's UOM table has no row for, refused by
-    // PROD_ORDER.UOM_CODE.
-    let odoo = world.odoo.client().await;
-    let order_no = common::sync::insert_order_the_erp_refuses(&odoo, "WH/MO/00970", "2026-12-06 08:00:00").await;
+    // A dead letter: an order in a unit the ERP's UOM table has no row for (made in Odoo here),
+    // refused by PROD_ORDER.UOM_CODE.
+    let rpc = world.rpc();
+    let odoo = world.odoo.db.client().await;
+    let units = rpc.ref_id("uom.product_uom_categ_unit").await;
+    let lacking = rpc
+        .create(
+            "uom.uom",
+            json!({"name": UNIT_THE_ERP_LACKS, "category_id": units, "uom_type": "bigger",
+                   "factor_inv": 100, "rounding": 1}),
+        )
+        .await;
+    // Desk Combination: made in Odoo, an item the ERP knows.
+    let desk = rpc.search("product.product", json!([["default_code", "=", "FURN_7800"]])).await[0];
+    let order_no = order_the_erp_refuses(&world, desk, lacking).await;
     let key = format!("[\"{order_no}\"]");
     let id: i64 =
-        eventually("the dead letter on the operator API", &service, || async { dead_letter_id(address, &key) }).await;
+        wait_for("the dead letter on the operator API", &service, 60, || async { dead_letter_id(address, &key) }).await;
     // A second such order, dead-lettered after it: retried with the token once the first was
     // refused, it is the marker that the retries asked for so far have run.
-    let marker_no = common::sync::insert_order_the_erp_refuses(&odoo, "WH/MO/00971", "2026-12-06 09:00:00").await;
+    let marker_no = order_the_erp_refuses(&world, desk, lacking).await;
     let marker_key = format!("[\"{marker_no}\"]");
-    let marker: i64 = eventually("the marker's dead letter on the operator API", &service, || async {
+    let marker: i64 = wait_for("the marker's dead letter on the operator API", &service, 60, || async {
         dead_letter_id(address, &marker_key)
     })
     .await;
@@ -142,7 +208,7 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     let (status, body) = request(address, "POST", &format!("/api/dlq/{marker}/retry"), Some(TOKEN));
     assert_eq!(status, 200, "{body}");
     let count_of = |order_no: &str| format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'");
-    eventually("the retried marker order in PROD_ORDER", &service, || async {
+    wait_for("the retried marker order in PROD_ORDER", &service, 60, || async {
         (world.maria.exec(&count_of(&marker_no)).trim() == "1").then_some(())
     })
     .await;
@@ -151,7 +217,7 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     assert_eq!(dlq_status(id).await, "open");
     let (status, body) = request(address, "POST", &path, Some(TOKEN));
     assert_eq!(status, 200, "{body}");
-    eventually("the retried order in PROD_ORDER", &service, || async {
+    wait_for("the retried order in PROD_ORDER", &service, 60, || async {
         (world.maria.exec(&count).trim() == "1").then_some(())
     })
     .await;
@@ -179,6 +245,7 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     for (i, text) in looked_at.iter().enumerate() {
         assert!(!text.contains(&legacy_password), "output {i} shows the legacy password");
         assert!(!text.contains(&odoo_password), "output {i} shows the Odoo password");
+        assert!(!text.contains(api_key), "output {i} shows the Odoo API key");
         assert!(!text.contains(TOKEN), "output {i} shows the operator token");
     }
     let page = &looked_at[0];

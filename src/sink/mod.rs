@@ -34,6 +34,9 @@ pub struct Write<'a> {
     pub target_absent: bool,
     /// The target row's id when known (Odoo).
     pub target_id: Option<&'a str>,
+    /// How long ago a write of this key was first sent without its outcome being recorded (a
+    /// restart or a failed batch came between): the target may still commit it.
+    pub in_flight_for: Option<std::time::Duration>,
 }
 
 /// Why a change could not be written.

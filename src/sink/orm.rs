@@ -33,6 +33,8 @@ pub struct OrmSink {
     read: tokio_postgres::Client,
     /// `fields_get` of each model written so far.
     models: HashMap<String, BTreeMap<String, FieldInfo>>,
+    /// How long a call sent may still be committed by Odoo: the calls' timeout, and a margin.
+    in_flight_window: std::time::Duration,
 }
 
 /// A create waiting for its batched call: (change index, model, values, context).
@@ -65,7 +67,8 @@ impl OrmSink {
         let api = OdooApi::login(settings).await.map_err(|e| unavailable(e.to_string()))?;
         let read = crate::pg::connect(read).await.map_err(|e| unavailable(e.to_string()))?;
         tracing::info!(database = api.database(), uid = api.uid(), "writing into Odoo through its API");
-        Ok(OrmSink { api, read, models: HashMap::new() })
+        let in_flight_window = settings.timeout + std::time::Duration::from_secs(10);
+        Ok(OrmSink { api, read, models: HashMap::new(), in_flight_window })
     }
 
     /// The integration user's id.
@@ -173,6 +176,19 @@ impl OrmSink {
                     }
                 }
                 let (values, context) = orm_values(m, w.key, fields, &assignments, &defaults)?;
+                // A create sent before a restart or a failed batch, whose reply never came, may
+                // still be committed by Odoo (it finishes a call whoever stopped listening): the
+                // record is looked for again later, and made only once that call must be over.
+                if let Some(sent) = w.in_flight_for.filter(|sent| *sent < self.in_flight_window) {
+                    return Err(ApplyError::Park(format!(
+                        "{} {}: not found in Odoo, but a write of it sent {} s ago (before a restart or a failed \
+                         batch) may still be committed there; looked for again before it is made (for up to {} s)",
+                        m.entity,
+                        w.key,
+                        sent.as_secs(),
+                        self.in_flight_window.as_secs()
+                    )));
+                }
                 Ok(Some(Call::Create { model, values, context }).into())
             }
         }

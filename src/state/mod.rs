@@ -141,6 +141,9 @@ CREATE TABLE IF NOT EXISTS millrace.known (
     PRIMARY KEY (entity, key, system)
 );
 ALTER TABLE millrace.known ADD COLUMN IF NOT EXISTS pending_record jsonb;
+-- When the write in flight (pending_fingerprint) was first sent: a create Odoo may still commit
+-- after a restart is looked for again, not made twice, until it must have finished.
+ALTER TABLE millrace.known ADD COLUMN IF NOT EXISTS pending_at timestamptz;
 -- Fingerprints of millrace's latest writes of the key (up to 8) and when the last was made: a poll
 -- can read a row between two of millrace's writes, and that intermediate state is an echo too.
 ALTER TABLE millrace.known ADD COLUMN IF NOT EXISTS recent_written bigint[];

@@ -17,6 +17,10 @@ pub struct Known {
     pub pending_fingerprint: Option<i64>,
     /// What a write in flight would leave on this side (see `pending_fingerprint`).
     pub pending_record: Option<serde_json::Value>,
+    /// How long ago the write in flight was first sent (none in flight: `None`). A write whose
+    /// outcome was never recorded (a restart, a failed batch) may still be committed by the
+    /// target after it.
+    pub pending_for: Option<std::time::Duration>,
     /// Fingerprints of millrace's latest writes here, when the last was at most
     /// [`RECENT_WRITES_WINDOW`] ago (empty otherwise).
     pub recent_written: Vec<i64>,
@@ -176,7 +180,9 @@ impl StateStore {
             .client
             .query(
                 "SELECT k.entity, k.key, k.system, k.record, k.fingerprint, k.position, k.written, k.pending_fingerprint, k.pending_record,
-                        CASE WHEN k.recent_at > now() - interval '5 minutes' THEN k.recent_written END
+                        CASE WHEN k.recent_at > now() - interval '5 minutes' THEN k.recent_written END,
+                        CASE WHEN k.pending_fingerprint IS NOT NULL
+                             THEN extract(epoch FROM now() - k.pending_at)::float8 END
                    FROM millrace.known k JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS u(entity, key)
                      ON k.entity = u.entity AND k.key = u.key",
                 &[&entities, &key_texts],
@@ -194,6 +200,10 @@ impl StateStore {
                     pending_fingerprint: r.get(7),
                     pending_record: r.get(8),
                     recent_written: r.get::<_, Option<Vec<i64>>>(9).unwrap_or_default(),
+                    pending_for: r
+                        .get::<_, Option<f64>>(10)
+                        .filter(|s| s.is_finite())
+                        .map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
                 },
             );
         }
@@ -257,10 +267,16 @@ impl StateStore {
         let records: Vec<&serde_json::Value> = pending.iter().map(|p| &p.4).collect();
         self.client
             .execute(
-                "INSERT INTO millrace.known (entity, key, system, pending_fingerprint, pending_record)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[])
+                "INSERT INTO millrace.known (entity, key, system, pending_fingerprint, pending_record, pending_at)
+                 SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[])
                  ON CONFLICT (entity, key, system) DO UPDATE SET pending_fingerprint = EXCLUDED.pending_fingerprint,
-                    pending_record = EXCLUDED.pending_record",
+                    pending_record = EXCLUDED.pending_record,
+                    -- A write sent again while an earlier one may still be in flight keeps the first
+                    -- one's time: it is the one that may still land.
+                    pending_at = CASE WHEN millrace.known.pending_fingerprint IS NULL
+                                        OR millrace.known.pending_at IS NULL
+                                        OR millrace.known.pending_at < now() - interval '1 hour'
+                                      THEN now() ELSE millrace.known.pending_at END",
                 &[&entities, &keys, &systems, &fingerprints, &records],
             )
             .await
@@ -309,7 +325,8 @@ impl StateStore {
                         AS u(e, k, s, r, f, p, w)
                  ON CONFLICT (entity, key, system) DO UPDATE SET record = EXCLUDED.record,
                     fingerprint = EXCLUDED.fingerprint, position = EXCLUDED.position,
-                    written = EXCLUDED.written, pending_fingerprint = NULL, pending_record = NULL, updated_at = now(),
+                    written = EXCLUDED.written, pending_fingerprint = NULL, pending_record = NULL, pending_at = NULL,
+                    updated_at = now(),
                     recent_written = CASE WHEN EXCLUDED.written
                         THEN (array_append(coalesce(millrace.known.recent_written, '{}'), EXCLUDED.fingerprint))[
                              greatest(1, coalesce(cardinality(millrace.known.recent_written), 0) - 6):]

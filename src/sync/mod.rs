@@ -351,6 +351,15 @@ impl Engine {
                     create: p.create,
                     target_absent: p.target_absent,
                     target_id: p.target_id.as_deref(),
+                    in_flight_for: self
+                        .prefetched
+                        .known
+                        .get(&(
+                            mappings.entities[p.change.entity].entity.clone(),
+                            p.change.key.clone(),
+                            target.as_str().to_string(),
+                        ))
+                        .and_then(|k| k.pending_for),
                 })
             })
             .collect();
@@ -398,6 +407,7 @@ impl Engine {
                     create: false,
                     target_absent: false,
                     target_id: p.change.source_id.as_deref(),
+                    in_flight_for: None,
                 })
             })
             .collect();

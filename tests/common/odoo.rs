@@ -309,7 +309,9 @@ pub async fn api_section(server: &OdooServer, odoo: &RealOdoo, dir: &std::path::
     let key_file = dir.join("odoo-api-key");
     std::fs::write(&key_file, format!("{INTEGRATION_PASSWORD}\n")).expect("key file");
     let section = format!(
-        "\n[odoo.api]\nurl = \"{}\"\ndatabase = \"{}\"\nlogin = \"{INTEGRATION_LOGIN}\"\nkey_file = \"{}\"\n",
+        "\n[odoo.api]\nurl = \"{}\"\ndatabase = \"{}\"\nlogin = \"{INTEGRATION_LOGIN}\"\nkey_file = \"{}\"\n\
+         # A call longer than this is taken as lost; a create sent before a kill is looked for again\n\
+         # for this long (and a margin) before it is made again.\ntimeout = \"30s\"\n",
         server.rpc,
         odoo.db.name,
         key_file.display()

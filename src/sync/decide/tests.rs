@@ -190,6 +190,7 @@ fn known(m: &Mapping, r: &Record) -> Known {
         pending_fingerprint: None,
         pending_record: None,
         recent_written: Vec::new(),
+        pending_for: None,
     }
 }
 
