@@ -181,7 +181,20 @@ async fn check_odoo_api(api: &crate::config::OdooApiSettings, mappings: &Mapping
                 continue;
             }
         };
-        for c in m.odoo.columns.iter().filter(|c| !c.read_only) {
+        // Fields a workflow records are never written: its action records them.
+        let recorded: Vec<usize> = m.odoo.workflow.as_ref().map(|w| w.fields()).unwrap_or_default();
+        if let Some(workflow) = &m.odoo.workflow {
+            let (wanted, action) = match workflow.kind {
+                crate::mapping::WorkflowKind::Production => ("mrp.production", "production"),
+                crate::mapping::WorkflowKind::Delivery => ("sale.order.line", "delivery"),
+            };
+            if model != wanted {
+                report
+                    .problems
+                    .push(format!("{at}: [odoo.workflow] kind {action:?} records on {wanted}, not on model {model}"));
+            }
+        }
+        for c in m.odoo.columns.iter().filter(|c| !c.read_only && !recorded.contains(&c.field)) {
             let Some(name) = &c.orm_field else { continue };
             let field = field_name(m, c.field);
             for name in std::iter::once(name).chain(c.also.iter()) {
