@@ -248,20 +248,22 @@ async fn erp_production_reports_are_recorded_as_odoo_records_production() {
         .maria
         .exec(&format!("UPDATE PROD_ORDER SET QTY_COMPLETED = 4, LOT_NO = 'L-ORM-1' WHERE ORDER_NO = '{number}'"));
     let fields = ["state", "qty_producing", "lot_producing_id", "product_qty", "qty_produced", "procurement_group_id"];
-    let mo = wait_for("the report on the order", &service, 60, || async {
+    // (The quantity is written, then the components follow in Odoo's next call: both awaited.)
+    let (mo, moves) = wait_for("the report on the order", &service, 60, || async {
         let mo = rpc.search_read("mrp.production", json!([["id", "=", order]]), &fields).await.remove(0);
-        close(mo["qty_producing"].as_f64()?, 4.0).then_some(mo)
+        let moves = rpc
+            .search_read(
+                "stock.move",
+                json!([["raw_material_production_id", "=", order]]),
+                &["product_id", "quantity", "picked"],
+            )
+            .await;
+        (close(mo["qty_producing"].as_f64()?, 4.0) && moves.iter().all(|m| m["picked"] == json!(true)))
+            .then_some((mo, moves))
     })
     .await;
     assert_eq!(mo["state"], "progress");
     assert_eq!(mo["lot_producing_id"][1], "L-ORM-1", "the ERP's lot: {mo}");
-    let moves = rpc
-        .search_read(
-            "stock.move",
-            json!([["raw_material_production_id", "=", order]]),
-            &["product_id", "quantity", "picked"],
-        )
-        .await;
     let consumed = |product: i64| {
         moves
             .iter()

@@ -175,6 +175,18 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
             .context("writing to stdout")?,
         }
     }
+    // Rows whose create a killed run had sent may still be committed by Odoo: parked, looked for
+    // again until found or until that create must be over (then made), so the backfill ends
+    // with each of them once.
+    let mut waited = 0;
+    while in_flight_parked(&mut engine).await? > 0 {
+        if waited == 0 {
+            writeln!(out, "waiting for creates a stopped run sent to Odoo to land or to be over")
+                .context("writing to stdout")?;
+        }
+        waited += 1;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
     if snapshot.is_some() {
         writeln!(out, "replication slot {} created at {position}: `millrace run` streams from there", odoo.slot)
             .context("writing to stdout")?;
@@ -190,6 +202,12 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
         lines.join("\n")
     )
     .into())
+}
+
+/// Re-decides the parked changes; how many still wait for a write in flight.
+async fn in_flight_parked(engine: &mut crate::sync::Engine) -> anyhow::Result<u64> {
+    let summary = engine.retry_parked().await.map_err(|e| anyhow::anyhow!("retrying parked changes: {e}"))?;
+    Ok(summary.in_flight)
 }
 
 /// A failed statement on Odoo's database, with the server's own message (the driver's error
@@ -338,6 +356,7 @@ fn add(total: &mut crate::sync::BatchSummary, summary: &crate::sync::BatchSummar
     total.stale += summary.stale;
     total.conflicts += summary.conflicts;
     total.parked += summary.parked;
+    total.in_flight += summary.in_flight;
     total.dead_lettered += summary.dead_lettered;
     total.filtered += summary.filtered;
 }

@@ -256,6 +256,9 @@ async fn save_with_retry(poller: &mut LegacyPoller, saves: &[PendingSave]) {
     }
 }
 
+/// How often parked changes are re-decided when nothing was applied meanwhile.
+const PARKED_RECHECK: Duration = Duration::from_secs(10);
+
 pub async fn run(config: &Config) -> anyhow::Result<()> {
     tokio::task::LocalSet::new().run_until(serve(config)).await
 }
@@ -349,6 +352,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let mut archive_tick = tokio::time::interval(Duration::from_millis(500));
     let mut held = HeldAcks::default();
     let mut applied_since_retry = true;
+    let mut last_parked_retry = std::time::Instant::now();
     let conns = Conns {
         odoo: odoo.conn.clone(),
         odoo_config: odoo.clone(),
@@ -469,8 +473,12 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
                 }
             },
             _ = retry_tick.tick() => {
-                let parked = if applied_since_retry {
+                // Parked changes wait for what is applied (their dependency), and some for time
+                // (a write of theirs sent before a restart that may still land): re-decided
+                // after something was applied, and every PARKED_RECHECK anyway.
+                let parked = if applied_since_retry || last_parked_retry.elapsed() >= PARKED_RECHECK {
                     applied_since_retry = false;
+                    last_parked_retry = std::time::Instant::now();
                     retrying!("retrying parked changes", shutdown, metrics, async {
                         ensure_connected(&mut engine, &conns).await?;
                         Ok(engine.retry_parked().await?)

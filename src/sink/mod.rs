@@ -44,6 +44,9 @@ pub struct Write<'a> {
 pub enum ApplyError {
     /// A referenced row is not there yet: park the change.
     Park(String),
+    /// A write of the record sent earlier (before a restart or a failed batch) may still be
+    /// committed by the target: park the change and look for the record again later.
+    InFlight(String),
     /// The change can never be written as it is: dead-letter it.
     Dead { field: Option<String>, reason: String },
     /// The database is unreachable or busy: retry the batch.

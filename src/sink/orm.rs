@@ -180,7 +180,7 @@ impl OrmSink {
                 // still be committed by Odoo (it finishes a call whoever stopped listening): the
                 // record is looked for again later, and made only once that call must be over.
                 if let Some(sent) = w.in_flight_for.filter(|sent| *sent < self.in_flight_window) {
-                    return Err(ApplyError::Park(format!(
+                    return Err(ApplyError::InFlight(format!(
                         "{} {}: not found in Odoo, but a write of it sent {} s ago (before a restart or a failed \
                          batch) may still be committed there; looked for again before it is made (for up to {} s)",
                         m.entity,

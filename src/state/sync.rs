@@ -111,6 +111,9 @@ pub struct StateWrites {
     pub conflicts: Vec<NewConflict>,
     pub counts: BTreeMap<(String, &'static str, &'static str), i64>,
     pub source_position: Option<(&'static str, String)>,
+    /// (entity, key, system) of writes not made (parked for a dependency, dead-lettered): no
+    /// write of them is in flight any more.
+    pub not_sent: Vec<(String, String, &'static str)>,
 }
 
 impl StateWrites {
@@ -130,6 +133,7 @@ impl StateWrites {
             && self.conflicts.is_empty()
             && self.counts.is_empty()
             && self.source_position.is_none()
+            && self.not_sent.is_empty()
     }
 }
 
@@ -290,6 +294,19 @@ impl StateStore {
             return Ok(());
         }
         let tx = self.client.transaction().await.map_err(sql("starting a state transaction"))?;
+        if !w.not_sent.is_empty() {
+            let entities: Vec<&str> = w.not_sent.iter().map(|n| n.0.as_str()).collect();
+            let keys: Vec<&str> = w.not_sent.iter().map(|n| n.1.as_str()).collect();
+            let systems: Vec<&str> = w.not_sent.iter().map(|n| n.2).collect();
+            tx.execute(
+                "UPDATE millrace.known k SET pending_fingerprint = NULL, pending_record = NULL, pending_at = NULL
+                   FROM unnest($1::text[], $2::text[], $3::text[]) AS u(entity, key, system)
+                  WHERE k.entity = u.entity AND k.key = u.key AND k.system = u.system",
+                &[&entities, &keys, &systems],
+            )
+            .await
+            .map_err(sql("clearing writes not made"))?;
+        }
         // One statement per kind (a batch can hold thousands of writes); a later write of the
         // same key in the batch wins, as it would statement by statement.
         let mut upserts: std::collections::HashMap<(&str, &str, &str), &KnownWrite> = std::collections::HashMap::new();

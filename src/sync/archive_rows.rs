@@ -52,7 +52,7 @@ impl Engine {
                         field_names(&plan.conflict_fields)
                     )),
                 ),
-                Err(ApplyError::Park(reason)) => ("parked", Some(reason.clone())),
+                Err(ApplyError::Park(reason) | ApplyError::InFlight(reason)) => ("parked", Some(reason.clone())),
                 Err(ApplyError::Dead { reason, .. }) => ("dead_letter", Some(reason.clone())),
                 Err(ApplyError::Transient(reason)) => ("failed", Some(reason.clone())),
             },

@@ -92,6 +92,8 @@ pub struct BatchSummary {
     pub stale: u64,
     pub conflicts: u64,
     pub parked: u64,
+    /// Of the parked: waiting for an earlier write of theirs that may still land.
+    pub in_flight: u64,
     pub dead_lettered: u64,
     pub filtered: u64,
 }

@@ -96,6 +96,24 @@ impl Engine {
                 }
             }
             Decision::Apply => match outcome {
+                Err(ApplyError::InFlight(reason)) => {
+                    // A write of it may still land: the record of that stays until it is found.
+                    s.parked += 1;
+                    s.in_flight += 1;
+                    w.count(&entity, source, "parked");
+                    tracing::info!(entity = %entity, key = %key, source, position = %change.position, reason = %reason, "parked until an earlier write of it is found or over");
+                    w.park.push(Parked {
+                        entity: entity.clone(),
+                        key: key.clone(),
+                        source: source.to_string(),
+                        op: change.op.as_str().into(),
+                        record: record_json.clone(),
+                        position: change.position.clone(),
+                        reason,
+                        parked_at: Utc::now(),
+                        attempts: 0,
+                    });
+                }
                 Ok(target_id) => {
                     s.applied += 1;
                     w.count(&entity, source, "apply");
@@ -160,6 +178,8 @@ impl Engine {
                     }
                 }
                 Err(ApplyError::Park(reason)) => {
+                    // Not sent: no write of it is in flight.
+                    w.not_sent.push((entity.clone(), key.clone(), target));
                     s.parked += 1;
                     w.count(&entity, source, "parked");
                     tracing::info!(entity = %entity, key = %key, source, position = %change.position, reason = %reason, "parked until its dependency arrives");
@@ -176,6 +196,8 @@ impl Engine {
                     });
                 }
                 Err(ApplyError::Dead { field, reason }) => {
+                    // Refused or never sent: no write of it is in flight.
+                    w.not_sent.push((entity.clone(), key.clone(), target));
                     s.dead_lettered += 1;
                     w.count(&entity, source, "dead_letter");
                     tracing::error!(entity = %entity, key = %key, source, position = %change.position, field = ?field, reason = %reason, "dead-lettered");
@@ -237,7 +259,7 @@ impl Engine {
                 });
             }
             Err(ApplyError::Transient(_)) => {}
-            Err(ApplyError::Park(reason) | ApplyError::Dead { reason, .. }) => {
+            Err(ApplyError::Park(reason) | ApplyError::InFlight(reason) | ApplyError::Dead { reason, .. }) => {
                 tracing::error!(entity = %m.entity, key = %change.key, fields = ?names, reason = %reason, "ownership conflict: writing the owner's values back failed");
                 w.dead_letters.push(DeadLetter {
                     id: 0,

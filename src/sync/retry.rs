@@ -71,6 +71,7 @@ impl Engine {
                 let s = self.process(source, inputs, None).await?;
                 total.applied += s.applied;
                 total.parked += s.parked;
+                total.in_flight += s.in_flight;
                 total.dead_lettered += s.dead_lettered;
             }
         }
