@@ -60,21 +60,6 @@ async fn product_name(odoo: &tokio_postgres::Client, code: &str) -> Option<Strin
     .and_then(|r| r.get(0))
 }
 
-/// The demo ERP's orders that Odoo's template does not have (numbered past its orders' ids):
-/// gone, so that an order made in Odoo here takes its ERP number cleanly.
-async fn forget_erp_only_orders(world: &RealWorld) {
-    let odoo = world.odoo.db.client().await;
-    let numbers: Vec<String> = odoo
-        .query("SELECT 'MO' || lpad(id::text, 8, '0') FROM mrp_production", &[])
-        .await
-        .expect("read mrp_production")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(!numbers.is_empty(), "the template has manufacturing orders");
-    world.maria.exec(&format!("DELETE FROM PROD_ORDER WHERE ORDER_NO NOT IN ({})", sql_strings(&numbers)));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_decision_is_archived_with_typed_columns_that_pyarrow_and_duckdb_read() {
     let test = "every_decision_is_archived_with_typed_columns_that_pyarrow_and_duckdb_read";
@@ -279,7 +264,7 @@ async fn acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_noth
         return;
     };
     set_archive(&world, "rotate_after = \"1h\"\n");
-    forget_erp_only_orders(&world).await;
+    world.forget_erp_only_orders().await;
     let archive = world.dir.path().join("archive");
     let rpc = world.rpc();
     // Desk Combination: made in Odoo, an item the ERP knows.

@@ -46,21 +46,6 @@ fn set_archive(world: &RealWorld, settings: &str) {
     std::fs::write(&world.config, format!("{}{section}{}", &config[..start], &config[end..])).expect("write config");
 }
 
-/// The demo ERP's orders that Odoo's template does not have (numbered past its orders' ids):
-/// gone, so that an order made in Odoo here takes its ERP number cleanly.
-async fn forget_erp_only_orders(world: &RealWorld) {
-    let odoo = world.odoo.db.client().await;
-    let numbers: Vec<String> = odoo
-        .query("SELECT 'MO' || lpad(id::text, 8, '0') FROM mrp_production", &[])
-        .await
-        .expect("read mrp_production")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(!numbers.is_empty(), "the template has manufacturing orders");
-    world.maria.exec(&format!("DELETE FROM PROD_ORDER WHERE ORDER_NO NOT IN ({})", sql_strings(&numbers)));
-}
-
 /// Orders confirmed in Odoo (through its API) and items added to the ERP.
 const ORDERS: i64 = 40;
 const ITEMS: usize = 300;
@@ -78,7 +63,7 @@ async fn killed_midway_and_run_again_every_row_lands_exactly_once() {
     };
     set_archive(&world, "rotate_rows = 100\nrotate_after = \"1h\"\n");
     drop_slot(&world.odoo.db).await;
-    forget_erp_only_orders(&world).await;
+    world.forget_erp_only_orders().await;
     let odoo = world.odoo.db.client().await;
     let rpc = world.rpc();
     // Desk Combination: made in Odoo, an item the ERP knows.

@@ -416,14 +416,7 @@ async fn erp_shipments_are_validated_deliveries_in_odoo() {
         world.maria.exec(&format!("SELECT SUM(QTY_SHIPPED) FROM SO_LINE WHERE ORDER_NO = '{name}'")).trim(),
         "20.0000"
     );
-    let odoo = world.odoo.db.client().await;
-    let dead: Vec<String> = odoo
-        .query("SELECT reason FROM millrace.dlq WHERE status = 'open'", &[])
-        .await
-        .expect("dead letters")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let dead = world.open_dead_letters().await;
     assert!(dead.is_empty(), "{dead:?}");
     service.stop();
 }
@@ -493,14 +486,7 @@ async fn an_erp_unit_stays_one_odoo_unit_through_renames() {
     for name in ["kg", "Boxes", "Kilogram"] {
         assert!(units_named(&world, name).await.is_empty(), "no unit is left under the old name {name}");
     }
-    let odoo = world.odoo.db.client().await;
-    let dead: Vec<String> = odoo
-        .query("SELECT reason FROM millrace.dlq WHERE status = 'open'", &[])
-        .await
-        .expect("dead letters")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let dead = world.open_dead_letters().await;
     assert!(dead.is_empty(), "{dead:?}");
     service.stop();
 }
@@ -606,14 +592,7 @@ async fn erp_boms_and_lots_are_records_odoo_agrees_with() {
     .await;
     let mo = rpc.search_read("mrp.production", json!([["id", "=", order]]), &["bom_id", "state"]).await.remove(0);
     assert_eq!((mo["bom_id"][0].as_i64(), mo["state"].as_str()), (Some(bom_id), Some("confirmed")));
-    let odoo = world.odoo.db.client().await;
-    let dead: Vec<String> = odoo
-        .query("SELECT reason FROM millrace.dlq WHERE status = 'open'", &[])
-        .await
-        .expect("dead letters")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let dead = world.open_dead_letters().await;
     assert!(dead.is_empty(), "{dead:?}");
     service.stop();
 }

@@ -64,24 +64,6 @@ async fn odoo_orders(world: &RealWorld, first: i64) -> BTreeMap<String, String> 
         .collect()
 }
 
-/// The open dead letters, as `key: reason` lines.
-async fn open_dead_letters(world: &RealWorld) -> Vec<String> {
-    let state = world.odoo.db.client().await;
-    state
-        .query("SELECT key || ': ' || reason FROM millrace.dlq WHERE status IN ('open', 'retry') ORDER BY id", &[])
-        .await
-        .expect("read the dead letters")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-/// The ERP's own orders of the demo that the template does not have (the fixture's seventh):
-/// gone, so that Odoo's next order gets that number cleanly.
-fn forget_erp_only_orders(world: &RealWorld) {
-    world.maria.exec("DELETE FROM PROD_ORDER WHERE ORDER_NO = 'MO00000007'");
-}
-
 /// A read of Odoo's rows for a decoded transaction waits until the transaction is visible: the
 /// stream can deliver a commit before the committing session has left the proc array, and a read
 /// in that moment sees the rows as they were before it (the transaction then lost as `stale`).
@@ -134,7 +116,7 @@ async fn every_mark_done_reaches_the_erp_in_its_final_state() {
     else {
         return;
     };
-    forget_erp_only_orders(&world);
+    world.forget_erp_only_orders().await;
     let service = world.start();
     let rpc = world.rpc();
     let first = rpc.search("mrp.production", json!([])).await.into_iter().max().unwrap_or(0) + 1;
@@ -171,7 +153,7 @@ async fn every_mark_done_reaches_the_erp_in_its_final_state() {
         assert!(row.starts_with("C|"), "order {id} is closed in the ERP: {row}");
         assert!(!row.ends_with("|0"), "order {id} shows what was produced: {row}");
     }
-    assert_eq!(open_dead_letters(&world).await, Vec::<String>::new(), "no dead letters");
+    assert_eq!(world.open_dead_letters().await, Vec::<String>::new(), "no dead letters");
     let odoo = world.odoo.db.client().await;
     // (The demo's own orders differ between the template and the ERP's demo data — their start
     // dates — which is reconciliation's business, not this test's.)
@@ -206,7 +188,7 @@ async fn orders_however_odoo_makes_them_reach_the_erp() {
     else {
         return;
     };
-    forget_erp_only_orders(&world);
+    world.forget_erp_only_orders().await;
     let service = world.start();
     let rpc = world.rpc();
     let by_api = rpc.confirmed_order(DESK, 4.0).await;
@@ -246,7 +228,7 @@ async fn orders_however_odoo_makes_them_reach_the_erp() {
         (rows[0]["qty_producing"].as_f64() == Some(3.0)).then_some(())
     })
     .await;
-    assert_eq!(open_dead_letters(&world).await, Vec::<String>::new());
+    assert_eq!(world.open_dead_letters().await, Vec::<String>::new());
     service.stop();
 }
 
@@ -262,7 +244,7 @@ async fn every_done_stock_move_is_one_erp_ledger_row() {
     else {
         return;
     };
-    forget_erp_only_orders(&world);
+    world.forget_erp_only_orders().await;
     let erp_max: i64 = world.maria.exec("SELECT MAX(TRANS_NO) FROM INV_TRANS").trim().parse().unwrap();
     let rpc = world.rpc();
     let odoo = world.odoo.db.client().await;
@@ -359,7 +341,7 @@ async fn every_done_stock_move_is_one_erp_ledger_row() {
         rows.iter().filter(|r| r.1 == "PI" || r.1 == "PR").all(|r| r.4 == order_no),
         "production moves refer to the ERP's order number {order_no}: {rows:?}"
     );
-    assert_eq!(open_dead_letters(&world).await, Vec::<String>::new());
+    assert_eq!(world.open_dead_letters().await, Vec::<String>::new());
     service.stop();
 }
 
@@ -412,7 +394,7 @@ async fn records_without_a_key_are_dead_letters_not_ignored() {
     else {
         return;
     };
-    forget_erp_only_orders(&world);
+    world.forget_erp_only_orders().await;
     // Backfill first: Odoo's three work centers have no code. Named first (by default they come
     // last: nothing refers to them), so that entities after them show the backfill goes on.
     let entities = ["work_center", "bom", "production_order", "inventory_transaction"];
@@ -444,7 +426,7 @@ async fn records_without_a_key_are_dead_letters_not_ignored() {
         .await;
     let center = rpc.create("mrp.workcenter", json!({"name": "Paint Booth"})).await;
     let letters = wait_for("dead letters for the BOM and the new work center", &service, 60, || async {
-        let letters = open_dead_letters(&world).await;
+        let letters = world.open_dead_letters().await;
         let bom_key = format!("mrp_bom.id={bom}");
         let center_key = format!("mrp_workcenter.id={center}");
         (letters.iter().any(|l| l.contains(&bom_key)) && letters.iter().any(|l| l.contains(&center_key)))
@@ -488,7 +470,7 @@ async fn the_archive_says_what_happened() {
     let Some(world) = RealWorld::new("the_archive_says_what_happened", &["production_order"]).await else {
         return;
     };
-    forget_erp_only_orders(&world);
+    world.forget_erp_only_orders().await;
     let service = world.start();
     let rpc = world.rpc();
     let order = rpc.confirmed_order(DESK, 5.0).await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::odoo::{wait_for, RealWorld};
 use common::proxy::Proxy;
-use common::sync::{eventually, sql_strings, UNIT_THE_ERP_LACKS};
+use common::sync::{eventually, UNIT_THE_ERP_LACKS};
 use serde_json::json;
 
 const TOKEN: &str = "op-token-7f3a9c";
@@ -60,21 +60,6 @@ async fn real_world_behind_proxy(test: &str, mappings: &[&str]) -> Option<(RealW
     Some((world, proxy))
 }
 
-/// The demo ERP's orders that Odoo's template does not have (numbered past its orders' ids):
-/// gone, so that an order made in Odoo here takes its ERP number cleanly.
-async fn forget_erp_only_orders(world: &RealWorld) {
-    let odoo = world.odoo.db.client().await;
-    let numbers: Vec<String> = odoo
-        .query("SELECT 'MO' || lpad(id::text, 8, '0') FROM mrp_production", &[])
-        .await
-        .expect("read mrp_production")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(!numbers.is_empty(), "the template has manufacturing orders");
-    world.maria.exec(&format!("DELETE FROM PROD_ORDER WHERE ORDER_NO NOT IN ({})", sql_strings(&numbers)));
-}
-
 /// An order of `product` confirmed in Odoo (through its API) and counted in `unit`, a unit the
 /// ERP's UOM table has no row for: PROD_ORDER.UOM_CODE cannot name it, so the order is a dead
 /// letter on its way (field `uom`). Its ERP number.
@@ -94,7 +79,7 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     else {
         return;
     };
-    forget_erp_only_orders(&world).await;
+    world.forget_erp_only_orders().await;
     let mut config = std::fs::read_to_string(&world.config).expect("read config");
     config.push_str(&format!("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"));
     std::fs::write(&world.config, config).expect("write config");

@@ -22,12 +22,6 @@ fn first_line(text: String) -> Option<String> {
     text.lines().next().map(str::to_string)
 }
 
-/// The ERP's own orders of the demo that the real Odoo's template does not have (the fixture's
-/// seventh): gone, so that Odoo's next order gets that number cleanly.
-fn forget_erp_only_orders(world: &RealWorld) {
-    world.maria.exec("DELETE FROM PROD_ORDER WHERE ORDER_NO = 'MO00000007'");
-}
-
 /// A unit `UNIT_THE_ERP_LACKS` made in Odoo, as its admin makes one (a count unit, 100 units),
 /// that the demo ERP's UOM table has no row for: no UOM_CODE can be written for it. Its id.
 async fn unit_the_erp_lacks(world: &RealWorld) -> i64 {
@@ -246,7 +240,7 @@ async fn production_orders_go_to_legacy_and_progress_comes_back_without_loops() 
     else {
         return;
     };
-    forget_erp_only_orders(&world);
+    world.forget_erp_only_orders().await;
     let service = world.start();
     let odoo = world.odoo.db.client().await;
     let rpc = world.rpc();
@@ -380,7 +374,7 @@ async fn bad_data_is_dead_lettered_with_its_reason_and_retried_once_fixed() {
     else {
         return;
     };
-    forget_erp_only_orders(&world);
+    world.forget_erp_only_orders().await;
     let service = world.start();
     let odoo = world.odoo.db.client().await;
     let rpc = world.rpc();
@@ -504,7 +498,7 @@ async fn rows_read_twice_are_not_applied_twice() {
     else {
         return;
     };
-    forget_erp_only_orders(&world);
+    world.forget_erp_only_orders().await;
     let service = world.start();
     let odoo = world.odoo.db.client().await;
     world
@@ -673,7 +667,7 @@ async fn while_the_legacy_database_is_unreachable_both_directions_wait_then_catc
     else {
         return;
     };
-    forget_erp_only_orders(&world);
+    world.forget_erp_only_orders().await;
     let (mut service, proxy) = start_behind_proxy(&world).await;
     let odoo = world.odoo.db.client().await;
     world.maria.exec(

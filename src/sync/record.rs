@@ -96,24 +96,6 @@ impl Engine {
                 }
             }
             Decision::Apply => match outcome {
-                Err(ApplyError::InFlight(reason)) => {
-                    // A write of it may still land: the record of that stays until it is found.
-                    s.parked += 1;
-                    s.in_flight += 1;
-                    w.count(&entity, source, "parked");
-                    tracing::info!(entity = %entity, key = %key, source, position = %change.position, reason = %reason, "parked until an earlier write of it is found or over");
-                    w.park.push(Parked {
-                        entity: entity.clone(),
-                        key: key.clone(),
-                        source: source.to_string(),
-                        op: change.op.as_str().into(),
-                        record: record_json.clone(),
-                        position: change.position.clone(),
-                        reason,
-                        parked_at: Utc::now(),
-                        attempts: 0,
-                    });
-                }
                 Ok(target_id) => {
                     s.applied += 1;
                     w.count(&entity, source, "apply");
@@ -177,12 +159,22 @@ impl Engine {
                         }
                     }
                 }
-                Err(ApplyError::Park(reason)) => {
-                    // Not sent: no write of it is in flight.
-                    w.not_sent.push((entity.clone(), key.clone(), target));
+                Err(error @ (ApplyError::Park(_) | ApplyError::InFlight(_))) => {
+                    let (reason, waits_for) = match error {
+                        ApplyError::InFlight(reason) => {
+                            // A write of it may still land: what says so stays until it is found.
+                            s.in_flight += 1;
+                            (reason, "an earlier write of it to be found or over")
+                        }
+                        ApplyError::Park(reason) | ApplyError::Dead { reason, .. } | ApplyError::Transient(reason) => {
+                            // Not sent: no write of it is in flight.
+                            w.not_sent.push((entity.clone(), key.clone(), target));
+                            (reason, "its dependency")
+                        }
+                    };
                     s.parked += 1;
                     w.count(&entity, source, "parked");
-                    tracing::info!(entity = %entity, key = %key, source, position = %change.position, reason = %reason, "parked until its dependency arrives");
+                    tracing::info!(entity = %entity, key = %key, source, position = %change.position, reason = %reason, waits_for, "parked");
                     w.park.push(Parked {
                         entity: entity.clone(),
                         key: key.clone(),

@@ -300,6 +300,34 @@ impl RealWorld {
     pub fn erp_order_no(id: i64) -> String {
         format!("MO{id:08}")
     }
+
+    /// The demo ERP's orders that Odoo's template does not have (numbered past its orders' ids,
+    /// as the fixture's seventh): gone, so that an order made in Odoo here takes its ERP number
+    /// cleanly.
+    pub async fn forget_erp_only_orders(&self) {
+        let odoo = self.odoo.db.client().await;
+        let numbers: Vec<String> = odoo
+            .query("SELECT id::bigint FROM mrp_production", &[])
+            .await
+            .expect("read mrp_production")
+            .iter()
+            .map(|r| format!("'{}'", Self::erp_order_no(r.get(0))))
+            .collect();
+        assert!(!numbers.is_empty(), "the template has manufacturing orders");
+        self.maria.exec(&format!("DELETE FROM PROD_ORDER WHERE ORDER_NO NOT IN ({})", numbers.join(", ")));
+    }
+
+    /// The open dead letters (and those marked for retry), as `key: reason` lines.
+    pub async fn open_dead_letters(&self) -> Vec<String> {
+        let state = self.odoo.db.client().await;
+        state
+            .query("SELECT key || ': ' || reason FROM millrace.dlq WHERE status IN ('open', 'retry') ORDER BY id", &[])
+            .await
+            .expect("read the dead letters")
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
 }
 
 /// Millrace's integration user created in `odoo` (its key in a file under `dir`), and the
