@@ -179,6 +179,7 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
     // again until found or until that create must be over (then made), so the backfill ends
     // with each of them once.
     let mut waited = 0;
+    engine.batch = BatchMeta::default();
     while in_flight_parked(&mut engine).await? > 0 {
         if waited == 0 {
             writeln!(out, "waiting for creates a stopped run sent to Odoo to land or to be over")

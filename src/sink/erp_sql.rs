@@ -4,6 +4,7 @@
 //! change is dead-lettered without undoing the others.
 
 use crate::erp::{Dialect, LegacyWriter, WriteError};
+use crate::model::Value;
 
 /// One row write. Values are text parameters (drivers convert them to the column types); names
 /// are quoted for the dialect, never spliced values.
@@ -185,7 +186,7 @@ fn run_write(
                 }
                 let s = update_statement(dialect, table, key, update);
                 let n = conn.execute_write(&s.sql, &s.params)?;
-                if n == Some(0) {
+                if n == Some(0) && !row_exists(conn, dialect, table, key)? {
                     return Ok(Some(ChangeFailure::Missing(format!("{table}: no row with this key to update"))));
                 }
                 return Ok(None);
@@ -201,22 +202,9 @@ fn run_write(
                         let s = update_statement(dialect, table, key, update);
                         conn.execute_write(&s.sql, &s.params)?
                     };
-                    if changed.unwrap_or(0) == 0 {
-                        let exists = {
-                            let mut params = Vec::new();
-                            let clause = where_key(dialect, key, &mut params);
-                            let s = format!(
-                                "UPDATE {} SET {} = {} WHERE {clause}",
-                                dialect.quote_table(table),
-                                dialect.quote(&key[0].0),
-                                dialect.quote(&key[0].0)
-                            );
-                            conn.execute_write(&s, &params)?.unwrap_or(0) > 0
-                        };
-                        if !exists {
-                            let s = insert_statement(dialect, table, insert);
-                            conn.execute_write(&s.sql, &s.params)?;
-                        }
+                    if changed.unwrap_or(0) == 0 && !row_exists(conn, dialect, table, key)? {
+                        let s = insert_statement(dialect, table, insert);
+                        conn.execute_write(&s.sql, &s.params)?;
                     }
                 }
             }
@@ -234,6 +222,28 @@ fn run_write(
             Ok(None)
         }
     }
+}
+
+/// Whether the table holds a row with this key. An UPDATE that changed nothing may still have
+/// matched one: MariaDB (and MySQL) count the rows an UPDATE changed, not those it matched, so
+/// writing again what a row already holds (a replay after a crash) reports 0.
+fn row_exists(
+    conn: &mut dyn LegacyWriter,
+    dialect: Dialect,
+    table: &str,
+    key: &[(String, Option<String>)],
+) -> Result<bool, WriteError> {
+    let mut params = Vec::new();
+    let clause = where_key(dialect, key, &mut params);
+    let sql = format!("SELECT 1 FROM {} WHERE {clause}", dialect.quote_table(table));
+    let values: Vec<Value> = params.into_iter().map(|p| p.map(Value::Text).unwrap_or(Value::Null)).collect();
+    let mut found = false;
+    conn.select(table, &sql, &values, &mut |batch| {
+        found |= !batch.rows.is_empty();
+        Ok(())
+    })
+    .map_err(|e| WriteError { state: String::new(), transient: e.is_transient(), message: e.to_string() })?;
+    Ok(found)
 }
 
 /// Rows per multi-row statement at most: well under the 65,535 parameters MariaDB and

@@ -45,6 +45,15 @@ impl Engine {
             record: record_json.clone(),
             position: change.position.clone(),
         };
+        // A parked change re-decided as anything but a write that parks it again is settled:
+        // nothing is left to wait for. (The stream's and the polls' changes, replayable, and a
+        // backfill's rows are decided fresh; only a retry of parked changes can be one.)
+        let retried_park = !self.batch.replayable && !self.batch.snapshot && change.dead_letter.is_none();
+        if retried_park && plan.decision != Decision::Apply {
+            w.unpark.push((entity.clone(), key.clone(), source.to_string()));
+            // Whatever it waited for is over: no write of it is in flight.
+            w.not_sent.push((entity.clone(), key.clone(), target));
+        }
         match plan.decision {
             Decision::Echo => {
                 s.echoes += 1;

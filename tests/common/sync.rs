@@ -40,7 +40,10 @@ impl Service {
     }
 
     pub fn start_with_env(config: &str, dir: &Path, env: &[(String, String)]) -> Service {
-        let log = dir.join(format!("run-{}.log", Instant::now().elapsed().as_nanos()));
+        // One log per start: a test that kills and restarts the service keeps every run's.
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let log = dir.join(format!("run-{n:03}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = millrace_command(env, &["--config", config, "run"])
             .stdout(Stdio::null())
