@@ -207,7 +207,12 @@ async fn check_odoo_api(api: &crate::config::OdooApiSettings, mappings: &Mapping
                         "{at}: field {name} of {model} is read-only in Odoo (field {field}): Odoo may compute it over what millrace writes"
                     ));
                 }
-                if info.ty == "selection" && !info.selection.is_empty() {
+                // A value millrace only reads (an Odoo-owned field: a state of older Odoo versions
+                // kept in the map) is harmless; one it may write must be Odoo's.
+                let written = m.conflict == crate::mapping::ConflictPolicy::Accept
+                    || m.fields[c.field].owner.unwrap_or(m.owner) == System::Legacy
+                    || m.handovers.iter().any(|h| h.field == c.field && h.to != Some(System::Odoo));
+                if written && info.ty == "selection" && !info.selection.is_empty() {
                     for (stored, _) in &c.map {
                         if !info.selection.contains(stored) {
                             report.problems.push(format!(
