@@ -596,3 +596,43 @@ async fn erp_boms_and_lots_are_records_odoo_agrees_with() {
     assert!(dead.is_empty(), "{dead:?}");
     service.stop();
 }
+
+/// `millrace check` holds the shipped mappings against the live Odoo through its API (every
+/// model, field and value millrace writes), and names a value Odoo does not have in a field
+/// millrace writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_holds_the_shipped_mappings_against_the_live_odoo() {
+    let all = [
+        "item",
+        "uom",
+        "bom",
+        "bom_line",
+        "lot",
+        "production_order",
+        "sales_order",
+        "sales_order_line",
+        "work_center",
+        "inventory_transaction",
+    ];
+    let Some(world) = RealWorld::new("check_holds_the_shipped_mappings_against_the_live_odoo", &all).await else {
+        return;
+    };
+    let check = || {
+        let out = common::millrace(&[], &["--config", &world.config, "check"]);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, stdout) = check();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(!stdout.contains("error:"), "{stdout}");
+    assert!(!stdout.contains("odoo.api: not configured"), "{stdout}");
+
+    // A BOM's type is written from the ERP: a type Odoo does not have is named.
+    let path = world.dir.path().join("mappings").join("bom.toml");
+    let text = std::fs::read_to_string(&path).expect("mapping");
+    assert!(text.contains("phantom = \"kit\""), "the shipped mapping maps kits to phantom");
+    std::fs::write(&path, text.replacen("phantom = \"kit\"", "kits = \"kit\"", 1)).expect("mapping");
+    let (code, stdout) = check();
+    assert_eq!(code, Some(1), "{stdout}");
+    let line = stdout.lines().find(|l| l.contains("\"kits\"")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.starts_with("error: ") && line.contains("not a value of mrp.bom.type"), "{line}");
+}

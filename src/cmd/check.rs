@@ -202,16 +202,16 @@ async fn check_odoo_api(api: &crate::config::OdooApiSettings, mappings: &Mapping
                     report.problems.push(format!("{at}: model {model} has no field {name} (field {field})"));
                     continue;
                 };
-                if info.readonly {
+                // What millrace only reads (an Odoo-owned field; a state of older Odoo versions
+                // kept in a map) needs nothing of the field; what it may write does.
+                let written = m.conflict == crate::mapping::ConflictPolicy::Accept
+                    || m.fields[c.field].owner.unwrap_or(m.owner) == System::Legacy
+                    || m.handovers.iter().any(|h| h.field == c.field && h.to != Some(System::Odoo));
+                if written && info.readonly {
                     report.warnings.push(format!(
                         "{at}: field {name} of {model} is read-only in Odoo (field {field}): Odoo may compute it over what millrace writes"
                     ));
                 }
-                // A value millrace only reads (an Odoo-owned field: a state of older Odoo versions
-                // kept in the map) is harmless; one it may write must be Odoo's.
-                let written = m.conflict == crate::mapping::ConflictPolicy::Accept
-                    || m.fields[c.field].owner.unwrap_or(m.owner) == System::Legacy
-                    || m.handovers.iter().any(|h| h.field == c.field && h.to != Some(System::Odoo));
                 if written && info.ty == "selection" && !info.selection.is_empty() {
                     for (stored, _) in &c.map {
                         if !info.selection.contains(stored) {
