@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from odoo_rpc import OdooError, Rpc  # noqa: E402
+from odoo_rpc import OdooError, Rpc, create_integration_user  # noqa: E402
 
 DESK = 8  # FURN_7800 "Desk Combination": manufactured, three-line BOM
 COMPONENT = 25  # FURN_0269, one of its components, bought
@@ -63,16 +63,8 @@ def align():
 
 
 def user():
-    rpc = session()
-    groups = []
-    for xml_id in ["base.group_user", "stock.group_stock_manager", "mrp.group_mrp_manager",
-                   "sales_team.group_sale_manager", "purchase.group_purchase_manager", "uom.group_uom",
-                   "stock.group_production_lot"]:
-        module, name = xml_id.split(".")
-        groups.append(rpc.execute("ir.model.data", "check_object_reference", [module, name])[1])
     key = "demo-integration-" + os.urandom(8).hex()
-    rpc.create("res.users", {"name": "millrace integration", "login": "millrace", "password": key,
-                             "email": "millrace@example.com", "groups_id": [[6, 0, groups]]})
+    create_integration_user(session(), "millrace", key)
     with open(sys.argv[2], "w") as f:
         f.write(key + "\n")
     os.chmod(sys.argv[2], 0o600)

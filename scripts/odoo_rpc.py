@@ -125,3 +125,23 @@ class Rpc:
         scrap = self.create("stock.scrap", {"product_id": product, "scrap_qty": qty})
         self.execute("stock.scrap", "action_validate", [[scrap]])
         return scrap
+
+
+# The rights millrace's integration user needs for what it writes (items, units, BOMs, lots,
+# production reports, deliveries): as tests/common/odoo.rs gives them.
+INTEGRATION_GROUPS = [
+    "base.group_user", "stock.group_stock_manager", "mrp.group_mrp_manager", "sales_team.group_sale_manager",
+    "purchase.group_purchase_manager", "uom.group_uom", "stock.group_production_lot",
+]
+
+
+def create_integration_user(admin, login, password):
+    """millrace's integration user, made by `admin` (an Rpc session) as Odoo's admin makes one: the
+    groups above and an email address (Odoo posts a chatter message as the user when it makes a
+    backorder). Its id."""
+    groups = []
+    for xml_id in INTEGRATION_GROUPS:
+        module, name = xml_id.split(".")
+        groups.append(admin.execute("ir.model.data", "check_object_reference", [module, name])[1])
+    return admin.create("res.users", {"name": "millrace integration", "login": login, "password": password,
+                                      "email": "millrace@example.com", "groups_id": [[6, 0, groups]]})

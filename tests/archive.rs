@@ -29,17 +29,6 @@ fn archive_scalar(dir: &Path, sql: &str) -> u64 {
     r.scalar(0).as_u64().unwrap_or(0)
 }
 
-/// Rewrites the `[archive]` section of the config `RealWorld` wrote (its directory stays
-/// `<world dir>/archive`) with `settings`, rather than adding a second one.
-fn set_archive(world: &RealWorld, settings: &str) {
-    let config = std::fs::read_to_string(&world.config).expect("read config");
-    let header = "\n[archive]\n";
-    let start = config.find(header).expect("RealWorld's config has an [archive] section");
-    let end = config[start + header.len()..].find("\n[").map_or(config.len(), |i| start + header.len() + i);
-    let section = format!("{header}dir = \"{}\"\n{settings}", world.dir.path().join("archive").display());
-    std::fs::write(&world.config, format!("{}{section}{}", &config[..start], &config[end..])).expect("write config");
-}
-
 /// The id of the Odoo product with internal reference `code`, read from Odoo's table.
 async fn product_id(odoo: &tokio_postgres::Client, code: &str) -> Option<i64> {
     odoo.query_opt("SELECT id::bigint FROM product_product WHERE default_code = $1", &[&code])
@@ -66,7 +55,7 @@ async fn every_decision_is_archived_with_typed_columns_that_pyarrow_and_duckdb_r
     let Some(world) = RealWorld::new(test, &["item", "production_order"]).await else {
         return;
     };
-    set_archive(&world, "rotate_rows = 500\nrotate_after = \"1s\"\n");
+    world.set_archive("rotate_rows = 500\nrotate_after = \"1s\"\n");
     let archive = world.dir.path().join("archive");
     let service = world.start();
     let odoo = world.odoo.db.client().await;
@@ -263,7 +252,7 @@ async fn acknowledgements_wait_for_the_spool_not_for_files_and_a_kill_loses_noth
     let Some(world) = RealWorld::new(test, &["item", "production_order"]).await else {
         return;
     };
-    set_archive(&world, "rotate_after = \"1h\"\n");
+    world.set_archive("rotate_after = \"1h\"\n");
     world.forget_erp_only_orders().await;
     let archive = world.dir.path().join("archive");
     let rpc = world.rpc();
@@ -379,7 +368,7 @@ async fn a_change_applied_in_part_under_policy_reject_says_what_was_not_applied(
     let Some(world) = RealWorld::new(test, &["item"]).await else {
         return;
     };
-    set_archive(&world, "rotate_rows = 500\nrotate_after = \"1s\"\n");
+    world.set_archive("rotate_rows = 500\nrotate_after = \"1s\"\n");
     let archive = world.dir.path().join("archive");
     let service = world.start();
     let odoo = world.odoo.db.client().await;

@@ -35,17 +35,6 @@ fn insert_items(maria: &MariaDb, from: usize, n: usize) {
     }
 }
 
-/// Rewrites the `[archive]` section of the config `RealWorld` wrote (its directory stays
-/// `<world dir>/archive`) with `settings`, rather than adding a second one.
-fn set_archive(world: &RealWorld, settings: &str) {
-    let config = std::fs::read_to_string(&world.config).expect("read config");
-    let header = "\n[archive]\n";
-    let start = config.find(header).expect("RealWorld's config has an [archive] section");
-    let end = config[start + header.len()..].find("\n[").map_or(config.len(), |i| start + header.len() + i);
-    let section = format!("{header}dir = \"{}\"\n{settings}", world.dir.path().join("archive").display());
-    std::fs::write(&world.config, format!("{}{section}{}", &config[..start], &config[end..])).expect("write config");
-}
-
 /// Orders confirmed in Odoo (through its API) and items added to the ERP.
 const ORDERS: i64 = 40;
 const ITEMS: usize = 300;
@@ -61,7 +50,7 @@ async fn killed_midway_and_run_again_every_row_lands_exactly_once() {
     else {
         return;
     };
-    set_archive(&world, "rotate_rows = 100\nrotate_after = \"1h\"\n");
+    world.set_archive("rotate_rows = 100\nrotate_after = \"1h\"\n");
     drop_slot(&world.odoo.db).await;
     world.forget_erp_only_orders().await;
     let odoo = world.odoo.db.client().await;

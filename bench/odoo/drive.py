@@ -18,7 +18,6 @@ Standard library only (the dev virtualenv has no `requests`): urllib for JSON-RP
 and `psql` clients as subprocesses.
 """
 
-import datetime
 import math
 import os
 import queue
@@ -50,6 +49,7 @@ def env(name, default=None):
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 from odoo_rpc import OdooError  # noqa: E402
 from odoo_rpc import Rpc as OdooRpc  # noqa: E402
+from maria_client import Maria  # noqa: E402
 
 
 # Odoo gives up on a transaction that lost a serialization race with another of the driver's own
@@ -79,56 +79,7 @@ class Rpc(OdooRpc):
             super().__init__(env("BENCH_ODOO_RPC"))
 
 
-# --- the ERP: one long-lived `mariadb` client, queries through its stdin ------------------------
-
-
-class Maria:
-    END = "__bench_odoo_end__"
-
-    def __init__(self):
-        cmd = [
-            "mariadb", "--no-defaults", "--protocol=TCP", "--host", env("BENCH_MARIA_HOST"), "--port", env("BENCH_MARIA_PORT"),
-            "--user", env("BENCH_MARIA_USER"), "--database", env("BENCH_MARIA_DB"),
-            "--batch", "--skip-column-names", "--unbuffered", "--raw",
-        ]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-            env=dict(os.environ, MYSQL_PWD=env("BENCH_MARIA_PASSWORD")),
-        )
-        self.lock = threading.Lock()
-        now, utc, zone = self.query("SELECT NOW(6), UTC_TIMESTAMP(6), @@session.time_zone")[0]
-        # DATETIME(6) values are the server's wall clock in its session time zone, which a
-        # connection without SET time_zone (millrace's, and this one) inherits from the server.
-        delta = parse_dt(now) - parse_dt(utc)
-        # Whole quarter hours: the two were read in one statement, but round anyway.
-        self.offset = round(delta.total_seconds() / 900) * 900
-        self.zone = zone
-
-    def query(self, sql):
-        with self.lock:
-            self.proc.stdin.write(sql.rstrip().rstrip(";") + f";\nSELECT '{self.END}';\n")
-            self.proc.stdin.flush()
-            rows = []
-            while True:
-                line = self.proc.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"the mariadb client exited (query: {sql})")
-                line = line.rstrip("\n")
-                if line == self.END:
-                    return rows
-                rows.append(line.split("\t"))
-
-    def epoch(self, text):
-        """A DATETIME read from the server as seconds since the epoch."""
-        return parse_dt(text).replace(tzinfo=datetime.timezone.utc).timestamp() - self.offset
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
-
-
-def parse_dt(text):
-    return datetime.datetime.strptime(text if "." in text else text + ".0", "%Y-%m-%d %H:%M:%S.%f")
+# --- the ERP: scripts/maria_client.py (one long-lived `mariadb` client) -----------------------
 
 
 def psql(sql):

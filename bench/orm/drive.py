@@ -19,13 +19,13 @@ BENCH_ODOO_LOGIN, BENCH_ODOO_PASSWORD (the admin), BENCH_MARIA_HOST/PORT/USER/PA
 """
 
 import os
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
-from odoo_rpc import Rpc  # noqa: E402
+from maria_client import Maria  # noqa: E402
+from odoo_rpc import Rpc, create_integration_user  # noqa: E402
 
 INTEGRATION_LOGIN = "millrace"
 INTEGRATION_KEY = "bench-integration-key-9T"
@@ -42,40 +42,6 @@ def env(name, default=None):
     return value
 
 
-class Maria:
-    """One long-lived `mariadb` client; queries through its stdin."""
-
-    END = "__bench_orm_end__"
-
-    def __init__(self):
-        cmd = [
-            "mariadb", "--no-defaults", "--protocol=TCP", "--host", env("BENCH_MARIA_HOST"), "--port",
-            env("BENCH_MARIA_PORT"), "--user", env("BENCH_MARIA_USER"), "--database", env("BENCH_MARIA_DB"),
-            "--batch", "--skip-column-names", "--unbuffered", "--raw",
-        ]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-            env=dict(os.environ, MYSQL_PWD=env("BENCH_MARIA_PASSWORD")),
-        )
-
-    def query(self, sql):
-        self.proc.stdin.write(sql.rstrip().rstrip(";") + f";\nSELECT '{self.END}';\n")
-        self.proc.stdin.flush()
-        rows = []
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"the mariadb client exited (query: {sql})")
-            line = line.rstrip("\n")
-            if line == self.END:
-                return rows
-            rows.append(line.split("\t"))
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
-
-
 def admin():
     return Rpc(env("BENCH_ODOO_RPC"), env("BENCH_ODOO_DB"), env("BENCH_ODOO_LOGIN"), env("BENCH_ODOO_PASSWORD"))
 
@@ -85,16 +51,7 @@ def integration():
 
 
 def user(out_dir):
-    rpc = admin()
-    groups = []
-    for xml_id in ["base.group_user", "stock.group_stock_manager", "mrp.group_mrp_manager",
-                   "sales_team.group_sale_manager", "purchase.group_purchase_manager", "uom.group_uom",
-                   "stock.group_production_lot"]:
-        module, name = xml_id.split(".")
-        groups.append(rpc.execute("ir.model.data", "check_object_reference", [module, name])[1])
-    rpc.create("res.users", {"name": "millrace integration", "login": INTEGRATION_LOGIN,
-                             "password": INTEGRATION_KEY, "email": "millrace@example.com",
-                             "groups_id": [[6, 0, groups]]})
+    create_integration_user(admin(), INTEGRATION_LOGIN, INTEGRATION_KEY)
     with open(os.path.join(out_dir, "key"), "w") as f:
         f.write(INTEGRATION_KEY + "\n")
 

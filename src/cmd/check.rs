@@ -204,9 +204,7 @@ async fn check_odoo_api(api: &crate::config::OdooApiSettings, mappings: &Mapping
                 };
                 // What millrace only reads (an Odoo-owned field; a state of older Odoo versions
                 // kept in a map) needs nothing of the field; what it may write does.
-                let written = m.conflict == crate::mapping::ConflictPolicy::Accept
-                    || m.fields[c.field].owner.unwrap_or(m.owner) == System::Legacy
-                    || m.handovers.iter().any(|h| h.field == c.field && h.to != Some(System::Odoo));
+                let written = m.writes_field_into(c.field, System::Odoo);
                 if written && info.readonly {
                     report.warnings.push(format!(
                         "{at}: field {name} of {model} is read-only in Odoo (field {field}): Odoo may compute it over what millrace writes"

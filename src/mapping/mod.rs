@@ -279,13 +279,17 @@ impl Mapping {
         crate::model::key_text(&values)
     }
 
-    /// Whether changes of this entity can be written into `system`: it owns a field there, or
-    /// a hand-over gives one to it.
+    /// Whether changes of this entity can be written into `system`: some field of it can.
     pub fn writes_into(&self, system: System) -> bool {
-        let other = system.other();
-        self.owner == other
-            || self.fields.iter().any(|f| f.owner == Some(other))
-            || self.handovers.iter().any(|h| h.to != Some(system))
+        (0..self.fields.len()).any(|f| self.writes_field_into(f, system))
+    }
+
+    /// Whether `field` can be written into `system`: the other side owns it, a hand-over gives it
+    /// to the other side (or both), or conflicts are accepted.
+    pub fn writes_field_into(&self, field: usize, system: System) -> bool {
+        self.conflict == ConflictPolicy::Accept
+            || self.fields[field].owner.unwrap_or(self.owner) == system.other()
+            || self.handovers.iter().any(|h| h.field == field && h.to != Some(system))
     }
 
     /// Whether a side replicates this record (`only` filters).

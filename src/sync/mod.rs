@@ -353,15 +353,18 @@ impl Engine {
                     create: p.create,
                     target_absent: p.target_absent,
                     target_id: p.target_id.as_deref(),
-                    in_flight_for: self
-                        .prefetched
-                        .known
-                        .get(&(
-                            mappings.entities[p.change.entity].entity.clone(),
-                            p.change.key.clone(),
-                            target.as_str().to_string(),
-                        ))
-                        .and_then(|k| k.pending_for),
+                    // Only Odoo finishes a write whose sender stopped (the ERP's transaction dies
+                    // with its connection).
+                    in_flight_for: (target == System::Odoo)
+                        .then(|| {
+                            let id = (
+                                mappings.entities[p.change.entity].entity.clone(),
+                                p.change.key.clone(),
+                                target.as_str().to_string(),
+                            );
+                            self.prefetched.known.get(&id).and_then(|k| k.pending_for)
+                        })
+                        .flatten(),
                 })
             })
             .collect();

@@ -317,6 +317,17 @@ impl RealWorld {
         self.maria.exec(&format!("DELETE FROM PROD_ORDER WHERE ORDER_NO NOT IN ({})", numbers.join(", ")));
     }
 
+    /// Rewrites the config's `[archive]` section (its directory stays `<world dir>/archive`) with
+    /// `settings`, rather than adding a second one.
+    pub fn set_archive(&self, settings: &str) {
+        let config = std::fs::read_to_string(&self.config).expect("read config");
+        let header = "\n[archive]\n";
+        let start = config.find(header).expect("RealWorld's config has an [archive] section");
+        let end = config[start + header.len()..].find("\n[").map_or(config.len(), |i| start + header.len() + i);
+        let section = format!("{header}dir = \"{}\"\n{settings}", self.dir.path().join("archive").display());
+        std::fs::write(&self.config, format!("{}{section}{}", &config[..start], &config[end..])).expect("write config");
+    }
+
     /// The open dead letters (and those marked for retry), as `key: reason` lines.
     pub async fn open_dead_letters(&self) -> Vec<String> {
         let state = self.odoo.db.client().await;
