@@ -457,6 +457,18 @@ BEGIN
 END
 $$;
 SQL
+    # millrace's least-privileged role: LOGIN and REPLICATION only, with a password (scram).
+    mr_psql_admin <<SQL
+DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$MR_SERVICE_USER') THEN
+    CREATE ROLE $MR_SERVICE_USER LOGIN;
+  END IF;
+END
+\$\$;
+ALTER ROLE $MR_SERVICE_USER LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '$MR_SERVICE_PASSWORD';
+GRANT mr_auth_scram TO $MR_SERVICE_USER;
+SQL
 }
 
 # A second, minimal cluster left at the default wal_level=replica: `millrace setup` must refuse
@@ -570,6 +582,8 @@ ALTER USER '$MR_MARIA_USER'@'localhost' IDENTIFIED BY '$MR_MARIA_PASSWORD';
 GRANT ALL PRIVILEGES ON *.* TO '$MR_MARIA_USER'@'127.0.0.1' WITH GRANT OPTION;
 GRANT ALL PRIVILEGES ON *.* TO '$MR_MARIA_USER'@'localhost' WITH GRANT OPTION;
 DROP USER IF EXISTS ''@'localhost', ''@'127.0.0.1';
+CREATE USER IF NOT EXISTS '$MR_SERVICE_USER'@'%' IDENTIFIED BY '$MR_SERVICE_PASSWORD';
+ALTER USER '$MR_SERVICE_USER'@'%' IDENTIFIED BY '$MR_SERVICE_PASSWORD';
 SQL
     # root: empty password, over the socket only ('root'@'localhost', from
     # mariadb-install-db's "normal" method). It also made password-less root accounts for TCP
@@ -1069,6 +1083,9 @@ write_env() {
             MILLRACE_TEST_ODBC "$(mr_maria_odbc_conn)" \
             MILLRACE_TEST_MARIADB_URL "mysql://$MR_MARIA_USER:$MR_MARIA_PASSWORD@127.0.0.1:$MR_MARIA_PORT" \
             MILLRACE_TEST_MARIADB_PORT "$MR_MARIA_PORT" \
+            MILLRACE_TEST_SERVICE_USER "$MR_SERVICE_USER" \
+            MILLRACE_TEST_SERVICE_PASSWORD "$MR_SERVICE_PASSWORD" \
+            MILLRACE_TEST_SERVICE_ODBC "Driver={$MR_ODBC_MARIADB_DRIVER};Server=127.0.0.1;Port=$MR_MARIA_PORT;User=$MR_SERVICE_USER;" \
             MILLRACE_TEST_MARIADB_SOCKET "$MR_MARIA_SOCKET" \
             MILLRACE_TEST_MARIADB_CTL "$MR_SCRIPTS_DIR/mariadb-ctl.sh" \
             MILLRACE_TEST_CHROMIUM /usr/bin/chromium \

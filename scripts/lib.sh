@@ -28,6 +28,10 @@ MR_MARIADBD=/usr/sbin/mariadbd     # mariadb-server's path; also what start-stop
 # server listens on 127.0.0.1 alone.
 MR_MARIA_USER=millrace
 MR_MARIA_PASSWORD=millrace-dev-pw
+# millrace's own least-privileged accounts (sql/grants/): no right of their own; each test
+# grants them, as an administrator, what `millrace setup --print-sql` prints for its databases.
+MR_SERVICE_USER=millrace_svc
+MR_SERVICE_PASSWORD=millrace-svc-pw
 # The driver names we register in /etc/odbcinst.ini (Debian's packages use the same ones).
 MR_ODBC_MARIADB_DRIVER="MariaDB Unicode"
 MR_ODBC_PG_DRIVER="PostgreSQL Unicode"

@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod config;
 pub mod erp;
 pub mod export;
+pub mod grants;
 pub mod mapping;
 pub mod model;
 pub mod odoo_api;

@@ -31,13 +31,20 @@ enum SourceArg {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the publication and the logical replication slot (idempotent).
+    /// Create the publication, the logical replication slot and the control schema (idempotent).
     ///
-    /// Example: millrace --config millrace.toml setup --print-sql
+    /// With --print-sql, run nothing: print what an administrator runs for a least-privileged
+    /// deployment, on each database (the grants for the configured tables and mappings, the
+    /// publication, the control schema).
+    ///
+    /// Example: millrace --config millrace.toml setup --print-sql --for erp | mariadb -u root
     Setup {
         /// Print the statements that would run, and run nothing.
         #[arg(long)]
         print_sql: bool,
+        /// Only the statements for one database (with --print-sql).
+        #[arg(long = "for", value_enum, requires = "print_sql")]
+        part: Option<cmd::setup::SetupPart>,
     },
     /// Print committed row changes as they stream, without applying them.
     ///
@@ -146,7 +153,7 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
     };
     let config = Config::load(&path, explicit, &ProcessEnv)?;
     match cli.command {
-        Command::Setup { print_sql } => cmd::setup::run(&config, print_sql).await?,
+        Command::Setup { print_sql, part } => cmd::setup::run(&config, print_sql, part).await?,
         Command::Run => cmd::run::run(&config).await?,
         Command::Check => cmd::check::run(&config).await?,
         Command::Dlq { action } => cmd::dlq::run(&config, action).await?,

@@ -45,11 +45,20 @@ async fn print_sql_shows_the_statements_and_runs_nothing_then_setup_is_idempoten
 
     // Adding a table to the configuration updates the publication, and only that.
     let env = db.millrace_env(&["public.stock_move", "public.stock_lot"]);
-    let out = millrace(&env, &["setup", "--print-sql"]);
-    assert_eq!(
-        stdout(&out).trim(),
-        "ALTER PUBLICATION \"millrace_pub\" SET TABLE \"public\".\"stock_lot\", \"public\".\"stock_move\";"
+    let out = millrace(&env, &["setup", "--print-sql", "--for", "odoo"]);
+    let sql = stdout(&out);
+    let statements: Vec<&str> = sql.lines().filter(|l| !l.starts_with("--")).collect();
+    assert!(
+        statements.contains(
+            &"ALTER PUBLICATION \"millrace_pub\" SET TABLE \"public\".\"stock_lot\", \"public\".\"stock_move\";"
+        ),
+        "{sql}"
     );
+    assert!(!sql.contains("CREATE PUBLICATION") && !sql.contains("pg_create_logical_replication_slot"), "{sql}");
+    // The rights of the configured role to read both tables, and no write right.
+    assert!(statements.contains(&"GRANT SELECT ON \"public\".\"stock_lot\" TO \"postgres\";"), "{sql}");
+    assert!(!sql.contains("INSERT"), "{sql}");
+    assert!(!statements.iter().any(|s| s.contains("NOSUPERUSER")), "never demotes a superuser: {sql}");
     assert!(millrace(&env, &["setup"]).status.success());
     let published: i64 = c
         .query_one("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'millrace_pub'", &[])

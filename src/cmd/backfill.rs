@@ -52,7 +52,7 @@ pub async fn run(config: &Config, options: BackfillOptions) -> Result<(), super:
     );
     let selected = select(config, &mappings, &options.entities)?;
     let odoo = super::setup::odoo_with_mapped_tables(config)?;
-    let legacy_config = super::run::legacy_config(config, &mappings)?;
+    let legacy_config = super::setup::legacy_config(config, &mappings)?;
     let client = crate::pg::connect(&odoo.conn).await.context("connecting to Odoo's database")?;
 
     // Setup first (publication, control schema): streaming must be able to start

@@ -57,6 +57,7 @@ pub async fn run(config: &Config) -> Result<(), CommandError> {
     }
     check_odoo(odoo, &mappings, &mut report).await?;
     check_legacy(legacy, &mappings, &mut report).await?;
+    check_rights(config, &mappings, &mut report).await?;
 
     let mut out = std::io::stdout().lock();
     for warning in &report.warnings {
@@ -72,6 +73,40 @@ pub async fn run(config: &Config) -> Result<(), CommandError> {
     let count = mappings.entities.len();
     writeln!(out, "ok: {count} {} checked against both databases", if count == 1 { "mapping" } else { "mappings" })
         .context("writing the report")?;
+    Ok(())
+}
+
+/// The configured roles' rights against what the mappings need ([`crate::grants`]): missing
+/// ones are problems, ones beyond need warnings. A side that cannot be reached was reported
+/// already.
+async fn check_rights(config: &Config, mappings: &Mappings, report: &mut Report) -> anyhow::Result<()> {
+    use super::check_rights as rights;
+    let odoo = super::setup::odoo_with_mapped_tables(config)?;
+    let legacy = super::setup::legacy_config(config, mappings)?;
+    let state = config.state()?;
+    let needs = crate::grants::needs(&odoo, state, Some(&legacy), mappings);
+    let mut findings = rights::Findings::default();
+    if let Ok(client) = crate::pg::connect(&odoo.conn).await {
+        rights::odoo(&client, &needs, &mut findings).await?;
+    }
+    if let Ok(client) = crate::pg::connect(state).await {
+        rights::state(&client, &mut findings).await?;
+    }
+    if let (Some(erp), LegacyKind::Odbc) = (needs.erp.clone(), legacy.kind) {
+        let found = tokio::task::spawn_blocking(move || {
+            let mut findings = rights::Findings::default();
+            if let Ok(mut conn) = OdbcConnection::connect(&legacy.connection_string, legacy.password.as_ref()) {
+                rights::erp(&mut conn, &erp, &mut findings);
+            }
+            findings
+        })
+        .await
+        .context("the legacy connection thread failed")?;
+        findings.problems.extend(found.problems);
+        findings.warnings.extend(found.warnings);
+    }
+    report.problems.extend(findings.problems);
+    report.warnings.extend(findings.warnings);
     Ok(())
 }
 

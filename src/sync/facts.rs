@@ -77,8 +77,9 @@ pub(crate) async fn read_odoo_row(
         }
     };
     let Some(id) = id else { return Ok(None) };
-    let rows =
-        crate::mapping::odoo::read_by_ids(&engine.odoo_read, m, &[id]).await.map_err(|e| unavailable(e.to_string()))?;
+    let rows = crate::mapping::odoo::read_by_ids(&engine.odoo_read, m, &[id])
+        .await
+        .map_err(|e| unavailable(crate::pg::error_text(&e)))?;
     // Key fields Odoo does not store are the key's (the row was found for it).
     Ok(rows.into_iter().next().map(|(id, row)| {
         (

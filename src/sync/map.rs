@@ -16,7 +16,7 @@ use crate::model::{Op, RowChange, TableName, Value};
 use crate::source::legacy::LegacyItem;
 
 fn odoo_unavailable(e: tokio_postgres::Error) -> SyncError {
-    SyncError::Unavailable { system: "odoo", message: e.to_string() }
+    SyncError::Unavailable { system: "odoo", message: crate::pg::error_text(&e) }
 }
 
 /// The canonical key of a record, when every key field has a value.

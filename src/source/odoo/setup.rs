@@ -116,6 +116,20 @@ impl SetupStep {
 
 /// Checks the database and works out what is missing. Changes nothing.
 pub async fn plan(client: &Client, config: &OdooConfig) -> Result<Vec<SetupStep>, SetupError> {
+    plan_with(client, config, true).await
+}
+
+/// [`plan`] for statements an administrator runs: the role's missing REPLICATION attribute is
+/// among what they grant, not a reason to stop.
+pub async fn plan_for_administrator(client: &Client, config: &OdooConfig) -> Result<Vec<SetupStep>, SetupError> {
+    plan_with(client, config, false).await
+}
+
+async fn plan_with(
+    client: &Client,
+    config: &OdooConfig,
+    role_must_replicate: bool,
+) -> Result<Vec<SetupStep>, SetupError> {
     let mut problems = Vec::new();
 
     let wal_level: String = client.query_one("SHOW wal_level", &[]).await.map_err(sql_err("reading wal_level"))?.get(0);
@@ -131,7 +145,7 @@ pub async fn plan(client: &Client, config: &OdooConfig) -> Result<Vec<SetupStep>
         .await
         .map_err(sql_err("reading the role's attributes"))?;
     let (role_name, can_replicate): (String, bool) = (role.get(0), role.get(1));
-    if !can_replicate {
+    if !can_replicate && role_must_replicate {
         problems.push(SetupProblem::NoReplicationRole { role: role_name });
     }
 
