@@ -366,3 +366,153 @@ async fn a_newer_failure_of_a_key_supersedes_its_open_dead_letter() {
     assert!(error.contains(r#"relation "millrace.dlq" does not exist"#) && error.contains("42P01"), "{error}");
     assert!(!error.contains("db error"), "{error}");
 }
+
+/// `user@host` as the CLI records it: the OS user of the process and the machine's name.
+fn os_user_at_host() -> String {
+    let user = std::process::Command::new("id").arg("-un").output().expect("id -un");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host name");
+    format!("{}@{}", String::from_utf8_lossy(&user.stdout).trim(), host.trim())
+}
+
+/// Every retry and discard from the command line is recorded in the audit trail
+/// (`millrace.audit`: via `cli`, the OS user and host, what it touched, the outcome) together
+/// with its effect, refused ones too; `status` shows the latest; with `[archive]` each action is
+/// archived as a row of its entity that a Parquet reader tells apart by its decision, and an
+/// action taken where the archive was not configured is archived by the next one.
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_actions_from_the_cli_are_audited_shown_by_status_and_archived() {
+    let db = TestDb::create("cliaudit").await;
+    let info = PgConnInfo::parse(&format!("{}?sslmode=disable", db.url)).expect("URL");
+    StateStore::connect(&info).await.expect("control schema");
+    let c = db.client().await;
+    c.batch_execute(
+        r#"
+        INSERT INTO millrace.dlq (entity, key, source, op, record, position, field, reason) VALUES
+          ('item', '["A100"]', 'legacy', 'upsert',
+           '{"item_no": "A100", "description": "Oak top", "uom": "Crates", "list_price": "12.5"}',
+           '2026-11-27 00:59:11.000000|["A100"]', 'uom', 'no row of uom_uom has name = "Crates"'),
+          ('item', '["B200"]', 'legacy', 'upsert', '{"item_no": "B200", "description": "Ash leg"}',
+           '2026-11-27 01:00:00.000000|["B200"]', 'uom', 'no row of uom_uom has name = "Bags"'),
+          ('production_order', '["WH/MO/00009"]', 'odoo', 'upsert',
+           '{"order_no": "WH/MO/00009", "qty_ordered": "3"}', '0/1A2B3C4D', NULL, 'Data too long');
+        "#,
+    )
+    .await
+    .expect("dead letters");
+    let ids: Vec<i64> =
+        c.query("SELECT id FROM millrace.dlq ORDER BY id", &[]).await.expect("ids").iter().map(|r| r.get(0)).collect();
+    let (a100, b200, order) = (ids[0], ids[1], ids[2]);
+    let plain = env_for(&db);
+    let archive = tempfile::tempdir().expect("archive dir");
+    let mut archived = plain.clone();
+    archived.push(("MILLRACE_ARCHIVE_DIR".into(), archive.path().display().to_string()));
+    archived.push(("MILLRACE_MAPPINGS".into(), format!("{}/mappings", env!("CARGO_MANIFEST_DIR"))));
+
+    // Without [archive]; then with it: a discard, the same discard again (refused), retry --all.
+    ok(&plain, &["dlq", "retry", &a100.to_string()]);
+    ok(&archived, &["dlq", "discard", &order.to_string()]);
+    let (code, _, stderr) = run(&archived, &["dlq", "discard", &order.to_string()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let retried = ok(&archived, &["dlq", "retry", "--all"]);
+    assert!(retried.contains("2 dead letters marked for retry"), "{retried}");
+
+    let me = os_user_at_host();
+    let rows = c
+        .query(
+            "SELECT action, via, client, token, dead_letters, touched, outcome, detail, archived_at IS NOT NULL
+               FROM millrace.audit ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("the audit trail");
+    // action, via, client, token, dead letters, outcome, detail, archived
+    type AuditRow = (String, String, String, Option<String>, Vec<i64>, String, String, bool);
+    let audit: Vec<AuditRow> =
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(6), r.get(7), r.get(8))).collect();
+    let row = |action: &str, letters: Vec<i64>, outcome: &str, detail: String, archived: bool| {
+        (action.to_string(), "cli".to_string(), me.clone(), None, letters, outcome.to_string(), detail, archived)
+    };
+    assert_eq!(
+        audit,
+        vec![
+            row("retry", vec![a100], "done", "1 dead letter marked for retry".into(), true),
+            row("discard", vec![order], "done", "1 dead letter discarded".into(), true),
+            row(
+                "discard",
+                vec![],
+                "refused",
+                format!("dead letter {order} is discarded: discarded by an operator"),
+                false
+            ),
+            row("retry", vec![a100, b200], "done", "2 dead letters marked for retry".into(), true),
+        ],
+        "the first retry, taken without [archive], was archived by the next action"
+    );
+    let touched: serde_json::Value = rows[1].get(5);
+    assert_eq!(
+        touched,
+        serde_json::json!([{"dead_letter": order, "entity": "production_order", "key": "[\"WH/MO/00009\"]", "source": "odoo"}])
+    );
+
+    // status: the latest actions, newest first, in JSON and in text.
+    let status: serde_json::Value = serde_json::from_str(&ok(&plain, &["status", "--json"])).expect("status --json");
+    let actions = status["operator_actions"].as_array().expect("operator_actions");
+    assert_eq!(actions.len(), 4);
+    assert_eq!(actions[0]["action"], "retry");
+    assert_eq!(actions[0]["via"], "cli");
+    assert_eq!(actions[0]["client"], me.as_str());
+    assert_eq!(actions[0]["dead_letters"], serde_json::json!([a100, b200]));
+    assert_eq!(actions[0]["touched"][1]["key"], "[\"B200\"]");
+    assert_eq!(actions[1]["outcome"], "refused");
+    assert_eq!(actions[3]["detail"], "1 dead letter marked for retry");
+    let text = ok(&plain, &["status"]);
+    let section = text.split("operator actions (latest 5):").nth(1).expect("an operator actions section");
+    let lines: Vec<&str> = section.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines[0].contains("ACTION") && lines[0].contains("CLIENT") && lines[0].contains("OUTCOME"), "{text}");
+    assert!(
+        lines[1].contains("retry")
+            && lines[1].contains("cli")
+            && lines[1].contains(&me)
+            && lines[1].contains(&format!("{a100} {b200}"))
+            && lines[1].contains("done: 2 dead letters marked for retry"),
+        "{text}"
+    );
+    assert!(lines[2].contains("refused: dead letter") && lines[2].contains("is discarded"), "{text}");
+
+    // The archive: the entity's own table, the operator's rows told apart by their decision,
+    // the dead-lettered record in the entity's columns and who acted in the reason.
+    let items = common::parquet::report(
+        &archive.path().join("entity=item"),
+        &[
+            "SELECT _key, _decision, item_no, description, CAST(list_price AS VARCHAR), _source_system, _op, _reason
+               FROM {src} ORDER BY _key, _captured_at",
+            "SELECT count(*) FROM {src} WHERE _decision NOT LIKE 'operator:%'",
+        ],
+    );
+    assert_eq!(items.rows, 3, "A100 retried twice, B200 once");
+    assert_eq!(items.type_of("_decision"), "string");
+    let rows = &items.queries[0];
+    let cells = |i: usize| rows[i][..7].iter().map(|v| v.as_str().unwrap_or("<null>").to_string()).collect::<Vec<_>>();
+    assert_eq!(cells(0), ["[\"A100\"]", "operator:retry", "A100", "Oak top", "12.5000", "legacy", "u"]);
+    assert_eq!(cells(2), ["[\"B200\"]", "operator:retry", "B200", "Ash leg", "<null>", "legacy", "u"]);
+    let reason = rows[0][7].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!("operator retry of dead letter {a100} by {me} via cli (audit "))
+            && reason.ends_with("it was dead-lettered for: no row of uom_uom has name = \"Crates\""),
+        "{reason}"
+    );
+    assert_eq!(items.scalar(1), 0);
+    let orders = common::parquet::report(
+        &archive.path().join("entity=production_order"),
+        &["SELECT _key, _decision, _source_system, _position FROM {src}"],
+    );
+    assert_eq!(
+        orders.queries[0],
+        vec![vec![
+            serde_json::json!("[\"WH/MO/00009\"]"),
+            serde_json::json!("operator:discard"),
+            serde_json::json!("odoo"),
+            serde_json::json!("0/1A2B3C4D")
+        ]]
+    );
+}

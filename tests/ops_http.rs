@@ -1,7 +1,10 @@
 //! The HTTP endpoint of `millrace run` during a real two-way workload: /metrics moves with the
 //! workload, the legacy lag grows while the legacy database is unreachable and drains after,
-//! /ready says why it is not ready, dead letters are retried from the API only with the token,
-//! and no password appears anywhere the operator looks.
+//! /ready says why it is not ready, the API is read only with a token once a read token is
+//! configured (while /health, /ready and /metrics stay open), dead letters are retried from the
+//! API only with a token that may act, each action is in the audit trail and the archive with
+//! the client's address and the token's name, and no password or token appears anywhere the
+//! operator looks.
 
 mod common;
 
@@ -15,10 +18,21 @@ use common::sync::{eventually, UNIT_THE_ERP_LACKS};
 use serde_json::json;
 
 const TOKEN: &str = "op-token-7f3a9c";
+/// `[http] read_token`: reads only.
+const READ_TOKEN: &str = "read-token-2e8b51";
+/// A named operator's token (`[[http.tokens]] name = "alice"`, from a file).
+const ALICE_TOKEN: &str = "alice-token-93c0d4";
 
 /// One HTTP/1.1 request over a fresh connection: (status, body).
 fn request(address: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let (status, body, _) = request_from(address, method, path, token);
+    (status, body)
+}
+
+/// [`request`], with the address the request came from (as the server sees it).
+fn request_from(address: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String, SocketAddr) {
     let mut stream = TcpStream::connect(address).expect("connect to millrace's HTTP endpoint");
+    let from = stream.local_addr().expect("the request's own address");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     write!(
@@ -31,12 +45,12 @@ fn request(address: SocketAddr, method: &str, path: &str, token: Option<&str>) -
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     // Bodies may be chunked: good enough for substring and number checks below.
-    (status, body)
+    (status, body, from)
 }
 
 /// The id of the open dead letter of `key`, from the operator API.
 fn dead_letter_id(address: SocketAddr, key: &str) -> Option<i64> {
-    let body = request(address, "GET", "/api/overview", None).1;
+    let body = request(address, "GET", "/api/overview", Some(READ_TOKEN)).1;
     let json: serde_json::Value = serde_json::from_str(&body).ok()?;
     json["dead_letters"].as_array()?.iter().find(|d| d["key"] == key).and_then(|d| d["id"].as_i64())
 }
@@ -81,7 +95,12 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     };
     world.forget_erp_only_orders().await;
     let mut config = std::fs::read_to_string(&world.config).expect("read config");
-    config.push_str(&format!("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"));
+    let alice_file = world.dir.path().join("alice.token");
+    std::fs::write(&alice_file, format!("{ALICE_TOKEN}\n")).expect("alice's token file");
+    config.push_str(&format!(
+        "\n[http]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\nread_token = \"{READ_TOKEN}\"\n\
+         [[http.tokens]]\nname = \"alice\"\ntoken_file = {alice_file:?}\ncan = \"act\"\n"
+    ));
     std::fs::write(&world.config, config).expect("write config");
     // A password for Odoo's database too (the dev server trusts local connections, so it is
     // never asked for): it must not show up either, nor the integration user's API key.
@@ -98,6 +117,24 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     assert_eq!(status, 200, "{body}");
     wait_for("ready", &service, 90, || async { (request(address, "GET", "/ready", None).0 == 200).then_some(()) })
         .await;
+
+    // With a read token configured, the API answers only to a token: none is 401, a wrong one
+    // 403, the read token or any operator's 200. /health, /ready and /metrics stay open (above
+    // and below, all without a token); the page is an empty shell that asks for the token.
+    let (status, body) = request(address, "GET", "/api/overview", None);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("needs a token") && !body.contains("dead_letters"), "{body}");
+    let (status, body) = request(address, "GET", "/api/overview", Some("read-token-2e8b5"));
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("dead_letters"), "{body}");
+    for token in [READ_TOKEN, TOKEN, ALICE_TOKEN] {
+        let (status, body) = request(address, "GET", "/api/overview", Some(token));
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"dead_letters\"") || body.contains("\"ready\""), "{body}");
+    }
+    let (status, page) = request(address, "GET", "/", None);
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"login\""), "the page can ask for the token");
 
     // The workload moves the counters.
     let applied = |metrics: &str| {
@@ -175,6 +212,9 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     let path = format!("/api/dlq/{id}/retry");
     assert_eq!(request(address, "POST", &path, None).0, 401, "no token: refused");
     assert_eq!(request(address, "POST", &path, Some("wrong-token")).0, 403, "wrong token: refused");
+    let (status, body) = request(address, "POST", &path, Some(READ_TOKEN));
+    assert_eq!(status, 403, "the read token may not act: {body}");
+    assert!(body.contains("reader") && body.contains("may only read"), "{body}");
     let dlq_status = |id: i64| {
         let odoo = &odoo;
         async move {
@@ -185,9 +225,57 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     };
     assert_eq!(dlq_status(id).await, "open", "a refused retry leaves the dead letter open");
     // Dead letters marked for retry are retried one at a time, in id order: once the marker's
-    // order is in the ERP, a retry of the first one would have been made.
-    let (status, body) = request(address, "POST", &format!("/api/dlq/{marker}/retry"), Some(TOKEN));
+    // order is in the ERP, a retry of the first one would have been made. Alice retries it.
+    let (status, body, alice_from) =
+        request_from(address, "POST", &format!("/api/dlq/{marker}/retry"), Some(ALICE_TOKEN));
     assert_eq!(status, 200, "{body}");
+    // The audit trail: the action, from alice's address, under her token's name, never its value.
+    let audit = odoo
+        .query(
+            "SELECT action, via, client, token, dead_letters, outcome, row_to_json(a)::text FROM millrace.audit a ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("the audit trail");
+    assert_eq!(audit.len(), 1, "refused requests (no token, a wrong one, the reader's) are not actions");
+    let a = &audit[0];
+    let (action, via, client, token): (String, String, String, Option<String>) =
+        (a.get(0), a.get(1), a.get(2), a.get(3));
+    assert_eq!(
+        (action.as_str(), via.as_str(), client, token.as_deref()),
+        ("retry", "http", alice_from.to_string(), Some("alice"))
+    );
+    assert_eq!(a.get::<_, Vec<i64>>(4), vec![marker]);
+    assert_eq!(a.get::<_, String>(5), "done");
+    let whole: String = a.get(6);
+    assert!(!whole.contains(ALICE_TOKEN) && !whole.contains(TOKEN), "{whole}");
+    // The archive: a row of the order's entity, told apart by its decision, naming alice.
+    let archived = common::parquet::report(
+        &world.dir.path().join("archive").join("entity=production_order"),
+        &["SELECT _key, _decision, _source_system, _reason FROM {src} WHERE _decision LIKE 'operator:%'"],
+    );
+    let rows = &archived.queries[0];
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0][0].as_str(), rows[0][1].as_str(), rows[0][2].as_str()),
+        (Some(marker_key.as_str()), Some("operator:retry"), Some("odoo"))
+    );
+    let reason = rows[0][3].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!(
+            "operator retry of dead letter {marker} by token \"alice\" via http from {alice_from} (audit "
+        )) && !reason.contains(ALICE_TOKEN),
+        "{reason}"
+    );
+    // And the operator page's data shows it.
+    let overview: serde_json::Value =
+        serde_json::from_str(&request(address, "GET", "/api/overview", Some(READ_TOKEN)).1).expect("overview");
+    let shown = &overview["operator_actions"][0];
+    assert_eq!(
+        (shown["action"].as_str(), shown["token"].as_str(), shown["via"].as_str()),
+        (Some("retry"), Some("alice"), Some("http"))
+    );
+    assert_eq!(shown["client"], alice_from.to_string());
     let count_of = |order_no: &str| format!("SELECT COUNT(*) FROM PROD_ORDER WHERE ORDER_NO = '{order_no}'");
     wait_for("the retried marker order in PROD_ORDER", &service, 60, || async {
         (world.maria.exec(&count_of(&marker_no)).trim() == "1").then_some(())
@@ -217,7 +305,7 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
     let looked_at = [
         request(address, "GET", "/", None).1,
         request(address, "GET", "/metrics", None).1,
-        request(address, "GET", "/api/overview", None).1,
+        request(address, "GET", "/api/overview", Some(READ_TOKEN)).1,
         request(address, "GET", "/ready", None).1,
         String::from_utf8_lossy(&status_out.stdout).into_owned(),
         String::from_utf8_lossy(&status_out.stderr).into_owned(),
@@ -228,6 +316,8 @@ async fn metrics_lag_readiness_and_operator_actions_over_http() {
         assert!(!text.contains(&odoo_password), "output {i} shows the Odoo password");
         assert!(!text.contains(api_key), "output {i} shows the Odoo API key");
         assert!(!text.contains(TOKEN), "output {i} shows the operator token");
+        assert!(!text.contains(READ_TOKEN), "output {i} shows the read token");
+        assert!(!text.contains(ALICE_TOKEN), "output {i} shows alice's token");
     }
     let page = &looked_at[0];
     assert!(page.contains("<h1>millrace</h1>"));

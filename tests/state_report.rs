@@ -164,3 +164,48 @@ async fn reports_read_back_what_the_engine_wrote() {
     assert_eq!(store.backfill_checkpoint("item").await.expect("checkpoint"), None);
     assert_eq!(report::backfill_progress(&client).await.expect("progress").len(), 1);
 }
+
+/// An operator action and its audit row commit together: when the row cannot be written, the
+/// dead letter is left as it was. The audit reads back newest first, its time in both forms.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_action_and_its_audit_row_commit_together() {
+    use millrace::state::audit::{self, Action, Actor, Target, Via};
+
+    let db = TestDb::create("stateaudit").await;
+    let info = PgConnInfo::parse(&format!("{}?sslmode=disable", db.url)).expect("URL");
+    let client = db.client().await;
+    let mut store = StateStore::connect(&info).await.expect("control schema");
+    let writes = StateWrites { dead_letters: vec![dead_letter("[\"K0\"]", "failure")], ..StateWrites::default() };
+    store.commit_writes(&writes).await.expect("commit");
+    let id = store.dead_letters(false).await.expect("letters")[0].id;
+    let actor = Actor { via: Via::Http, client: "192.0.2.7:40112".into(), token: Some("alice".into()) };
+
+    let done = store.act_on_dead_letters(Action::Discard, Target::One(id), &actor).await.expect("discard");
+    assert_eq!((done.touched.len(), done.refused), (1, None));
+    let again = store.act_on_dead_letters(Action::Retry, Target::One(id), &actor).await.expect("refused retry");
+    assert!(again.refused.is_some() && again.touched.is_empty());
+    let recent = audit::recent_actions::<DateTime<Utc>>(&client, 10).await.expect("audit");
+    let as_text = audit::recent_actions::<String>(&client, 10).await.expect("audit as text");
+    let summary: Vec<(&str, &str, &str)> =
+        recent.iter().map(|a| (a.action.as_str(), a.outcome.as_str(), a.detail.as_str())).collect();
+    let refusal = format!("dead letter {id} is discarded: discarded by an operator");
+    assert_eq!(summary, [("retry", "refused", refusal.as_str()), ("discard", "done", "1 dead letter discarded")]);
+    assert_eq!(
+        (recent[1].via.as_str(), recent[1].client.as_str(), recent[1].token.as_deref()),
+        ("http", "192.0.2.7:40112", Some("alice"))
+    );
+    assert_eq!(recent[1].dead_letters, [id]);
+    assert_eq!(parse_server_text(&as_text[1].at), recent[1].at);
+    assert_eq!(store.audit_to_archive(10).await.expect("to archive").len(), 1, "only what was done is archived");
+
+    // No audit row, no action: the dead letter stays open.
+    let writes = StateWrites { dead_letters: vec![dead_letter("[\"K1\"]", "failure")], ..StateWrites::default() };
+    store.commit_writes(&writes).await.expect("commit");
+    let open = store.dead_letters(false).await.expect("letters")[0].id;
+    client.batch_execute("DROP TABLE millrace.audit").await.expect("drop the audit trail");
+    let error = store.act_on_dead_letters(Action::Retry, Target::AllOpen, &actor).await.expect_err("no audit table");
+    assert!(error.to_string().contains("recording an operator action"), "{error}");
+    let status: String =
+        client.query_one("SELECT status FROM millrace.dlq WHERE id = $1", &[&open]).await.expect("status").get(0);
+    assert_eq!(status, "open");
+}

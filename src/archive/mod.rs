@@ -9,9 +9,13 @@
 //! or spooled is not archived twice when the source replays it after a crash: an Odoo change at
 //! or below the highest LSN archived for its entity is skipped, and a legacy change whose key
 //! and position are in the entity's spool or newest legacy file is skipped too.
+//!
+//! Operator actions on dead letters are archived beside the changes, in files of their own
+//! ([`operator`]).
 
 pub mod columns;
 pub mod file;
+pub mod operator;
 pub mod schema;
 pub mod spool;
 
@@ -111,6 +115,8 @@ pub struct Archive {
     spool_dir: PathBuf,
     /// Held while open (see [`spool::lock`]).
     _lock: std::fs::File,
+    /// Operator actions of this process are archived here while it is open.
+    _operator: operator::Registration,
 }
 
 impl Archive {
@@ -128,6 +134,7 @@ impl Archive {
         if removed > 0 {
             tracing::info!(dir = %settings.dir.display(), removed, "removed archive files a crash left unfinished");
         }
+        let registration = operator::register(&settings.dir, mappings.clone());
         let mut archive = Archive {
             settings,
             mappings,
@@ -144,6 +151,7 @@ impl Archive {
             unsynced_marks: Vec::new(),
             spool_dir,
             _lock: lock,
+            _operator: registration,
         };
         archive.learn_existing()?;
         archive.recover_spool()?;

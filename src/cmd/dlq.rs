@@ -2,7 +2,9 @@
 //!
 //! Dead letters live in the control state (`millrace.dlq`). Retrying only marks them: the
 //! running service (`millrace run`) picks them up within its retry interval, re-reads each
-//! key's source row as it is now and decides it again.
+//! key's source row as it is now and decides it again. Every retry and discard is recorded in
+//! the audit trail (`millrace.audit`, with the OS user and host) in the same transaction, and
+//! archived when `[archive]` is configured.
 
 use std::io::Write;
 
@@ -12,6 +14,7 @@ use clap::ArgGroup;
 
 use super::CommandError;
 use crate::config::Config;
+use crate::state::audit::{Action, ActionOutcome, Actor, Refusal, Target, Via};
 use crate::state::sync::DeadLetter;
 use crate::state::StateStore;
 
@@ -63,12 +66,13 @@ pub enum DlqAction {
 
 pub async fn run(config: &Config, action: DlqAction) -> Result<(), CommandError> {
     let state = config.state()?;
-    let store = StateStore::connect(state).await.with_context(|| format!("opening the control state at {state}"))?;
+    let mut store =
+        StateStore::connect(state).await.with_context(|| format!("opening the control state at {state}"))?;
     match action {
         DlqAction::List { all, json } => list(&store, all, json).await?,
         DlqAction::Show { id, json } => show(&store, id, json).await?,
-        DlqAction::Retry { id, all: _ } => retry(&store, id, config).await?,
-        DlqAction::Discard { id } => discard(&store, id).await?,
+        DlqAction::Retry { id, all: _ } => retry(&mut store, id, config).await?,
+        DlqAction::Discard { id } => discard(&mut store, id, config).await?,
     }
     Ok(())
 }
@@ -209,28 +213,83 @@ async fn show(store: &StateStore, id: i64, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fails unless the dead letter exists and is still open (or already marked for retry).
-async fn open_one(store: &StateStore, id: i64, action: &str) -> anyhow::Result<DeadLetter> {
-    let d = find(store, id).await?;
-    if d.status != "open" && d.status != "retry" {
-        let how = d.resolution.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-        return Err(anyhow!("dead letter {id} is {}{how}; only open dead letters can be {action}", d.status));
+/// Takes an operator action, recorded in the audit trail as this OS user's, then archives it
+/// (and any earlier action not archived yet). A refused action (no such dead letter, or a
+/// closed one) is an error naming why, recorded too.
+async fn act(store: &mut StateStore, action: Action, target: Target, config: &Config) -> anyhow::Result<ActionOutcome> {
+    let actor = Actor { via: Via::Cli, client: os_user(), token: None };
+    let outcome = store
+        .act_on_dead_letters(action, target, &actor)
+        .await
+        .with_context(|| format!("{} of dead letters", action.as_str()))?;
+    tracing::info!(action = action.as_str(), client = %actor.client, audit = outcome.audit_id, dead_letters = outcome.touched.len(), "operator action from the command line");
+    archive(store, config, outcome.audit_id).await;
+    if let (Some(refusal), Target::One(id)) = (&outcome.refused, target) {
+        let verb = match action {
+            Action::Retry => "retried",
+            Action::Discard => "discarded",
+        };
+        return Err(match refusal {
+            Refusal::Missing => anyhow!("dead letter {id} does not exist (see `millrace dlq list --all`)"),
+            Refusal::Closed { status, resolution } => {
+                let how = resolution.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                anyhow!("dead letter {id} is {status}{how}; only open dead letters can be {verb}")
+            }
+        });
     }
-    Ok(d)
+    Ok(outcome)
 }
 
-async fn retry(store: &StateStore, id: Option<i64>, config: &Config) -> anyhow::Result<()> {
-    let marked = match id {
-        Some(id) => {
-            open_one(store, id, "retried").await?;
-            let n = store.set_dead_letter_status(Some(&[id]), "retry").await.context("marking the dead letter")?;
-            if n == 0 {
-                return Err(anyhow!("dead letter {id} was settled meanwhile; nothing to retry"));
-            }
-            n
+/// Writes the audit trail's records not archived yet into `[archive]`, when configured. The
+/// action itself is done either way: a failure here is reported, and the next action archives it.
+async fn archive(store: &StateStore, config: &Config, audit: i64) {
+    let Some(settings) = &config.archive else { return };
+    let mappings = match crate::mapping::Mappings::load_dir(&config.sync.mappings) {
+        Ok(mappings) => std::sync::Arc::new(mappings),
+        Err(error) => {
+            tracing::error!(%error, audit, "the operator action is recorded in millrace.audit, but cannot be archived without the mappings; the next action archives it");
+            return;
         }
-        None => store.set_dead_letter_status(None, "retry").await.context("marking the dead letters")?,
     };
+    if let Err(error) = crate::ops::audit::archive_pending(store, &settings.dir, mappings).await {
+        tracing::error!(%error, audit, "the operator action is recorded in millrace.audit but not in the archive yet; the next action archives it");
+    }
+}
+
+/// Who runs this command: the OS user of the process (by its uid, as /etc/passwd names it; the
+/// environment's `USER` where that cannot be read) and the host, `alice@plant-7`.
+fn os_user() -> String {
+    let uid = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next().map(str::to_string))
+    });
+    let by_uid = uid.as_ref().and_then(|uid| {
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.len() > 2 && fields[2] == uid).then(|| fields[0].to_string())
+        })
+    });
+    let user = by_uid
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .or_else(|| uid.map(|uid| format!("uid {uid}")))
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    if host.is_empty() {
+        user
+    } else {
+        format!("{user}@{host}")
+    }
+}
+
+async fn retry(store: &mut StateStore, id: Option<i64>, config: &Config) -> anyhow::Result<()> {
+    let target = id.map_or(Target::AllOpen, Target::One);
+    let marked = act(store, Action::Retry, target, config).await?.touched.len();
     let mut out = std::io::stdout().lock();
     let interval = config.sync.retry_interval;
     let noun = if marked == 1 { "dead letter" } else { "dead letters" };
@@ -246,12 +305,8 @@ async fn retry(store: &StateStore, id: Option<i64>, config: &Config) -> anyhow::
     Ok(())
 }
 
-async fn discard(store: &StateStore, id: i64) -> anyhow::Result<()> {
-    open_one(store, id, "discarded").await?;
-    let n = store.set_dead_letter_status(Some(&[id]), "discarded").await.context("discarding the dead letter")?;
-    if n == 0 {
-        return Err(anyhow!("dead letter {id} was settled meanwhile; nothing to discard"));
-    }
+async fn discard(store: &mut StateStore, id: i64, config: &Config) -> anyhow::Result<()> {
+    act(store, Action::Discard, Target::One(id), config).await?;
     writeln!(std::io::stdout().lock(), "dead letter {id} discarded")?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod backfill;
 pub mod check;
+pub mod check_rights;
 pub mod dlq;
 pub mod envelope;
 pub mod export;

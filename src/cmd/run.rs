@@ -103,7 +103,7 @@ async fn connect_engine(
     let odoo_config = config.odoo()?.clone();
     let odoo = odoo_config.conn.clone();
     let state_info = config.state()?.clone();
-    let legacy = LegacyDb::new(&legacy_config(config, &mappings)?).map_err(anyhow::Error::msg)?;
+    let legacy = LegacyDb::new(&super::setup::legacy_config(config, &mappings)?).map_err(anyhow::Error::msg)?;
     let parts = retrying!(
         "control state and Odoo",
         shutdown,
@@ -117,20 +117,6 @@ async fn connect_engine(
         .await
     );
     Ok(parts.map(|(state, odoo_read, odoo)| Engine::new(mappings, state, odoo_read, odoo, legacy, metrics)))
-}
-
-pub(crate) fn legacy_config(config: &Config, mappings: &Mappings) -> anyhow::Result<LegacyConfig> {
-    let mut legacy = config.legacy()?.clone();
-    // A table configured by hand keeps its settings but reads only what the mappings use.
-    for table in &mut legacy.tables {
-        table.read_only(mappings.legacy_read_columns(&table.table));
-    }
-    for table in mappings.legacy_tables() {
-        if !legacy.tables.iter().any(|t| t.table == table.table) {
-            legacy.tables.push(table);
-        }
-    }
-    Ok(legacy)
 }
 
 fn spawn_odoo_reader(mut stream: OdooStream, tx: mpsc::Sender<OdooMessage>) {
@@ -208,7 +194,17 @@ async fn poll_legacy(
             }
         }
     };
+    let mut counted = (0, 0);
+    let mut failing = legacy.poll_interval;
     loop {
+        // The poller's reconnections since the last poll, for millrace_reconnects_total.
+        for _ in counted.0..poller.reconnects() {
+            metrics.reconnect("legacy");
+        }
+        for _ in counted.1..poller.state_reconnects() {
+            metrics.reconnect("state");
+        }
+        counted = (poller.reconnects(), poller.state_reconnects());
         let mut items = Vec::new();
         let mut collect = |item: LegacyItem| -> std::io::Result<()> {
             items.push(item);
@@ -241,8 +237,16 @@ async fn poll_legacy(
                     return;
                 }
             }
-            Err(error) => tracing::error!(%error, "legacy poll failed; polling again"),
+            Err(error) => {
+                // The control state unreachable (or refusing the password, mid-rotation): wait
+                // longer each time rather than fail every poll interval.
+                tracing::error!(%error, retry_in_ms = failing.as_millis() as u64, "legacy poll failed; polling again");
+                tokio::time::sleep(failing).await;
+                failing = (failing * 2).min(Duration::from_secs(10).max(legacy.poll_interval));
+                continue;
+            }
         }
+        failing = legacy.poll_interval;
         tokio::time::sleep(legacy.poll_interval).await;
     }
 }
@@ -269,7 +273,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             .with_context(|| format!("loading mappings from {}", config.sync.mappings.display()))?,
     );
     let odoo = super::setup::odoo_with_mapped_tables(config)?;
-    let legacy = legacy_config(config, &mappings)?;
+    let legacy = super::setup::legacy_config(config, &mappings)?;
     let legacy_tables: Vec<String> = legacy.tables.iter().map(|t| t.table.clone()).collect();
     let shutdown = Arc::new(AtomicBool::new(false));
     {
@@ -321,6 +325,10 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let mut stream_config = OdooStreamConfig::new(odoo.conn.clone(), &odoo.slot, &odoo.publication);
     stream_config.streaming = odoo.streaming;
     stream_config.status_interval = Duration::from_secs(1);
+    {
+        let metrics = metrics.clone();
+        stream_config.on_reconnect = crate::source::odoo::stream::OnReconnect::new(move || metrics.reconnect("odoo"));
+    }
     let stream = match retrying!(
         "Odoo replication",
         shutdown,
@@ -706,17 +714,22 @@ struct Conns {
     origin: String,
 }
 
-/// Reopens connections that an outage closed.
+/// Reopens connections that an outage closed (or a terminated backend: a password rotation
+/// ends the sessions of the old password). Each connection reads a password file again, so a
+/// rotated password is used.
 async fn ensure_connected(engine: &mut Engine, conns: &Conns) -> anyhow::Result<()> {
     if engine.state.client().is_closed() {
         engine.state = StateStore::connect(&conns.state).await?;
+        engine.metrics.reconnect("state");
     }
     if engine.odoo_read.is_closed() {
         engine.odoo_read = crate::pg::connect(&conns.odoo).await?;
+        engine.metrics.reconnect("odoo");
     }
     if engine.odoo.is_closed() {
         engine.odoo = OdooTarget::connect(&conns.odoo_config).await?;
         engine.integration_uid = engine.odoo.integration_uid();
+        engine.metrics.reconnect("odoo");
     }
     Ok(())
 }

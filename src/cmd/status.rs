@@ -1,4 +1,5 @@
-//! `millrace status`: lag, positions, decisions, parked changes and dead letters.
+//! `millrace status`: lag, positions, decisions, parked changes, dead letters and the latest
+//! operator actions.
 //!
 //! Everything comes from the control state (`[state] url`) and, for the replication slot's lag,
 //! from Odoo's database. Odoo being unreachable is reported, not fatal: the control state may
@@ -13,7 +14,11 @@ use tokio_postgres::Client;
 
 use super::CommandError;
 use crate::config::{Config, OdooConfig};
+use crate::state::audit::{self, AuditEntry};
 use crate::state::report::{self, BackfillProgress, DecisionCount, LegacyCheckpointRow, RecentConflict, SourceStatus};
+
+/// How many of the latest operator actions `status` shows.
+const ACTIONS_SHOWN: i64 = 5;
 use crate::state::StateStore;
 
 /// The replication slot as Odoo's server reports it.
@@ -43,6 +48,8 @@ struct Status {
     dead_letters_retry: i64,
     conflicts: Vec<RecentConflict<DateTime<Utc>>>,
     backfills: Vec<BackfillProgress>,
+    /// The latest operator actions (`millrace.audit`), newest first.
+    actions: Vec<AuditEntry<DateTime<Utc>>>,
     /// `[archive]`: its directory and what it holds, or why it cannot be read.
     archive: Option<(String, Result<crate::archive::DirSummary, String>)>,
 }
@@ -112,6 +119,7 @@ async fn read_state(client: &Client, slot: Option<SlotStatus>) -> anyhow::Result
     let dead_letters = report::dead_letter_counts(client).await?;
     let conflicts = report::recent_conflicts(client, 10).await?;
     let backfills = report::backfill_progress(client).await?;
+    let actions = audit::recent_actions(client, ACTIONS_SHOWN).await?;
     Ok(Status {
         slot,
         sources,
@@ -123,6 +131,7 @@ async fn read_state(client: &Client, slot: Option<SlotStatus>) -> anyhow::Result
         dead_letters_retry: dead_letters.retry,
         conflicts,
         backfills,
+        actions,
         archive: None,
     })
 }
@@ -202,7 +211,35 @@ fn to_json(s: &Status) -> Json {
             "position": c.position,
             "at": ts(&c.at),
         })).collect::<Vec<_>>(),
+        "operator_actions": s.actions.iter().map(|a| json!({
+            "id": a.id,
+            "at": ts(&a.at),
+            "action": a.action,
+            "via": a.via,
+            "client": a.client,
+            "token": a.token,
+            "dead_letters": a.dead_letters,
+            "touched": a.touched.iter().map(|t| json!({
+                "dead_letter": t.dead_letter, "entity": t.entity, "key": t.key, "source": t.source,
+            })).collect::<Vec<_>>(),
+            "outcome": a.outcome,
+            "detail": a.detail,
+            "archived": a.archived,
+        })).collect::<Vec<_>>(),
     })
+}
+
+/// The dead letters an action touched, short: `42`, `42 43 44`, `42 43 44 … (12)`.
+fn letter_list(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return "-".into();
+    }
+    let shown: Vec<String> = ids.iter().take(3).map(i64::to_string).collect();
+    if ids.len() > 3 {
+        format!("{} … ({})", shown.join(" "), ids.len())
+    } else {
+        shown.join(" ")
+    }
 }
 
 /// Bytes for people: `1.5 MiB`.
@@ -378,6 +415,28 @@ fn write_text(out: &mut impl Write, s: &Status) -> std::io::Result<()> {
         }
         table(out, &rows)?;
     }
+
+    writeln!(out, "\noperator actions (latest {ACTIONS_SHOWN}):")?;
+    if s.actions.is_empty() {
+        writeln!(out, "  none")?;
+    } else {
+        let mut rows = vec![["ID", "AT", "ACTION", "VIA", "CLIENT", "TOKEN", "DEAD LETTERS", "OUTCOME"]
+            .map(String::from)
+            .to_vec()];
+        for a in &s.actions {
+            rows.push(vec![
+                a.id.to_string(),
+                ts(&a.at),
+                a.action.clone(),
+                a.via.clone(),
+                one_line(&a.client),
+                or_dash(&a.token),
+                letter_list(&a.dead_letters),
+                format!("{}: {}", a.outcome, one_line(&a.detail)),
+            ]);
+        }
+        table(out, &rows)?;
+    }
     Ok(())
 }
 
@@ -391,6 +450,13 @@ mod tests {
         assert_eq!(bytes(1023), "1023 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+
+    #[test]
+    fn long_lists_of_dead_letters_are_cut_short() {
+        assert_eq!(letter_list(&[]), "-");
+        assert_eq!(letter_list(&[42]), "42");
+        assert_eq!(letter_list(&[1, 2, 3, 4, 5]), "1 2 3 … (5)");
     }
 
     #[test]

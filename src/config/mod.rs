@@ -5,15 +5,18 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
 use std::time::Duration;
 
 mod conninfo;
+mod http;
 mod tables;
 
 pub use conninfo::{PgConnInfo, PgConnInfoError, SslMode};
+pub use http::{HttpConfig, HttpEndpoint, HttpToken, HttpTokens, TokenRole};
 pub use tables::{push_column_once, LegacyTable, Strategy};
 
 use crate::model::TableName;
@@ -45,17 +48,94 @@ pub enum ConfigError {
 }
 
 /// A password or other secret. `Debug` and `Display` print `***`.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
+///
+/// A secret given as a file (`password_file`, `key_file`, `token_file` and their `*_FILE`
+/// variables) remembers the file: [`Secret::current`] reads it again, so a password rotated by
+/// rewriting the file is used by the next connection made, without a restart. A secret given
+/// inline (in the config, in a URL, or as the value of an environment variable) is fixed.
+#[derive(Clone, Default)]
+pub struct Secret {
+    /// The value as read when the secret was made.
+    value: String,
+    file: Option<Arc<SecretFile>>,
+}
+
+/// The file a [`Secret`] comes from, shared by its clones: what one of them read last is what
+/// every one falls back to.
+struct SecretFile {
+    path: PathBuf,
+    /// The last value read successfully.
+    last: Mutex<String>,
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret { value: value.into(), file: None }
     }
+
+    /// Reads the secret from `path` now (a file that cannot be read is an error here, at start)
+    /// and remembers the file for [`Secret::current`]. A trailing newline (from `echo pw > file`)
+    /// is not part of the secret.
+    pub fn from_file(path: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let path = path.into();
+        let value = read_secret_file(&path)?;
+        let file = SecretFile { path, last: Mutex::new(value.clone()) };
+        Ok(Secret { value, file: Some(Arc::new(file)) })
+    }
+
+    /// The value as it was when this secret was made. A connection uses [`Secret::current`]
+    /// instead, so that it picks up a rotated password file.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
+    }
+
+    /// The file the secret is read from; `None` for a fixed secret.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_ref().map(|f| f.path.as_path())
+    }
+
+    /// The secret as it is now: a secret from a file reads the file again (call this each time a
+    /// connection is made or a login done, not for every statement). When the file cannot be
+    /// read at that moment (being replaced, gone, or empty: caught between the truncation and
+    /// the write of a rewrite), a warning names the file (never its content) and the last value
+    /// read is used. A fixed secret is returned as it is.
+    pub fn current(&self) -> Secret {
+        let Some(file) = &self.file else { return self.clone() };
+        let mut last = file.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match read_secret_file(&file.path) {
+            Ok(value) if value.is_empty() && !last.is_empty() => tracing::warn!(
+                file = %file.path.display(),
+                "the secret file is empty (being rewritten?); using the value read last"
+            ),
+            Ok(value) => {
+                if *last != value {
+                    tracing::info!(file = %file.path.display(), "the secret file changed: using its new content");
+                    *last = value;
+                }
+            }
+            Err(error) => tracing::warn!(
+                file = %file.path.display(),
+                %error,
+                "cannot read the secret file; using the value read last"
+            ),
+        }
+        Secret::new(last.clone())
     }
 }
+
+/// The content of a secret file without its trailing line break.
+fn read_secret_file(path: &Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value && self.file() == other.file()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,14 +162,6 @@ pub struct Config {
     /// `[archive]` (or `MILLRACE_ARCHIVE_DIR`): where every decided change is written as
     /// Parquet; no archive when absent.
     pub archive: Option<ArchiveSettings>,
-}
-
-/// `[http]` (or `MILLRACE_HTTP_LISTEN`): where `run` serves /metrics, /health, /ready and the
-/// operator page, and the token operator actions need.
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    pub listen: std::net::SocketAddr,
-    pub token: Option<Secret>,
 }
 
 /// `[sync]`: the engine's settings.
@@ -216,7 +288,7 @@ struct RawConfig {
     state: RawState,
     #[serde(default)]
     sync: RawSync,
-    http: Option<RawHttp>,
+    http: Option<http::RawHttp>,
     archive: Option<RawArchive>,
 }
 
@@ -226,14 +298,6 @@ struct RawArchive {
     dir: Option<PathBuf>,
     rotate_rows: Option<usize>,
     rotate_after: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    listen: Option<String>,
-    token: Option<String>,
-    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,6 +313,8 @@ struct RawSync {
 #[serde(deny_unknown_fields)]
 struct RawState {
     url: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,7 +423,17 @@ impl Config {
         let legacy = legacy_from_raw(raw.legacy.unwrap_or_default(), env)?;
         let state = match env.var("MILLRACE_STATE_URL").or(raw.state.url) {
             Some(url) => {
-                Some(PgConnInfo::parse(&url).map_err(|source| ConfigError::Url { field: "state.url", source })?)
+                let mut conn =
+                    PgConnInfo::parse(&url).map_err(|source| ConfigError::Url { field: "state.url", source })?;
+                let password = resolve_password(
+                    "state.password_file",
+                    env.var("MILLRACE_STATE_PASSWORD").or(raw.state.password),
+                    env.var("MILLRACE_STATE_PASSWORD_FILE").map(PathBuf::from).or(raw.state.password_file),
+                )?;
+                if let Some(password) = password {
+                    conn.password = Some(password);
+                }
+                Some(conn)
             }
             None => None,
         };
@@ -387,26 +463,7 @@ impl Config {
             }
             sync.part_changes = part;
         }
-        let http = match (raw.http, env.var("MILLRACE_HTTP_LISTEN")) {
-            (None, None) => None,
-            (raw_http, listen_env) => {
-                let raw_http = raw_http.unwrap_or_default();
-                let listen = listen_env.or(raw_http.listen).unwrap_or_else(|| "127.0.0.1:9464".into());
-                let listen = listen.parse().map_err(|_| ConfigError::Invalid {
-                    field: "http.listen",
-                    message: format!("{listen:?} is not an address:port such as 127.0.0.1:9464"),
-                })?;
-                let token = match env.var("MILLRACE_HTTP_TOKEN") {
-                    Some(token) => Some(Secret::new(token)),
-                    None => resolve_password(
-                        "http.token_file",
-                        raw_http.token,
-                        env.var("MILLRACE_HTTP_TOKEN_FILE").map(PathBuf::from).or(raw_http.token_file),
-                    )?,
-                };
-                Some(HttpConfig { listen, token })
-            }
-        };
+        let http = http::http_from_raw(raw.http, env)?;
         let archive = match (raw.archive, env.var("MILLRACE_ARCHIVE_DIR")) {
             (None, None) => None,
             (raw_archive, dir_env) => {
@@ -611,6 +668,8 @@ fn parse_bool(field: &'static str, value: &str) -> Result<bool, ConfigError> {
 }
 
 /// A password given inline wins over a password file; neither is an error only at connect time.
+/// A password from a file is read again at each connection ([`Secret::current`]): rewriting the
+/// file rotates it. An inline one (config, URL, environment variable) cannot rotate.
 fn resolve_password(
     field: &'static str,
     inline: Option<String>,
@@ -621,13 +680,7 @@ fn resolve_password(
     }
     match file {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::PasswordFile {
-                field,
-                path: path.clone(),
-                source,
-            })?;
-            // A trailing newline from `echo pw > file` is not part of the password.
-            Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']))))
+            Secret::from_file(&path).map(Some).map_err(|source| ConfigError::PasswordFile { field, path, source })
         }
         None => Ok(None),
     }
@@ -689,6 +742,46 @@ mod tests {
         let text = format!("[odoo]\nurl = \"postgres://u@h/db\"\npassword_file = {:?}\n", path);
         let cfg = Config::from_toml(&text, &env).unwrap();
         assert_eq!(cfg.odoo().unwrap().conn.password.as_ref().unwrap().expose(), "from-file");
+    }
+
+    #[test]
+    fn a_password_file_is_read_again_and_its_last_value_kept_when_it_cannot_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "first-pw\n").unwrap();
+        let env = MapEnv(HashMap::from([("MILLRACE_LEGACY_PASSWORD_FILE", path.display().to_string())]));
+        let text = format!(
+            "[odoo]\nurl = \"postgres://u@h/db\"\npassword_file = {path:?}\n\n[legacy]\nconnection_string = \"DSN=erp\"\n"
+        );
+        let cfg = Config::from_toml(&text, &env).unwrap();
+        let odoo = cfg.odoo().unwrap().conn.password.clone().unwrap();
+        // A clone, as each connection's settings are: it reads the same file.
+        let legacy = cfg.legacy().unwrap().password.clone().unwrap();
+        assert_eq!(odoo.file(), Some(path.as_path()));
+        assert_eq!(odoo.current().expose(), "first-pw");
+
+        // Rewritten: the next connection uses the new value.
+        std::fs::write(&path, "second-pw\n").unwrap();
+        assert_eq!(odoo.current().expose(), "second-pw");
+        assert_eq!(legacy.current().expose(), "second-pw");
+        // Caught mid-rewrite (truncated, not yet written): the last value.
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(odoo.current().expose(), "second-pw");
+        // Gone: the last value read, by any clone.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(odoo.current().expose(), "second-pw");
+        assert_eq!(legacy.current().expose(), "second-pw");
+        let printed = format!("{:?} {} {:?}", odoo, odoo.current(), cfg);
+        assert!(!printed.contains("pw"), "{printed}");
+        // Back: read again.
+        std::fs::write(&path, "third-pw").unwrap();
+        assert_eq!(legacy.current().expose(), "third-pw");
+
+        // An inline password (or one in the URL) is fixed.
+        let inline =
+            Config::from_toml("[odoo]\nurl = \"postgres://u:url-pw@h/db\"\n", &MapEnv(HashMap::new())).unwrap();
+        let fixed = inline.odoo().unwrap().conn.password.clone().unwrap();
+        assert_eq!((fixed.file(), fixed.current().expose()), (None, "url-pw"));
     }
 
     #[test]

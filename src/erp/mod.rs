@@ -153,16 +153,16 @@ pub trait LegacyConnection: Send {
     ) -> Result<(), LegacyError>;
 }
 
-/// Opens a connection to the legacy database, blocking (call it from a blocking thread).
+/// Opens a connection to the legacy database, blocking (call it from a blocking thread). A
+/// password from a file is read as it is now (and, for SQL Server, again at each reconnect).
 pub fn connect_blocking(config: &LegacyConfig) -> Result<Box<dyn LegacyWriter>, LegacyError> {
     Ok(match config.kind {
         LegacyKind::Odbc => {
             Box::new(odbc::OdbcConnection::connect(&config.connection_string, config.password.as_ref())?)
         }
-        LegacyKind::Mssql => Box::new(mssql::MssqlConnection::connect(
-            &config.connection_string,
-            config.password.as_ref().map(|p| p.expose()),
-        )?),
+        LegacyKind::Mssql => {
+            Box::new(mssql::MssqlConnection::connect(&config.connection_string, config.password.as_ref())?)
+        }
     })
 }
 

@@ -125,13 +125,13 @@ fn transient_state(error: &odbc_api::Error) -> bool {
 
 impl OdbcConnection {
     /// Connects; `password` (from the config, never from the string itself) is appended as
-    /// `PWD={…}`.
+    /// `PWD={…}`, as it is now: a password file rewritten since the last connection rotates it.
     pub fn connect(connection_string: &str, password: Option<&Secret>) -> Result<OdbcConnection, LegacyError> {
         let shown = redact(connection_string);
         let mut full = connection_string.trim_end_matches(';').to_string();
         if let Some(password) = password {
             // Braces let the password hold ';' and '='; a '}' inside is doubled.
-            full.push_str(&format!(";PWD={{{}}}", password.expose().replace('}', "}}")));
+            full.push_str(&format!(";PWD={{{}}}", password.current().expose().replace('}', "}}")));
         }
         // End on a separator: MariaDB Connector/ODBC 3.1 reads past the end of a last attribute
         // that has none (seen as garbage appended to the database name).

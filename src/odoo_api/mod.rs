@@ -8,7 +8,10 @@
 //! is retried here with backoff where repeating the call cannot do it twice, and otherwise
 //! reported as [`ApiError::Unavailable`], for the caller to retry the whole batch.
 //!
-//! The API key travels in request bodies only: it is never part of an error or a log line.
+//! The API key travels in request bodies only: it is never part of an error or a log line. A key
+//! from a file (`key_file`) is read again at each login, and when Odoo refuses the key in use
+//! (`AccessDenied`): a key rotated by rewriting the file is taken up without a restart, and a
+//! call refused meanwhile is an outage (retried), not bad data.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -71,7 +74,10 @@ pub struct OdooApi {
     endpoint: String,
     database: String,
     login: String,
+    /// The key as configured (a file is read again from it).
     key: crate::config::Secret,
+    /// The key the session uses now: the one the last login succeeded with.
+    in_use: std::sync::Mutex<crate::config::Secret>,
     uid: i64,
     http: reqwest::Client,
     retries: u32,
@@ -103,6 +109,12 @@ fn is_concurrency_error(name: &str) -> bool {
         .any(|n| name.ends_with(n))
 }
 
+/// Odoo's refusal of the credentials of a call (a wrong or revoked API key), as opposed to a
+/// refusal of what the call does (`AccessError` is about rights on records).
+fn is_credentials_refused(name: &str) -> bool {
+    name.ends_with("AccessDenied")
+}
+
 impl OdooApi {
     /// Logs in (`common.login`) and keeps the session's user id.
     pub async fn login(settings: &OdooApiSettings) -> Result<OdooApi, ApiError> {
@@ -111,28 +123,65 @@ impl OdooApi {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| ApiError::Unavailable { call: "building the HTTP client".into(), message: e.to_string() })?;
+        let key = settings.key.current();
         let mut api = OdooApi {
             endpoint: format!("{}/jsonrpc", settings.url.trim_end_matches('/')),
             database: settings.database.clone(),
             login: settings.login.clone(),
             key: settings.key.clone(),
+            in_use: std::sync::Mutex::new(key.clone()),
             uid: 0,
             http,
             retries: 4,
         };
-        let args = json!([api.database, api.login, api.key.expose(), {}]);
-        let login_failed = |message: String| ApiError::Login {
-            login: settings.login.clone(),
-            database: settings.database.clone(),
-            message,
-        };
-        match api.call("common", "authenticate", args, "login", Repeat::Safe).await {
-            Ok(Value::Number(uid)) => {
-                api.uid = uid.as_i64().ok_or_else(|| login_failed(format!("user id {uid}")))?;
-                Ok(api)
-            }
+        api.uid = api.authenticate(&key).await?;
+        Ok(api)
+    }
+
+    /// `common.authenticate` with `key`: the user's id.
+    async fn authenticate(&self, key: &crate::config::Secret) -> Result<i64, ApiError> {
+        let args = json!([self.database, self.login, key.expose(), {}]);
+        let login_failed =
+            |message: String| ApiError::Login { login: self.login.clone(), database: self.database.clone(), message };
+        match self.call("common", "authenticate", args, "login", Repeat::Safe).await {
+            Ok(Value::Number(uid)) => uid.as_i64().ok_or_else(|| login_failed(format!("user id {uid}"))),
             Ok(_) => Err(login_failed("wrong login or API key".into())),
             Err(ApiError::Refused { message, .. }) => Err(login_failed(message)),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn key_in_use(&self) -> crate::config::Secret {
+        self.in_use.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// After Odoo refused the key in use (`refused`): the key file is read again, and a new key
+    /// in it is logged in with and kept. No new key, or Odoo refusing it too, is an outage the
+    /// caller retries (the operator may be halfway through a rotation), not a refusal of data.
+    async fn take_up_rotated_key(&self, refused: &crate::config::Secret, call: &str) -> Result<(), ApiError> {
+        let current = self.key.current();
+        let unavailable = |message: String| ApiError::Unavailable { call: call.to_string(), message };
+        if current == *refused {
+            let remedy = if self.key.file().is_some() {
+                "write a valid key into [odoo.api] key_file"
+            } else {
+                "restart with a valid key"
+            };
+            return Err(unavailable(format!("Odoo refused the API key of {} (AccessDenied); {remedy}", self.login)));
+        }
+        match self.authenticate(&current).await {
+            Ok(uid) if uid == self.uid => {
+                tracing::info!(login = %self.login, "Odoo accepted the rotated API key; using it");
+                *self.in_use.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = current;
+                Ok(())
+            }
+            Ok(uid) => Err(unavailable(format!(
+                "the rotated API key logs in as user {uid}, not {} as before; restart millrace to change users",
+                self.uid
+            ))),
+            Err(ApiError::Login { message, .. }) => {
+                Err(unavailable(format!("Odoo refused the rotated API key of {} too: {message}", self.login)))
+            }
             Err(other) => Err(other),
         }
     }
@@ -156,8 +205,24 @@ impl OdooApi {
         repeat: Repeat,
     ) -> Result<Value, ApiError> {
         let call = format!("{model}.{method}");
-        let params = json!([self.database, self.uid, self.key.expose(), model, method, args, kwargs]);
-        self.call("object", "execute_kw", params, &call, repeat).await
+        let key = self.key_in_use();
+        let params = json!([self.database, self.uid, key.expose(), model, method, &args, &kwargs]);
+        match self.call("object", "execute_kw", params, &call, repeat).await {
+            // Refused credentials: Odoo ran nothing, so the call may be made again, with a key
+            // rotated meanwhile.
+            Err(ApiError::Refused { name, .. }) if is_credentials_refused(&name) => {
+                self.take_up_rotated_key(&key, &call).await?;
+                let key = self.key_in_use();
+                let params = json!([self.database, self.uid, key.expose(), model, method, args, kwargs]);
+                match self.call("object", "execute_kw", params, &call, repeat).await {
+                    Err(ApiError::Refused { name, message, .. }) if is_credentials_refused(&name) => {
+                        Err(ApiError::Unavailable { call, message: format!("Odoo refused the API key: {message}") })
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        }
     }
 
     async fn call(
@@ -327,6 +392,8 @@ mod tests {
         assert!(is_concurrency_error("psycopg2.errors.SerializationFailure"));
         assert!(is_concurrency_error("psycopg2.OperationalError"));
         assert!(!is_concurrency_error("odoo.exceptions.ValidationError"));
+        assert!(is_credentials_refused("odoo.exceptions.AccessDenied"));
+        assert!(!is_credentials_refused("odoo.exceptions.AccessError"));
         let refused = ApiError::Refused {
             call: "product.product.write".into(),
             name: "odoo.exceptions.UserError".into(),

@@ -1,23 +1,27 @@
 //! The HTTP endpoint of `millrace run`: `/metrics` (Prometheus), `/health`, `/ready`, the
-//! operator page at `/` and its small JSON API. Read-only views are open; operator actions
-//! (retry, discard a dead letter) need the token from `[http] token` as a bearer token.
+//! operator page at `/` and its small JSON API. Operator actions (retry, discard a dead letter)
+//! need a token that may act; reads need a token too once a read token is configured, except
+//! the endpoints left open (`[http] open`; [`super::auth`]). Every action is recorded in the
+//! audit trail with the client's address and the token's name, and archived.
 //!
-//! Bound to 127.0.0.1 by default. Nothing served here carries a password: the page shows
-//! records and reasons, never connection strings.
+//! Bound to 127.0.0.1 by default. Nothing served here carries a password or a token: the page
+//! shows records and reasons, never connection strings.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::auth::{self, Denied};
 use super::metrics::{Metrics, Scraped};
-use crate::config::PgConnInfo;
-use crate::config::Secret;
+use crate::config::{HttpEndpoint, HttpTokens, PgConnInfo};
+use crate::state::audit::{self, Action, Actor, Refusal, Target, Via};
 use crate::state::report;
 
 /// What the endpoint needs from the service.
@@ -26,7 +30,9 @@ pub struct HttpContext {
     pub state: PgConnInfo,
     pub odoo: PgConnInfo,
     pub slot: String,
-    pub token: Option<Secret>,
+    /// The tokens and the endpoints open without one (`[http]`); `None`: no token is
+    /// configured, every read is open and actions are refused.
+    pub token: Option<HttpTokens>,
     /// A legacy table whose last handled poll is older than this makes the service not ready.
     pub legacy_stale_after: Duration,
 }
@@ -51,7 +57,19 @@ pub async fn serve(
     context: Arc<HttpContext>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(context)).with_graceful_shutdown(shutdown).await
+    // The client's address is what the audit trail records of an HTTP action.
+    axum::serve(listener, router(context).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Checks a read of `endpoint`; `Some` is the refusal to send.
+fn refusal(ctx: &HttpContext, endpoint: HttpEndpoint, headers: &HeaderMap, peer: SocketAddr) -> Option<Response> {
+    let denied = auth::read(ctx.token.as_ref(), endpoint, auth::bearer(headers)).err()?;
+    if denied == Denied::Wrong {
+        tracing::warn!(client = %peer, endpoint = endpoint.as_str(), "HTTP read refused: wrong token");
+    }
+    Some(denied.into_response())
 }
 
 const PAGE: &str = include_str!("page.html");
@@ -70,8 +88,11 @@ async fn page() -> impl IntoResponse {
     )
 }
 
-async fn health() -> impl IntoResponse {
-    Json(json!({"status": "alive"}))
+async fn health(State(ctx): Ctx, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&ctx, HttpEndpoint::Health, &headers, peer) {
+        return refused;
+    }
+    Json(json!({"status": "alive"})).into_response()
 }
 
 /// Reasons the service is not ready: a side failing, or a legacy table not polled lately.
@@ -90,7 +111,10 @@ fn not_ready(ctx: &HttpContext) -> Vec<serde_json::Value> {
     reasons
 }
 
-async fn ready(State(ctx): Ctx) -> Response {
+async fn ready(State(ctx): Ctx, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&ctx, HttpEndpoint::Ready, &headers, peer) {
+        return refused;
+    }
     let reasons = not_ready(&ctx);
     if reasons.is_empty() {
         (StatusCode::OK, Json(json!({"ready": true}))).into_response()
@@ -128,12 +152,18 @@ async fn scrape(ctx: &HttpContext) -> Scraped {
     scraped
 }
 
-async fn metrics(State(ctx): Ctx) -> impl IntoResponse {
+async fn metrics(State(ctx): Ctx, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&ctx, HttpEndpoint::Metrics, &headers, peer) {
+        return refused;
+    }
     let scraped = scrape(&ctx).await;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], ctx.metrics.render(&scraped))
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], ctx.metrics.render(&scraped)).into_response()
 }
 
-async fn overview(State(ctx): Ctx) -> Response {
+async fn overview(State(ctx): Ctx, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&ctx, HttpEndpoint::Api, &headers, peer) {
+        return refused;
+    }
     let scraped = scrape(&ctx).await;
     let mut body = json!({
         "ready": not_ready(&ctx).is_empty(),
@@ -142,7 +172,7 @@ async fn overview(State(ctx): Ctx) -> Response {
         "legacy_lag_seconds": ctx.metrics.legacy_lag(),
         "parked": scraped.parked,
         "dlq_open": scraped.dlq_open,
-        "actions_enabled": ctx.token.is_some(),
+        "actions_enabled": ctx.token.as_ref().is_some_and(HttpTokens::can_act),
     });
     let Some(state) = connect(&ctx.state).await else {
         body["error"] = json!("the control state database is unreachable");
@@ -176,68 +206,80 @@ async fn overview(State(ctx): Ctx) -> Response {
             })
             .collect();
     }
+    if let Ok(rows) = audit::recent_actions::<String>(&state, 20).await {
+        body["operator_actions"] = rows
+            .into_iter()
+            .map(|a| {
+                json!({"id": a.id, "at": a.at, "action": a.action, "via": a.via, "client": a.client,
+                       "token": a.token, "dead_letters": a.dead_letters, "touched": a.touched,
+                       "outcome": a.outcome, "detail": a.detail})
+            })
+            .collect();
+    }
     (StatusCode::OK, Json(body)).into_response()
 }
 
-/// Checks the bearer token; `Some` is the refusal to send.
-fn refusal(ctx: &HttpContext, headers: &HeaderMap) -> Option<Response> {
-    let Some(token) = &ctx.token else {
-        return Some(
-            (
-                StatusCode::FORBIDDEN,
-                Json(json!({"error": "operator actions are disabled: no [http] token is configured"})),
-            )
-                .into_response(),
-        );
+async fn act(ctx: &HttpContext, headers: &HeaderMap, peer: SocketAddr, id: i64, action: Action) -> Response {
+    let token = match auth::act(ctx.token.as_ref(), auth::bearer(headers)) {
+        Ok(name) => name,
+        Err(denied) => {
+            tracing::warn!(client = %peer, dead_letter = id, action = action.as_str(), reason = %denied.message(), "operator action refused");
+            return denied.into_response();
+        }
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if given.is_empty() {
-        return Some(
-            (StatusCode::UNAUTHORIZED, Json(json!({"error": "this action needs the operator token"}))).into_response(),
-        );
-    }
-    // Compared in constant time, so the token cannot be guessed byte by byte.
-    let expected = token.expose().as_bytes();
-    let matches = given.len() == expected.len()
-        && given.as_bytes().iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if !matches {
-        return Some((StatusCode::FORBIDDEN, Json(json!({"error": "wrong operator token"}))).into_response());
-    }
-    None
-}
-
-async fn set_status(ctx: &HttpContext, headers: &HeaderMap, id: i64, status: &str) -> Response {
-    if let Some(response) = refusal(ctx, headers) {
-        return response;
-    }
-    let store = match crate::state::StateStore::connect(&ctx.state).await {
+    let unavailable = |e: &dyn std::fmt::Display| {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": format!("control state: {e}")}))).into_response()
+    };
+    let mut store = match crate::state::StateStore::connect(&ctx.state).await {
         Ok(store) => store,
-        Err(e) => {
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": format!("control state: {e}")})))
-                .into_response()
-        }
+        Err(e) => return unavailable(&e),
     };
-    match store.set_dead_letter_status(Some(&[id]), status).await {
-        Ok(0) => {
-            (StatusCode::NOT_FOUND, Json(json!({"error": format!("dead letter {id} does not exist or is not open")})))
-                .into_response()
+    let actor = Actor { via: Via::Http, client: peer.to_string(), token: Some(token) };
+    let outcome = match store.act_on_dead_letters(action, Target::One(id), &actor).await {
+        Ok(outcome) => outcome,
+        Err(e) => return unavailable(&e),
+    };
+    tracing::info!(dead_letter = id, action = action.as_str(), client = %actor.client, token = actor.token.as_deref().unwrap_or_default(), audit = outcome.audit_id, refused = outcome.refused.is_some(), "operator action from the HTTP endpoint");
+    // The archive of this process (`run`'s), when it has one.
+    if let Some((dir, mappings)) = crate::archive::operator::opened() {
+        if let Err(error) = super::audit::archive_pending(&store, &dir, mappings).await {
+            tracing::error!(%error, audit = outcome.audit_id, "the operator action is recorded in millrace.audit but not in the archive yet; the next action archives it");
         }
-        Ok(_) => {
-            tracing::info!(dead_letter = id, status, "operator action from the HTTP endpoint");
-            (StatusCode::OK, Json(json!({"ok": true, "id": id, "status": status}))).into_response()
+    }
+    let status = match action {
+        Action::Retry => "retry",
+        Action::Discard => "discarded",
+    };
+    match outcome.refused {
+        None => (StatusCode::OK, Json(json!({"ok": true, "id": id, "status": status, "audit": outcome.audit_id})))
+            .into_response(),
+        Some(Refusal::Missing) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("dead letter {id} does not exist"), "audit": outcome.audit_id})),
+        )
+            .into_response(),
+        Some(Refusal::Closed { status, resolution }) => {
+            let how = resolution.map(|r| format!(": {r}")).unwrap_or_default();
+            let error = format!("dead letter {id} is {status}{how}; only open dead letters can be acted on");
+            (StatusCode::CONFLICT, Json(json!({"error": error, "audit": outcome.audit_id}))).into_response()
         }
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": format!("{e}")}))).into_response(),
     }
 }
 
-async fn retry(State(ctx): Ctx, Path(id): Path<i64>, headers: HeaderMap) -> Response {
-    set_status(&ctx, &headers, id, "retry").await
+async fn retry(
+    State(ctx): Ctx,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Response {
+    act(&ctx, &headers, peer, id, Action::Retry).await
 }
 
-async fn discard(State(ctx): Ctx, Path(id): Path<i64>, headers: HeaderMap) -> Response {
-    set_status(&ctx, &headers, id, "discarded").await
+async fn discard(
+    State(ctx): Ctx,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Response {
+    act(&ctx, &headers, peer, id, Action::Discard).await
 }

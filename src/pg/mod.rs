@@ -14,8 +14,8 @@ use crate::config::{PgConnInfo, SslMode};
 pub enum ConnectError {
     #[error("TLS setup for {target}: {source}")]
     Tls { target: String, source: TlsError },
-    #[error("cannot connect to {target}: {source}")]
-    Connect { target: String, source: tokio_postgres::Error },
+    #[error("cannot connect to {target}: {}", error_text(.error))]
+    Connect { target: String, error: tokio_postgres::Error },
 }
 
 /// Opens an ordinary SQL connection and drives it on a background task.
@@ -26,14 +26,14 @@ pub async fn connect(info: &PgConnInfo) -> Result<Client, ConnectError> {
         let (client, connection) = config
             .connect(tokio_postgres::NoTls)
             .await
-            .map_err(|source| ConnectError::Connect { target: target.clone(), source })?;
+            .map_err(|error| ConnectError::Connect { target: target.clone(), error })?;
         spawn_connection(connection, target);
         client
     } else {
         let tls_config = client_config(info).map_err(|source| ConnectError::Tls { target: target.clone(), source })?;
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*tls_config).clone());
         let (client, connection) =
-            config.connect(tls).await.map_err(|source| ConnectError::Connect { target: target.clone(), source })?;
+            config.connect(tls).await.map_err(|error| ConnectError::Connect { target: target.clone(), error })?;
         spawn_connection(connection, target);
         client
     };
@@ -46,12 +46,13 @@ where
 {
     tokio::spawn(async move {
         if let Err(error) = connection.await {
-            tracing::warn!(%target, %error, "PostgreSQL connection closed with an error");
+            tracing::warn!(%target, error = error_text(&error), "PostgreSQL connection closed with an error");
         }
     });
 }
 
-/// The tokio-postgres configuration; TLS is chosen by the caller from `sslmode`.
+/// The tokio-postgres configuration, with the password as it is now; TLS is chosen by the
+/// caller from `sslmode`.
 pub fn tokio_config(info: &PgConnInfo) -> tokio_postgres::Config {
     let mut config = tokio_postgres::Config::new();
     config
@@ -66,8 +67,9 @@ pub fn tokio_config(info: &PgConnInfo) -> tokio_postgres::Config {
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
         });
+    // Read now, at each connection: a password file rewritten since the last one rotates it.
     if let Some(password) = &info.password {
-        config.password(password.expose());
+        config.password(password.current().expose());
     }
     config
 }
@@ -112,4 +114,37 @@ pub async fn wait_visible(client: &tokio_postgres::Client, xid: u32) -> Result<(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(50));
     }
+}
+
+/// What went wrong, in the server's words: `tokio_postgres::Error`'s own `Display` says only
+/// "db error" for everything the server reports. A server error gives its message, SQLSTATE,
+/// and whichever of detail, hint, constraint and table it names; any other error gives the
+/// driver's text followed by its causes (the I/O error behind a lost connection).
+pub fn error_text(error: &tokio_postgres::Error) -> String {
+    let Some(db) = error.as_db_error() else {
+        let mut text = error.to_string();
+        let mut cause = std::error::Error::source(error);
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        return text;
+    };
+    let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    if let Some(detail) = db.detail() {
+        text.push_str(&format!("; detail: {detail}"));
+    }
+    if let Some(hint) = db.hint() {
+        text.push_str(&format!("; hint: {hint}"));
+    }
+    if let Some(constraint) = db.constraint() {
+        text.push_str(&format!("; constraint {constraint}"));
+    }
+    if let Some(table) = db.table() {
+        match db.schema() {
+            Some(schema) => text.push_str(&format!("; table {schema}.{table}")),
+            None => text.push_str(&format!("; table {table}")),
+        }
+    }
+    text
 }

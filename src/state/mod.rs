@@ -1,9 +1,9 @@
 //! Control state in the `millrace` schema of a PostgreSQL database (`[state] url`, by default
 //! the Odoo database): legacy watermarks and row fingerprints, so a restart resumes where the
 //! last acknowledged poll stopped (this file); the sync engine's records ([`sync`]), keys the
-//! ERP numbers ([`keys`]), backfill progress ([`backfill`]) and what `status` and the HTTP
-//! endpoint report ([`report`]). Every statement against the schema is here: the commands and
-//! the endpoint call these functions.
+//! ERP numbers ([`keys`]), backfill progress ([`backfill`]), the audit trail of operator actions
+//! ([`audit`]) and what `status` and the HTTP endpoint report ([`report`]). Every statement
+//! against the schema is here: the commands and the endpoint call these functions.
 
 use std::collections::HashMap;
 
@@ -38,38 +38,7 @@ pub(crate) fn sql(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> S
     move |error| StateError::Sql { what, error }
 }
 
-/// What went wrong, in the server's words: `tokio_postgres::Error`'s own `Display` says only
-/// "db error" for everything the server reports. A server error gives its message, SQLSTATE,
-/// and whichever of detail, hint, constraint and table it names; any other error gives the
-/// driver's text followed by its causes (the I/O error behind a lost connection).
-pub fn pg_error_text(error: &tokio_postgres::Error) -> String {
-    let Some(db) = error.as_db_error() else {
-        let mut text = error.to_string();
-        let mut cause = std::error::Error::source(error);
-        while let Some(c) = cause {
-            text.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
-        return text;
-    };
-    let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
-    if let Some(detail) = db.detail() {
-        text.push_str(&format!("; detail: {detail}"));
-    }
-    if let Some(hint) = db.hint() {
-        text.push_str(&format!("; hint: {hint}"));
-    }
-    if let Some(constraint) = db.constraint() {
-        text.push_str(&format!("; constraint {constraint}"));
-    }
-    if let Some(table) = db.table() {
-        match db.schema() {
-            Some(schema) => text.push_str(&format!("; table {schema}.{table}")),
-            None => text.push_str(&format!("; table {table}")),
-        }
-    }
-    text
-}
+pub use crate::pg::error_text as pg_error_text;
 
 /// The rows of a multi-row `INSERT … ON CONFLICT DO UPDATE`, one per key: PostgreSQL refuses
 /// a statement that would update the same row twice ("ON CONFLICT DO UPDATE command cannot
@@ -95,7 +64,6 @@ pub(crate) fn last_per_key<T, K: Eq + std::hash::Hash>(
 
 /// The schema, created and migrated idempotently.
 const MIGRATIONS: &str = "
-CREATE SCHEMA IF NOT EXISTS millrace;
 CREATE TABLE IF NOT EXISTS millrace.legacy_checkpoint (
     table_name       text NOT NULL,
     strategy         text NOT NULL,
@@ -356,6 +324,7 @@ impl RecentHashes {
     }
 }
 
+pub mod audit;
 pub mod backfill;
 pub mod keys;
 mod poll_state;
@@ -391,9 +360,18 @@ impl StateStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StateError> {
+        // Created only when missing: CREATE SCHEMA IF NOT EXISTS needs the right to create
+        // schemas in the database even when the schema exists, and a least-privileged role
+        // only owns the schema an administrator made for it (sql/grants/).
+        if !Self::schema_exists(&self.client).await? {
+            self.client
+                .batch_execute("CREATE SCHEMA IF NOT EXISTS millrace")
+                .await
+                .map_err(sql("creating the millrace schema (or have an administrator run: CREATE SCHEMA millrace AUTHORIZATION <millrace's role>)"))?;
+        }
         // IF NOT EXISTS on every run would otherwise print a dozen notices per connection.
         self.client
-            .batch_execute(&format!("SET client_min_messages = warning; {MIGRATIONS} {}", keys::DDL))
+            .batch_execute(&format!("SET client_min_messages = warning; {MIGRATIONS} {} {}", keys::DDL, audit::DDL))
             .await
             .map_err(sql("creating the millrace schema"))
     }

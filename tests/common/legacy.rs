@@ -65,6 +65,16 @@ impl MariaDb {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs SQL in this database; the server's refusal is an `Err` with its message (a `KILL` of
+    /// a connection that ended meanwhile, say).
+    pub fn try_exec(&self, sql: &str) -> Result<String, String> {
+        let out = self.client(Some(&self.name)).args(["-e", sql]).output().map_err(|e| e.to_string())?;
+        match out.status.success() {
+            true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    }
+
     /// A client session kept open, fed statement by statement (for transactions that must stay
     /// open across a poll).
     pub fn session(&self) -> Session {

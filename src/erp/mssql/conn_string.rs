@@ -105,6 +105,8 @@ pub(crate) struct ConnectSettings {
     pub(crate) target: String,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) command_timeout: Option<Duration>,
+    /// The user a separately given password is for (from the string's `User ID`).
+    pub(crate) user: Option<String>,
 }
 
 impl ConnectSettings {
@@ -137,14 +139,16 @@ impl ConnectSettings {
             // Lets a DBA tell millrace's sessions apart in sys.dm_exec_sessions.
             config.application_name("millrace");
         }
+        let mut separate_user = None;
         if let Some(password) = password {
             // The password comes from a secret of its own; the user still comes from the string.
             let user = get(&["uid", "username", "user", "user id"]).filter(|u| !u.is_empty()).ok_or_else(|| {
                 invalid(&target, "a password was given separately but the connection string names no `User ID`".into())
             })?;
             config.authentication(AuthMethod::sql_server(user, password));
+            separate_user = Some(user.to_string());
         }
-        Ok(ConnectSettings { config, target, connect_timeout, command_timeout })
+        Ok(ConnectSettings { config, target, connect_timeout, command_timeout, user: separate_user })
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use tiberius::{Client, Column, ColumnData, Config, Query, QueryItem};
+use tiberius::{AuthMethod, Client, Column, ColumnData, Config, Query, QueryItem};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
@@ -14,6 +14,7 @@ use super::conn_string::ConnectSettings;
 use super::convert::{read_cells, value_to_param};
 use super::sql::translate_placeholders;
 use super::BATCH_ROWS;
+use crate::config::Secret;
 use crate::erp::{Dialect, LegacyConnection, LegacyError, ReadRow, RowBatch};
 use crate::model::Value;
 
@@ -201,6 +202,9 @@ pub(crate) struct Session {
     runtime: tokio::runtime::Runtime,
     client: Option<TdsClient>,
     config: Config,
+    /// The user and the password given apart from the string: read again at each (re)connect,
+    /// so that a rewritten password file rotates it.
+    credentials: Option<(String, Secret)>,
     target: String,
     connect_timeout: Option<Duration>,
 }
@@ -208,6 +212,9 @@ pub(crate) struct Session {
 impl Session {
     fn ensure_connected(&mut self) -> Result<(), LegacyError> {
         if self.client.is_none() {
+            if let Some((user, password)) = &self.credentials {
+                self.config.authentication(AuthMethod::sql_server(user, password.current().expose()));
+            }
             let client = self.runtime.block_on(open_client(&self.config, self.connect_timeout)).map_err(|e| {
                 LegacyError::Connect {
                     target: self.target.clone(),
@@ -302,9 +309,10 @@ impl MssqlConnection {
     /// `TrustServerCertificateCA`; `Connect Timeout` and `Command Timeout` (seconds, 0 = none) are
     /// honoured, defaulting to [`super::DEFAULT_CONNECT_TIMEOUT`] and
     /// [`super::DEFAULT_COMMAND_TIMEOUT`]. Connects at once, so a wrong password or host shows at
-    /// startup.
-    pub fn connect(ado_connection_string: &str, password: Option<&str>) -> Result<MssqlConnection, LegacyError> {
-        let settings = ConnectSettings::parse(ado_connection_string, password)?;
+    /// startup. A `password` from a file is read again each time the session reconnects.
+    pub fn connect(ado_connection_string: &str, password: Option<&Secret>) -> Result<MssqlConnection, LegacyError> {
+        let current = password.map(Secret::current);
+        let settings = ConnectSettings::parse(ado_connection_string, current.as_ref().map(Secret::expose))?;
         let target = settings.target.clone();
         let start_error = |message: String| LegacyError::Connect { target: target.clone(), message, transient: false };
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -315,6 +323,7 @@ impl MssqlConnection {
             runtime,
             client: None,
             config: settings.config,
+            credentials: settings.user.zip(password.cloned()),
             target: settings.target.clone(),
             connect_timeout: settings.connect_timeout,
         };

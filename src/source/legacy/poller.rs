@@ -14,17 +14,44 @@ pub struct LegacyPoller {
     config: LegacyConfig,
     conn: Option<Box<dyn LegacyConnection>>,
     store: StateStore,
+    /// Where the control state is, to reconnect `store` after it was lost.
+    state: PgConnInfo,
     reconnects: u64,
+    state_reconnects: u64,
 }
 
 impl LegacyPoller {
     pub async fn open(config: &LegacyConfig, state: &PgConnInfo) -> Result<LegacyPoller, PollError> {
         let store = StateStore::connect(state).await?;
-        Ok(LegacyPoller { config: config.clone(), conn: None, store, reconnects: 0 })
+        Ok(LegacyPoller {
+            config: config.clone(),
+            conn: None,
+            store,
+            state: state.clone(),
+            reconnects: 0,
+            state_reconnects: 0,
+        })
     }
 
+    /// Times the legacy connection was dropped after a transient failure, to be made again.
     pub fn reconnects(&self) -> u64 {
         self.reconnects
+    }
+
+    /// Times the control-state connection was made again after it was lost.
+    pub fn state_reconnects(&self) -> u64 {
+        self.state_reconnects
+    }
+
+    /// Reconnects the control state when its connection was closed (a restart of PostgreSQL, a
+    /// terminated backend); the password is read as it is now, so a rotated one is used.
+    async fn ensure_store(&mut self) -> Result<(), PollError> {
+        if self.store.client().is_closed() {
+            self.store = StateStore::connect(&self.state).await?;
+            self.state_reconnects += 1;
+            tracing::info!("the legacy poller's control-state connection was lost; reconnected");
+        }
+        Ok(())
     }
 
     async fn connection(&mut self) -> Result<Box<dyn LegacyConnection>, LegacyError> {
@@ -57,6 +84,7 @@ impl LegacyPoller {
         &mut self,
         emit: &mut (dyn FnMut(LegacyItem) -> std::io::Result<()> + Send),
     ) -> Result<(Vec<PendingSave>, Vec<(String, PollError)>), PollError> {
+        self.ensure_store().await?;
         let mut saves = Vec::new();
         let mut failures = Vec::new();
         for table in self.config.tables.clone() {
@@ -140,6 +168,7 @@ impl LegacyPoller {
 
     /// Saves what a poll found, once its changes are handled.
     pub async fn save(&mut self, saves: &[PendingSave]) -> Result<(), PollError> {
+        self.ensure_store().await?;
         for save in saves {
             self.store.save(&save.table, save.strategy, &save.outcome).await?;
         }

@@ -68,6 +68,13 @@ impl ReplicationError {
             _ => false,
         }
     }
+
+    /// The server refused the credentials (28P01 invalid_password, 28000
+    /// invalid_authorization_specification): while a password is being rotated, the file may
+    /// not hold the new one yet.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self, ReplicationError::Server { error, .. } if matches!(error.code.as_str(), "28P01" | "28000"))
+    }
 }
 
 /// An ErrorResponse: severity, SQLSTATE, message, and hint/detail when the server gave them.
@@ -250,8 +257,10 @@ impl ReplicationConnection {
     }
 
     async fn authenticate(&mut self, info: &PgConnInfo) -> Result<(), ReplicationError> {
+        // Read once per connection, as it is now: a rewritten password file rotates it.
+        let current = info.password.as_ref().map(crate::config::Secret::current);
         let password = || {
-            info.password
+            current
                 .as_ref()
                 .map(|p| p.expose().as_bytes().to_vec())
                 .ok_or_else(|| ReplicationError::PasswordRequired { target: info.to_string(), user: info.user.clone() })

@@ -54,6 +54,30 @@ pub struct OdooStreamConfig {
     /// PostgreSQL did not send (every column outside the key) as [`crate::model::Value::Unchanged`]
     /// instead of [`crate::model::Value::Null`], so that "not sent" is not mistaken for NULL.
     pub unsent_as_unchanged: bool,
+    /// Told each time a lost connection is re-established (the service counts them).
+    pub on_reconnect: OnReconnect,
+}
+
+/// A callback run after each reconnection of the stream.
+#[derive(Clone, Default)]
+pub struct OnReconnect(Option<Arc<dyn Fn() + Send + Sync>>);
+
+impl OnReconnect {
+    pub fn new(callback: impl Fn() + Send + Sync + 'static) -> Self {
+        OnReconnect(Some(Arc::new(callback)))
+    }
+
+    fn call(&self) {
+        if let Some(callback) = &self.0 {
+            callback();
+        }
+    }
+}
+
+impl std::fmt::Debug for OnReconnect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "OnReconnect(callback)" } else { "OnReconnect(none)" })
+    }
 }
 
 impl OdooStreamConfig {
@@ -67,6 +91,7 @@ impl OdooStreamConfig {
             spill_dir: None,
             split_key_changes: false,
             unsent_as_unchanged: false,
+            on_reconnect: OnReconnect::default(),
         }
     }
 }
@@ -268,6 +293,7 @@ impl OdooStream {
                 Ok((conn, _)) => {
                     self.conn = Some(conn);
                     self.reconnects += 1;
+                    self.config.on_reconnect.call();
                     tracing::info!(reconnects = self.reconnects, "replication connection re-established");
                     return Ok(());
                 }
@@ -275,9 +301,21 @@ impl OdooStream {
                     error = e;
                     delay = (delay * 2).min(Duration::from_secs(15));
                 }
+                // A password read from a file may be in the middle of a rotation (changed on
+                // the server, the file not rewritten yet): the next attempt reads the file again.
+                // Only here, not at start, where a wrong password is a configuration error.
+                Err(e) if e.is_auth_failure() && self.rotating_password() => {
+                    error = e;
+                    delay = (delay * 2).min(Duration::from_secs(15));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The password comes from a file, which may be rewritten to rotate it.
+    fn rotating_password(&self) -> bool {
+        self.config.conn.password.as_ref().is_some_and(|p| p.file().is_some())
     }
 
     /// The next item. Waits for the server when nothing is buffered.
