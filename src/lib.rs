@@ -14,6 +14,7 @@ pub mod model;
 pub mod odoo_api;
 pub mod ops;
 pub mod pg;
+pub mod reconcile;
 pub mod sink;
 pub mod source;
 pub mod state;

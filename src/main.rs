@@ -91,6 +91,26 @@ enum Command {
         #[arg(long)]
         restart: bool,
     },
+    /// Compare both sides of each entity through its mapping: only in Odoo, only in the ERP,
+    /// different (naming each field and its owner), equal. Exit 0 when they agree, 3 when not.
+    ///
+    /// Example: millrace reconcile --out reconcile/ --bind
+    Reconcile {
+        /// Entity to compare (repeatable); every mapped entity when none is named.
+        #[arg(long = "entity", value_name = "ENTITY")]
+        entities: Vec<String>,
+        /// Write the details there as differences.parquet and differences.csv.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// The summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Record a cross-reference for each record the mapping's match rules pair one to one
+        /// (`[odoo] match`), so the first sync neither copies it nor conflicts; ambiguous
+        /// matches are reported, never bound.
+        #[arg(long)]
+        bind: bool,
+    },
     /// Write the current state of entities (or whole tables) as Parquet files for BI.
     ///
     /// Example: millrace export --entity item --out exports/   (writes exports/item.parquet)
@@ -140,6 +160,7 @@ fn main() -> ExitCode {
             match &error {
                 CommandError::Runtime(e) => eprintln!("millrace: {e:#}"),
                 CommandError::Config(e) => eprintln!("millrace: {e}"),
+                CommandError::Differences(e) => eprintln!("millrace: {e}"),
             }
             ExitCode::from(code as u8)
         }
@@ -161,6 +182,9 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Backfill { entities, chunk, restart } => {
             cmd::backfill::run(&config, cmd::backfill::BackfillOptions { entities, chunk: chunk as usize, restart })
                 .await?
+        }
+        Command::Reconcile { entities, out, json, bind } => {
+            cmd::reconcile::run(&config, cmd::reconcile::ReconcileOptions { entities, out, json, bind }).await?
         }
         Command::Export { entities, tables, side, out } => {
             let side = side.map(|s| match s {

@@ -6,6 +6,7 @@ pub mod check_rights;
 pub mod dlq;
 pub mod envelope;
 pub mod export;
+pub mod reconcile;
 pub mod run;
 pub mod setup;
 pub mod status;
@@ -19,6 +20,9 @@ pub enum CommandError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Runtime(#[from] anyhow::Error),
+    /// `reconcile` found the two sides differ: not a failure of the command, exit 3.
+    #[error("{0}")]
+    Differences(String),
 }
 
 impl CommandError {
@@ -26,6 +30,7 @@ impl CommandError {
         match self {
             CommandError::Config(_) => 2,
             CommandError::Runtime(_) => 1,
+            CommandError::Differences(_) => 3,
         }
     }
 }

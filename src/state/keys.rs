@@ -100,3 +100,26 @@ impl StateStore {
         Ok(out)
     }
 }
+
+impl StateStore {
+    /// Records that Odoo record `id` is the record of `key` (reconcile's match rules), for each
+    /// pair, unless the key or the id is bound already: a binding made by the engine is never
+    /// overwritten. The number of bindings made.
+    pub async fn bind_odoo_ids(&self, entity: &str, pairs: &[(String, i64)]) -> Result<u64, StateError> {
+        if pairs.is_empty() {
+            return Ok(0);
+        }
+        let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        let ids: Vec<String> = pairs.iter().map(|(_, id)| id.to_string()).collect();
+        self.client
+            .execute(
+                "INSERT INTO millrace.xref (entity, key, system, id)
+                 SELECT $1, u.k, 'odoo', u.i FROM unnest($2::text[], $3::text[]) AS u(k, i)
+                  WHERE NOT EXISTS (SELECT 1 FROM millrace.xref x WHERE x.entity = $1 AND x.system = 'odoo' AND x.id = u.i)
+                 ON CONFLICT (entity, key, system) DO NOTHING",
+                &[&entity, &keys, &ids],
+            )
+            .await
+            .map_err(sql("binding records matched by reconcile"))
+    }
+}
