@@ -115,3 +115,53 @@ async fn the_demo_world_is_reconciled_then_bound_and_runs_without_copies() {
     assert!(!letters.iter().any(|l| l.contains("RC1") || l.contains(&format!("id={press}"))), "{letters:?}");
     assert_eq!(service.stop().code(), Some(0));
 }
+
+/// GET `path` from millrace's HTTP endpoint: (status, body).
+fn get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to millrace's HTTP endpoint");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+/// `[reconcile] every`: `run` compares both sides on its schedule beside replication; the counts
+/// and the time of the last run are in /metrics, and /ready stays green (differences are data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reconciles_on_a_schedule_and_reports_in_metrics() {
+    let Some(world) = RealWorld::new("run_reconciles_on_a_schedule_and_reports_in_metrics", &["work_center"]).await
+    else {
+        return;
+    };
+    let mut config = std::fs::read_to_string(&world.config).unwrap();
+    config.push_str("\n[http]\nlisten = \"127.0.0.1:0\"\n\n[reconcile]\nevery = \"10s\"\n");
+    std::fs::write(&world.config, config).unwrap();
+    // What `millrace reconcile` says, for comparison.
+    let (code, stdout, _) = reconcile(&world.config, &["--json"]);
+    assert_eq!(code, Some(3), "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let matched = summary(&json, "work_center")["matched_by_rule"].as_u64().unwrap();
+    assert!(matched >= 1, "{json}");
+
+    let service = world.start();
+    let address = wait_for("the HTTP endpoint", &service, 30, || async { service.http_address() }).await;
+    let line = format!("millrace_reconcile_differences{{entity=\"work_center\",kind=\"matched_by_rule\"}} {matched}");
+    let metrics = wait_for("a scheduled reconcile in /metrics", &service, 90, || async {
+        let (_, metrics) = get(&address, "/metrics");
+        metrics.contains(&line).then_some(metrics)
+    })
+    .await;
+    assert!(metrics.contains("millrace_reconcile_last_run_timestamp_seconds "), "{metrics}");
+    assert!(metrics.contains("millrace_reconcile_failures_total 0"), "{metrics}");
+    assert_eq!(get(&address, "/ready").0, 200, "differences are not an outage");
+    // Replication goes on meanwhile: a work center made in Odoo reaches the ERP.
+    world.rpc().create("mrp.workcenter", json!({"name": "Scheduled saw", "code": "SAW9"})).await;
+    wait_for("SAW9 in the ERP", &service, 90, || async {
+        (world.maria.exec("SELECT COUNT(*) FROM WORK_CENTER WHERE WC_CODE = 'SAW9'").trim() == "1").then_some(())
+    })
+    .await;
+    assert_eq!(service.stop().code(), Some(0));
+}

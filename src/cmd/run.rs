@@ -260,6 +260,53 @@ async fn save_with_retry(poller: &mut LegacyPoller, saves: &[PendingSave]) {
     }
 }
 
+/// `[reconcile] every`: both sides compared on a schedule, on connections of its own, beside
+/// replication (which it never stops); the counts go to /metrics. Differences are data, not an
+/// outage: /ready is untouched, a failed run is logged and counted.
+fn spawn_reconcile(
+    config: Config,
+    mappings: Arc<Mappings>,
+    legacy: LegacyConfig,
+    every: Duration,
+    metrics: Arc<Metrics>,
+    shutdown: Arc<AtomicBool>,
+) {
+    tokio::task::spawn_local(async move {
+        let selected: Vec<usize> = (0..mappings.entities.len()).collect();
+        loop {
+            let mut waited = Duration::ZERO;
+            while waited < every {
+                if shutdown.load(Ordering::SeqCst) {
+                    return;
+                }
+                let step = Duration::from_millis(500).min(every - waited);
+                tokio::time::sleep(step).await;
+                waited += step;
+            }
+            let started = std::time::Instant::now();
+            match crate::reconcile::run::reconcile(&config, mappings.clone(), &legacy, &selected, false, false).await {
+                Ok((summaries, _)) => {
+                    let differing: Vec<&str> =
+                        summaries.iter().filter(|s| s.differs()).map(|s| s.entity.as_str()).collect();
+                    tracing::info!(took_ms = started.elapsed().as_millis() as u64, differing = ?differing, "scheduled reconcile done");
+                    let counts = summaries
+                        .iter()
+                        .flat_map(|s| s.counts().map(|(kind, n)| ((s.entity.clone(), kind.to_string()), n)))
+                        .collect();
+                    metrics.reconciled(counts, started.elapsed());
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "scheduled reconcile failed; trying again at the next interval"
+                    );
+                    metrics.reconcile_failed();
+                }
+            }
+        }
+    });
+}
+
 /// How often parked changes are re-decided when nothing was applied meanwhile.
 const PARKED_RECHECK: Duration = Duration::from_secs(10);
 
@@ -321,6 +368,9 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             }
         });
         tracing::info!(%address, token = http.token.is_some(), "HTTP endpoint listening (/metrics, /health, /ready, operator page at /)");
+    }
+    if let Some(every) = config.reconcile_every {
+        spawn_reconcile(config.clone(), mappings.clone(), legacy.clone(), every, metrics.clone(), shutdown.clone());
     }
     let mut stream_config = OdooStreamConfig::new(odoo.conn.clone(), &odoo.slot, &odoo.publication);
     stream_config.streaming = odoo.streaming;

@@ -162,6 +162,9 @@ pub struct Config {
     /// `[archive]` (or `MILLRACE_ARCHIVE_DIR`): where every decided change is written as
     /// Parquet; no archive when absent.
     pub archive: Option<ArchiveSettings>,
+    /// `[reconcile] every` (or `MILLRACE_RECONCILE_EVERY`): how often `run` compares both sides
+    /// of every entity (`millrace reconcile`, reporting only); never when absent.
+    pub reconcile_every: Option<Duration>,
 }
 
 /// `[sync]`: the engine's settings.
@@ -290,6 +293,13 @@ struct RawConfig {
     sync: RawSync,
     http: Option<http::RawHttp>,
     archive: Option<RawArchive>,
+    reconcile: Option<RawReconcile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReconcile {
+    every: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -483,7 +493,20 @@ impl Config {
                 Some(ArchiveSettings { dir, rotate_rows, rotate_after })
             }
         };
-        Ok(Config { odoo, legacy, state, sync, http, archive })
+        let reconcile_every = match env.var("MILLRACE_RECONCILE_EVERY").or(raw.reconcile.and_then(|r| r.every)) {
+            Some(text) => {
+                let every = parse_duration("reconcile.every", &text)?;
+                if every < Duration::from_secs(10) {
+                    return Err(ConfigError::Invalid {
+                        field: "reconcile.every",
+                        message: format!("{text:?} is shorter than 10 seconds: each run reads both sides whole"),
+                    });
+                }
+                Some(every)
+            }
+            None => None,
+        };
+        Ok(Config { odoo, legacy, state, sync, http, archive, reconcile_every })
     }
 }
 

@@ -18,6 +18,15 @@ struct Histogram {
     sum: f64,
 }
 
+/// The last scheduled reconcile: finished at (unix seconds), took (seconds), counts per
+/// (entity, kind).
+#[derive(Debug)]
+struct LastReconcile {
+    finished: f64,
+    took: f64,
+    counts: BTreeMap<(String, String), u64>,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     changes_read: BTreeMap<String, u64>,
@@ -41,6 +50,10 @@ struct Inner {
     queued: BTreeMap<String, u64>,
     archive_files: u64,
     archive_rows: u64,
+    /// The last scheduled reconcile: when it finished, how long it took, its counts per
+    /// (entity, kind).
+    reconcile: Option<LastReconcile>,
+    reconcile_failures: u64,
 }
 
 /// Shared by the engine loop and the HTTP endpoint.
@@ -109,6 +122,15 @@ impl Metrics {
             m.archive_files += files;
             m.archive_rows += rows;
         });
+    }
+
+    /// A scheduled reconcile finished: its counts per (entity, kind) replace the last ones.
+    pub fn reconciled(&self, counts: BTreeMap<(String, String), u64>, took: Duration) {
+        self.with(|m| m.reconcile = Some(LastReconcile { finished: now(), took: took.as_secs_f64(), counts }));
+    }
+
+    pub fn reconcile_failed(&self) {
+        self.with(|m| m.reconcile_failures += 1);
     }
 
     pub fn reconnect(&self, system: &str) {
@@ -241,6 +263,15 @@ impl Metrics {
                     let _ = writeln!(out, "{name}{{entity=\"{}\",direction=\"{}\"}} {n}", escape(entity), escape(direction));
                 }
             }
+            if let Some(LastReconcile { finished, took, counts }) = &m.reconcile {
+                let _ = writeln!(out, "# HELP millrace_reconcile_differences Records of the last scheduled reconcile, by entity and kind (equal included).\n# TYPE millrace_reconcile_differences gauge");
+                for ((entity, kind), n) in counts {
+                    let _ = writeln!(out, "millrace_reconcile_differences{{entity=\"{}\",kind=\"{}\"}} {n}", escape(entity), escape(kind));
+                }
+                let _ = writeln!(out, "# HELP millrace_reconcile_last_run_timestamp_seconds When the last scheduled reconcile finished (unix seconds).\n# TYPE millrace_reconcile_last_run_timestamp_seconds gauge\nmillrace_reconcile_last_run_timestamp_seconds {finished:.3}");
+                let _ = writeln!(out, "# HELP millrace_reconcile_last_run_seconds How long the last scheduled reconcile took.\n# TYPE millrace_reconcile_last_run_seconds gauge\nmillrace_reconcile_last_run_seconds {took:.3}");
+            }
+            let _ = writeln!(out, "# HELP millrace_reconcile_failures_total Scheduled reconciles that failed (logged).\n# TYPE millrace_reconcile_failures_total counter\nmillrace_reconcile_failures_total {}", m.reconcile_failures);
             let _ = writeln!(out, "# HELP millrace_reconnects_total Connections re-established after a failure.\n# TYPE millrace_reconnects_total counter");
             for (system, n) in &m.reconnects {
                 let _ = writeln!(out, "millrace_reconnects_total{{system=\"{}\"}} {n}", escape(system));

@@ -15,6 +15,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+pub mod run;
+
 use crate::mapping::{Mapping, Record, System};
 use crate::model::Value;
 
@@ -77,6 +79,19 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The counts by kind name (`equal` included), as /metrics labels them.
+    pub fn counts(&self) -> [(&'static str, u64); 7] {
+        [
+            ("only_in_odoo", self.only_in_odoo),
+            ("only_in_erp", self.only_in_erp),
+            ("different", self.different),
+            ("matched_by_rule", self.matched_by_rule),
+            ("ambiguous", self.ambiguous),
+            ("unreadable", self.unreadable),
+            ("equal", self.equal),
+        ]
+    }
+
     /// Whether the sides disagree on this entity.
     pub fn differs(&self) -> bool {
         self.only_in_odoo + self.only_in_erp + self.different + self.matched_by_rule + self.ambiguous + self.unreadable
