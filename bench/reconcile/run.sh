@@ -5,10 +5,10 @@
 #
 #   1. fresh copies of the Odoo 17 fixture (PostgreSQL) and of the demo legacy ERP (MariaDB),
 #      their items removed (the fixture's product_product and product_template rows deleted
-#      with FK triggers off; ITEM_MASTER emptied), then BENCH_ITEMS (default 1,000,000) items on each side generated in SQL:
-#      product_template + product_product rows as the shipped item mapping (mappings/item.toml)
-#      reads them (name {"en_US": …}, uom 1 = Units, tracking none, list_price, default_code on
-#      the variant; no cost property, so std_cost 0), and ITEM_MASTER rows (unit EA = Units,
+#      with FK triggers off; ITEM_MASTER emptied), then BENCH_ITEMS (default 1,000,000) items on
+#      each side generated in SQL: product_template + product_product rows as the shipped item
+#      mapping (mappings/item.toml) reads them (name {"en_US": …}, uom 1 = Units, tracking none,
+#      list_price, default_code on the variant; no cost property, so std_cost 0), and ITEM_MASTER rows (unit EA = Units,
 #      LOT_CONTROL N, STD_COST 0, STATUS A). Keys 'RC' + 7 digits. The two sides differ by 1,000
 #      records, spread over the key range (every set on its own residue mod 10, so disjoint):
 #        400 list prices changed in the ERP (+1.00), 300 descriptions changed in the ERP
@@ -31,12 +31,14 @@
 #      threshold 16384, 1 thread per database), each under /usr/bin/time -v, with a sampler
 #      reading /proc every 0.25 s (the contender's RSS and CPU, mariadbd's and PostgreSQL's CPU);
 #      every run's counts checked against the expected ones;
-#   4. prints the results, rewrites the reconcile section of bench/README.md (unless
+#   4. one untimed millrace run with the mapping's `[odoo] match` line removed (what the ERP
+#      side's index of match values costs in memory);
+#   5. prints the results, rewrites the reconcile section of bench/README.md (unless
 #      BENCH_NO_README=1), drops both databases and the work dir on exit.
 #
 # Targets (issue 15): millrace at least as fast as reladiff (median wall time), peak RSS < 300 MB.
 #
-# Usage: bench/reconcile/run.sh     (about 15 minutes at the defaults)
+# Usage: bench/reconcile/run.sh     (about 5 minutes at the defaults, plus the release build)
 # Env:   BENCH_ITEMS=1000000 BENCH_ROUNDS=3 BENCH_NO_README=1
 #        BENCH_PERF=1   after the rounds, one more millrace run under `perf record -g` (untimed),
 #                       its top symbols printed
@@ -335,14 +337,24 @@ print(e['only_in_odoo'], e['only_in_erp'], e['different'], e['equal'], e['matche
 import json, sys
 text = open(sys.argv[1]).read().replace('\n', ' ')  # rich wraps long lines
 s = json.loads(text[text.index('{'):text.rindex('}') + 1])
-print(s['exclusive_A'], s['exclusive_B'], s['updated'], s['unchanged'])
+print(s['exclusive_A'], s['exclusive_B'], s['updated'], s['unchanged'], s.get('stats', {}).get('rows_downloaded', '?'))
 " "$WORK/b$round.json")
+    B_DOWNLOADED=${got##* } got=${got% *}
     B_CHECK+=("$got")
     [[ $got == "$EXP_ONLY_ODOO $EXP_ONLY_ERP $EXP_DIFFERENT $EXP_EQUAL" ]] ||
         FAIL+="reladiff round $round reported (exclusive to Odoo, exclusive to the ERP, updated, unchanged) = ($got); "
     log "  ${B_T[-1]} s, $(mb "${B_RSS[-1]}") MB; exclusive to Odoo, exclusive to ERP, updated, unchanged: $got"
 done
 LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
+
+# Untimed: the same comparison with the mapping's `[odoo] match` line removed (in the work dir's
+# copy), so the ERP side keeps no match values → keys index: what that index costs in memory.
+mkdir -p "$WORK/nomatch/mappings"
+grep -v '^match = ' mappings/item.toml >"$WORK/nomatch/mappings/item.toml"
+cp "$WORK/millrace/millrace.toml" "$WORK/nomatch/millrace.toml"
+log "untimed: millrace reconcile with the mapping's match rule removed"
+run_one nomatch "$WORK/nomatch.json" "$MILLRACE" --config "$WORK/nomatch/millrace.toml" reconcile --entity item --json
+NOMATCH_RSS=$(mb "$(time_field "$WORK/nomatch.time" "Maximum resident set size")") NOMATCH_T=$(secs "$WALL")
 
 PERF_NOTE=""
 if [[ -n ${BENCH_PERF:-} ]] && command -v perf >/dev/null; then
@@ -391,7 +403,7 @@ Odoo $EXP_ONLY_ODOO, only in the ERP $EXP_ONLY_ERP, different $EXP_DIFFERENT, eq
 A and B alternate, $ROUNDS rounds; TCP to 127.0.0.1 without TLS; load average (1 min) before / after: $LOAD_BEFORE / $LOAD_AFTER
 (about 2 is this benchmark alone: a client and a database server).
 
-| contender | runs | median | CPU (median) | peak RSS (highest) |
+| contender | runs | median | client CPU (median) | peak RSS (highest) |
 |---|---|---|---|---|
 | A: \`millrace reconcile --entity item --json\` (the shipped item mapping: 7 fields, unit looked up on both sides) | $(join_s "${A_T[@]}") | **$A_MED s** | $A_CPU_MED s | **$A_PEAK MB** |
 | B: \`reladiff <odoo> reladiff_item <erp> reladiff_item -k item_id -c … --stats --json\` (hashdiff, defaults) | $(join_s "${B_T[@]}") | **$B_MED s** | $B_CPU_MED s | **$B_PEAK MB** |
@@ -400,6 +412,11 @@ reladiff / millrace time = **$RATIO** (target ≥ 1, millrace at least as fast: 
 $A_PEAK MB (target < 300 MB: $RSS_VERDICT).
 
 - Where the time went (/proc sampled every 0.25 s, last round): A: $(spent "$WORK/a$ROUNDS.samples" phases). B: $(spent "$WORK/b$ROUNDS.samples").
+- reladiff (last round) downloaded $B_DOWNLOADED rows ($(awk -v d="$B_DOWNLOADED" -v n="$ITEMS" 'BEGIN { printf "%.0f", 100 * d / n }') % of a side's) to compare them locally: it checksums key ranges on
+  both sides, splits those whose checksums differ into 32, and fetches every differing range under its bisection
+  threshold (16,384 rows); with the differences spread over the key range, most ranges hold one.
+- Where millrace's memory goes: the same comparison with the mapping's \`[odoo] match\` line removed (an untimed
+  run; no index of the ERP's match values, here the descriptions, is kept): $NOMATCH_T s, peak RSS **$NOMATCH_RSS MB**.
 EOF
 
 printf '\n===== bench/reconcile results =====\n' && cat "$RESULTS" && printf '===================================\n'
