@@ -269,17 +269,9 @@ fn check_distinct(tokens: &[HttpToken]) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
-    use super::super::Config;
+    use super::super::{Config, MapEnv};
     use super::*;
-
-    struct MapEnv(HashMap<&'static str, String>);
-    impl Env for MapEnv {
-        fn var(&self, name: &str) -> Option<String> {
-            self.0.get(name).cloned()
-        }
-    }
 
     const ODOO: &str = "[odoo]\nurl = \"postgres://u@h/db\"\n";
 

@@ -725,17 +725,21 @@ fn check_identifier(field: &'static str, value: &str, slot_rules: bool) -> Resul
     Ok(())
 }
 
+/// An environment of given variables, for the config tests.
+#[cfg(test)]
+pub(crate) struct MapEnv(pub std::collections::HashMap<&'static str, String>);
+
+#[cfg(test)]
+impl Env for MapEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
-
-    struct MapEnv(HashMap<&'static str, String>);
-    impl Env for MapEnv {
-        fn var(&self, name: &str) -> Option<String> {
-            self.0.get(name).cloned()
-        }
-    }
 
     #[test]
     fn environment_overrides_file_and_password_never_prints() {
