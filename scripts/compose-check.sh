@@ -18,7 +18,7 @@ fi
 # The files the services mount or build from must exist (config does not check bind mounts).
 for f in Dockerfile docker/millrace.toml docker/mssql-init.sh docker/rowversion-mappings.sh \
     docker/postgres-init/10-odoo-fixture.sh sql/odoo17/odoo17-mfg-schema.sql \
-    sql/odoo17/odoo17-mfg-demo-data.sql sql/demo/align-odoo-keys.sql sql/demo/so-line-numbers.sql \
+    sql/odoo17/odoo17-mfg-demo-data.sql sql/odoo17/fixture-erp-keys.sql sql/demo/so-line-numbers.sql \
     sql/legacy/mssql/schema.sql sql/legacy/mssql/demo-data.sql; do
     [[ -f $f ]] || { echo "compose-check: $f is missing" >&2; exit 1; }
 done

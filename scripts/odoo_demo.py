@@ -1,9 +1,6 @@
-"""The demo's Odoo side, through a real Odoo's ORM (JSON-RPC), for scripts/demo.sh:
+"""The demo's Odoo side, through a real Odoo's ORM (JSON-RPC), for scripts/demo.sh (which gives
+the demo database the ERP's keys with `millrace reconcile --bind --repair --apply`):
 
-    odoo_demo.py align      give the demo database the keys the demo ERP uses, as an
-                            installation does once before its first sync: an internal reference
-                            for products without one (PP-000042), BOM sequences numbered 1, 2 …
-                            per product and BOM line sequences 10, 20 … per BOM
     odoo_demo.py user KEY_FILE
                             millrace's integration user (inventory, manufacturing, sales and
                             purchase rights, an email address), as the admin makes it; its
@@ -31,35 +28,6 @@ PARTNER = 14  # the demo's vendor and customer
 
 def session():
     return Rpc(os.environ["ODOO_RPC"], os.environ["ODOO_DB"], os.environ["ODOO_LOGIN"], os.environ["ODOO_PASSWORD"])
-
-
-def write_grouped(rpc, model, values_by_id, field):
-    """One write per distinct value, on every id that gets it."""
-    by_value = {}
-    for record_id, value in values_by_id.items():
-        by_value.setdefault(value, []).append(record_id)
-    for value, ids in by_value.items():
-        rpc.execute(model, "write", [ids, {field: value}])
-
-
-def align():
-    rpc = session()
-    products = rpc.execute("product.product", "search_read", [[["default_code", "=", False]]], {"fields": ["id"], "context": {"active_test": False}})
-    for p in products:
-        rpc.execute("product.product", "write", [[p["id"]], {"default_code": f"PP-{p['id']:06d}"}])
-    boms = rpc.execute("mrp.bom", "search_read", [[]], {"fields": ["product_tmpl_id", "sequence"], "context": {"active_test": False}})
-    ranks, seen = {}, {}
-    for b in sorted(boms, key=lambda b: (b["product_tmpl_id"][0], b["sequence"] or 0, b["id"])):
-        seen[b["product_tmpl_id"][0]] = seen.get(b["product_tmpl_id"][0], 0) + 1
-        ranks[b["id"]] = seen[b["product_tmpl_id"][0]]
-    write_grouped(rpc, "mrp.bom", ranks, "sequence")
-    lines = rpc.execute("mrp.bom.line", "search_read", [[]], {"fields": ["bom_id", "sequence"]})
-    numbers, seen = {}, {}
-    for line in sorted(lines, key=lambda l: (l["bom_id"][0], l["sequence"] or 0, l["id"])):
-        seen[line["bom_id"][0]] = seen.get(line["bom_id"][0], 0) + 1
-        numbers[line["id"]] = 10 * seen[line["bom_id"][0]]
-    write_grouped(rpc, "mrp.bom.line", numbers, "sequence")
-    print(f"aligned through the ORM: {len(products)} internal references, {len(boms)} BOMs, {len(lines)} BOM lines")
 
 
 def user():
@@ -104,4 +72,4 @@ def workload():
 
 
 if __name__ == "__main__":
-    {"align": align, "user": user, "workload": workload}[sys.argv[1]]()
+    {"user": user, "workload": workload}[sys.argv[1]]()

@@ -110,6 +110,20 @@ enum Command {
         /// matches are reported, never bound.
         #[arg(long)]
         bind: bool,
+        /// Bind one record by hand, before comparing: ENTITY:KEY=ODOO_ID (a key of several
+        /// fields comma-separated), for the ambiguous matches a reconcile reports (repeatable).
+        /// Example: --pair item:PP-000010=10
+        #[arg(long = "pair", value_name = "ENTITY:KEY=ODOO_ID")]
+        pairs: Vec<String>,
+        /// Show what writing the owner's version of each difference to the other side would
+        /// change (a dry run: nothing is written without --apply). Records only the owner holds
+        /// are created on the other side; those only the other side holds are left alone.
+        #[arg(long)]
+        repair: bool,
+        /// With --repair: write it, through the engine (ownership, dead letters and the
+        /// archive apply; each write is archived with the decision `repair`).
+        #[arg(long, requires = "repair")]
+        apply: bool,
     },
     /// Write the current state of entities (or whole tables) as Parquet files for BI.
     ///
@@ -183,8 +197,14 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             cmd::backfill::run(&config, cmd::backfill::BackfillOptions { entities, chunk: chunk as usize, restart })
                 .await?
         }
-        Command::Reconcile { entities, out, json, bind } => {
-            cmd::reconcile::run(&config, cmd::reconcile::ReconcileOptions { entities, out, json, bind }).await?
+        Command::Reconcile { entities, out, json, bind, pairs, repair, apply } => {
+            let repair = match (repair, apply) {
+                (false, _) => millrace::reconcile::Repair::Off,
+                (true, false) => millrace::reconcile::Repair::DryRun,
+                (true, true) => millrace::reconcile::Repair::Apply,
+            };
+            cmd::reconcile::run(&config, cmd::reconcile::ReconcileOptions { entities, out, json, bind, pairs, repair })
+                .await?
         }
         Command::Export { entities, tables, side, out } => {
             let side = side.map(|s| match s {

@@ -165,3 +165,145 @@ async fn run_reconciles_on_a_schedule_and_reports_in_metrics() {
     .await;
     assert_eq!(service.stop().code(), Some(0));
 }
+
+/// `--repair`: a dry run shows the owner's version of each difference and writes nothing; with
+/// `--apply` it is written through the engine (Odoo through its API), archived as `repair`; the
+/// demo's records without keys or numbered differently are bound by the match rules and given
+/// the ERP's numbers; then reconcile finds the repaired entities agreeing, and `run` starts
+/// without a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_world_is_bound_and_repaired_then_agrees() {
+    let entities = ["item", "work_center", "bom", "bom_line"];
+    let Some(world) = RealWorld::new("the_demo_world_is_bound_and_repaired_then_agrees", &entities).await else {
+        return;
+    };
+    let rpc = world.rpc();
+    // The ERP owns items: its price is the one to keep. Odoo owns work centers: its name is.
+    world.maria.exec("UPDATE ITEM_MASTER SET LIST_PRICE = 1234.5 WHERE ITEM_NO = 'FURN_7800'");
+    let desk_price = || async {
+        let rows = rpc.execute("product.product", "read", json!([[8]]), json!({"fields": ["lst_price"]})).await;
+        rows[0]["lst_price"].as_f64().unwrap()
+    };
+    let price_before = desk_price().await;
+    assert_ne!(price_before, 1234.5);
+
+    // A dry run: what would be written, nothing written.
+    let (code, stdout, stderr) = reconcile(&world.config, &["--json", "--repair"]);
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    eprintln!("dry run: {json:#}");
+    assert_eq!(json["repair"], "dry_run");
+    let repairs = json["repairs"].as_array().unwrap();
+    let price = repairs
+        .iter()
+        .find(|r| r["entity"] == "item" && r["key"] == "[\"FURN_7800\"]")
+        .unwrap_or_else(|| panic!("the desk's price is planned: {repairs:#?}"));
+    assert_eq!(price["direction"], "erp_to_odoo");
+    assert!(price["fields"].as_array().unwrap().contains(&json!("list_price")), "{price}");
+    assert_eq!(desk_price().await, price_before, "a dry run writes nothing");
+
+    // Three variants of one desk that nothing mapped tells apart stay ambiguous, never bound…
+    let ambiguous = json["entities"].as_array().unwrap().iter().find(|e| e["entity"] == "item").unwrap()["ambiguous"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(ambiguous, 1, "{json}");
+    let odoo = world.odoo.db.client().await;
+    let products = || async {
+        let row = odoo.query_one("SELECT count(*) FROM product_product", &[]).await.unwrap();
+        row.get::<_, i64>(0)
+    };
+    let products_before = products().await;
+
+    // …so the operator pairs them by hand (`--pair`); the rest is bound by the rules, and
+    // everything repaired from its owner.
+    let out_dir = world.dir.path().join("repair");
+    let (code, stdout, stderr) = reconcile(
+        &world.config,
+        &[
+            "--json",
+            "--bind",
+            "--pair",
+            "item:PP-000010=10",
+            "--pair",
+            "item:PP-000011=11",
+            "--pair",
+            "item:PP-000015=15",
+            "--repair",
+            "--apply",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(3), "it differed: {stdout}\n{stderr}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    eprintln!("repair: {json:#}");
+    assert_eq!(json["repair"], "applied");
+    assert_eq!(desk_price().await, 1234.5, "the ERP's price is in Odoo");
+    // The ERP's item numbers are Odoo's internal references now (written through the ORM), and
+    // the BOM's alternate its sequence.
+    let code_of_9 = rpc.execute("product.product", "read", json!([[9]]), json!({"fields": ["default_code"]})).await;
+    assert_eq!(code_of_9[0]["default_code"], "PP-000009", "{code_of_9}");
+    let kit = rpc
+        .execute(
+            "mrp.bom",
+            "search_read",
+            json!([[["product_tmpl_id.default_code", "=", "FURN_78236"]]]),
+            json!({"fields": ["sequence"]}),
+        )
+        .await;
+    assert_eq!(kit[0]["sequence"], 1, "{kit}");
+    // The items only the ERP had are created in Odoo; no copy of one Odoo had.
+    let only_erp = summary(&json, "item")["only_in_erp"].as_u64().unwrap() as i64;
+    assert_eq!(products().await, products_before + only_erp);
+    // Each write is archived as `repair`.
+    let archived = report(
+        &world.dir.path().join("archive").join("entity=item"),
+        &["SELECT count(*) FROM {src} WHERE _decision = 'repair' AND _key = '[\"FURN_7800\"]'"],
+    );
+    assert_eq!(archived.queries[0][0][0], json!(1), "{:?}", archived.queries);
+
+    // Then they agree.
+    let after_dir = world.dir.path().join("after");
+    let (code, stdout, stderr) = reconcile(&world.config, &["--json", "--out", after_dir.to_str().unwrap()]);
+    eprintln!("{}", std::fs::read_to_string(after_dir.join("differences.csv")).unwrap_or_default());
+    eprintln!("{}", std::fs::read_to_string(out_dir.join("differences.csv")).unwrap_or_default());
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    eprintln!("after: {json:#}\n{stderr}");
+    for entity in entities {
+        let s = summary(&json, entity);
+        assert!(s["equal"].as_u64().unwrap() > 0, "{entity}: {s}");
+    }
+    assert_eq!(json["agree"], true, "{json:#}");
+    assert_eq!(code, Some(0), "the sides agree");
+
+    // `run` then starts without a conflict or a copy: every ERP row of the four tables is
+    // decided by the first polls.
+    let decided = || async {
+        let row = odoo
+            .query_one("SELECT coalesce(sum(n), 0)::bigint FROM millrace.decision_count WHERE source = 'legacy' AND decision <> 'repair'", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    let erp_rows: i64 = ["ITEM_MASTER", "WORK_CENTER", "BOM_HEADER", "BOM_LINE"]
+        .iter()
+        .map(|t| world.maria.exec(&format!("SELECT COUNT(*) FROM {t}")).trim().parse::<i64>().unwrap())
+        .sum();
+    let products_repaired = products().await;
+    let service = world.start();
+    wait_for("the first polls of the ERP's tables", &service, 120, || async {
+        (decided().await >= erp_rows).then_some(())
+    })
+    .await;
+    let conflicts: Vec<String> = odoo
+        .query("SELECT entity || ' ' || key || ' from ' || source || ': ' || array_to_string(fields, ',') || ' ' || coalesce(record::text, '') FROM millrace.conflict", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(conflicts, Vec::<String>::new(), "no conflict at the first sync");
+    assert_eq!(products().await, products_repaired, "no copy of an item");
+    assert_eq!(world.open_dead_letters().await, Vec::<String>::new());
+    assert_eq!(service.stop().code(), Some(0));
+}

@@ -86,7 +86,7 @@ fresh_world() {
     shift
     bash scripts/load-odoo-fixture.sh --fresh "$DB" >/dev/null
     bash scripts/load-legacy-fixture.sh --fresh "$LEGACY_DB" >/dev/null
-    psql -X -q -v ON_ERROR_STOP=1 "$DB_URL" -f sql/demo/align-odoo-keys.sql
+    psql -X -q -v ON_ERROR_STOP=1 "$DB_URL" -f sql/odoo17/fixture-erp-keys.sql
     rm -rf "$WORK/$name" && mkdir -p "$WORK/$name/mappings"
     for m in "$@"; do cp "mappings/$m.toml" "$WORK/$name/mappings/"; done
     cat >"$WORK/$name/millrace.toml" <<TOML

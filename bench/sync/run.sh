@@ -70,7 +70,7 @@ trap cleanup EXIT
 log "loading both fixtures"
 bash scripts/load-odoo-fixture.sh --fresh "$DB" >/dev/null
 bash scripts/load-legacy-fixture.sh --fresh "$LEGACY_DB" >/dev/null
-psql -X -q -v ON_ERROR_STOP=1 "$DB_URL" -f sql/demo/align-odoo-keys.sql
+psql -X -q -v ON_ERROR_STOP=1 "$DB_URL" -f sql/odoo17/fixture-erp-keys.sql
 mkdir -p "$WORK/mappings"
 cp mappings/production_order.toml "$WORK/mappings/"
 cat >"$WORK/millrace.toml" <<TOML

@@ -2,7 +2,7 @@
 # docker-compose.yml, service `postgres`: run once by the postgres image's entrypoint, when the
 # data volume is new, against the database POSTGRES_DB (odoo). Loads the Odoo 17 fixture
 # (sql/odoo17/, mounted at /fixtures/odoo17), aligns the keys the demo ERP numbers differently
-# (sql/demo/align-odoo-keys.sql, as scripts/demo.sh does), and lets other containers open
+# (sql/odoo17/fixture-erp-keys.sql, as scripts/demo.sh does), and lets other containers open
 # replication connections (the image's pg_hba.conf only allows ordinary ones from outside).
 #
 # The entrypoint sources this file when it is not executable, so: no `set -u`, no `exit`.
@@ -17,7 +17,7 @@ odoo_psql -f /fixtures/odoo17/odoo17-mfg-schema.sql >/dev/null
 # The demo data turns off FK triggers (session_replication_role): it needs a superuser, which
 # POSTGRES_USER is.
 odoo_psql -f /fixtures/odoo17/odoo17-mfg-demo-data.sql >/dev/null
-odoo_psql -f /fixtures/demo/align-odoo-keys.sql >/dev/null
+odoo_psql -f /fixtures/odoo17/fixture-erp-keys.sql >/dev/null
 
 templates=$(odoo_psql -At -c "SELECT count(*) FROM product_template")
 if [ "$templates" != 44 ]; then

@@ -258,7 +258,7 @@ async fn archive(store: &StateStore, config: &Config, audit: i64) {
 
 /// Who runs this command: the OS user of the process (by its uid, as /etc/passwd names it; the
 /// environment's `USER` where that cannot be read) and the host, `alice@plant-7`.
-fn os_user() -> String {
+pub(super) fn os_user() -> String {
     let uid = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
         status
             .lines()

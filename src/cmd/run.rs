@@ -260,53 +260,6 @@ async fn save_with_retry(poller: &mut LegacyPoller, saves: &[PendingSave]) {
     }
 }
 
-/// `[reconcile] every`: both sides compared on a schedule, on connections of its own, beside
-/// replication (which it never stops); the counts go to /metrics. Differences are data, not an
-/// outage: /ready is untouched, a failed run is logged and counted.
-fn spawn_reconcile(
-    config: Config,
-    mappings: Arc<Mappings>,
-    legacy: LegacyConfig,
-    every: Duration,
-    metrics: Arc<Metrics>,
-    shutdown: Arc<AtomicBool>,
-) {
-    tokio::task::spawn_local(async move {
-        let selected: Vec<usize> = (0..mappings.entities.len()).collect();
-        loop {
-            let mut waited = Duration::ZERO;
-            while waited < every {
-                if shutdown.load(Ordering::SeqCst) {
-                    return;
-                }
-                let step = Duration::from_millis(500).min(every - waited);
-                tokio::time::sleep(step).await;
-                waited += step;
-            }
-            let started = std::time::Instant::now();
-            match crate::reconcile::run::reconcile(&config, mappings.clone(), &legacy, &selected, false, false).await {
-                Ok((summaries, _)) => {
-                    let differing: Vec<&str> =
-                        summaries.iter().filter(|s| s.differs()).map(|s| s.entity.as_str()).collect();
-                    tracing::info!(took_ms = started.elapsed().as_millis() as u64, differing = ?differing, "scheduled reconcile done");
-                    let counts = summaries
-                        .iter()
-                        .flat_map(|s| s.counts().map(|(kind, n)| ((s.entity.clone(), kind.to_string()), n)))
-                        .collect();
-                    metrics.reconciled(counts, started.elapsed());
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "scheduled reconcile failed; trying again at the next interval"
-                    );
-                    metrics.reconcile_failed();
-                }
-            }
-        }
-    });
-}
-
 /// How often parked changes are re-decided when nothing was applied meanwhile.
 const PARKED_RECHECK: Duration = Duration::from_secs(10);
 
@@ -343,6 +296,17 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     engine.open_archive(config.archive.as_ref(), "run").context("opening the archive directory ([archive] dir)")?;
     metrics.side("odoo", None);
     metrics.side("state", None);
+    // Reconcile on a schedule and the page's reconcile actions: one task, on connections of its own.
+    let (reconcile_jobs, jobs) = tokio::sync::mpsc::channel(8);
+    crate::reconcile::service::spawn(
+        config.clone(),
+        mappings.clone(),
+        legacy.clone(),
+        config.reconcile_every,
+        jobs,
+        metrics.clone(),
+        shutdown.clone(),
+    );
     if let Some(http) = &config.http {
         let listener = tokio::net::TcpListener::bind(http.listen)
             .await
@@ -355,6 +319,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             slot: odoo.slot.clone(),
             token: http.token.clone(),
             legacy_stale_after: (legacy.poll_interval * 10).max(Duration::from_secs(10)),
+            reconcile: Some(reconcile_jobs.clone()),
         });
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -368,9 +333,6 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             }
         });
         tracing::info!(%address, token = http.token.is_some(), "HTTP endpoint listening (/metrics, /health, /ready, operator page at /)");
-    }
-    if let Some(every) = config.reconcile_every {
-        spawn_reconcile(config.clone(), mappings.clone(), legacy.clone(), every, metrics.clone(), shutdown.clone());
     }
     let mut stream_config = OdooStreamConfig::new(odoo.conn.clone(), &odoo.slot, &odoo.publication);
     stream_config.streaming = odoo.streaming;
@@ -687,6 +649,7 @@ async fn odoo_part(
         snapshot: false,
         replayable: true,
         txn_part: part.in_parts.then_some(part.txn_part),
+        ..BatchMeta::default()
     };
     let result = odoo_batch(engine, &part.changes, &part.bad, part.commit_lsn, conns, shutdown).await;
     engine.batch = BatchMeta::default();

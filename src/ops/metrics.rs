@@ -8,6 +8,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::history::{History, Reading};
+
 /// Upper bounds (seconds) of the apply-latency histogram.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -38,6 +40,11 @@ struct Inner {
     batch_seconds: BTreeMap<String, Histogram>,
     /// Commit time (unix seconds) of the Odoo transaction being handled, while one is.
     odoo_commit_in_flight: Option<f64>,
+    /// The longest commit-to-handled time of the Odoo transactions finished since the last
+    /// history sample (seconds).
+    odoo_lag_peak: f64,
+    /// The operator page's charts (`GET /api/history`).
+    history: History,
     /// Row changes handled so far of the large Odoo transaction being handled in parts.
     odoo_txn_done: Option<u64>,
     /// Records decided so far of the Odoo batch in hand, while it goes in slices.
@@ -178,7 +185,15 @@ impl Metrics {
 
     /// The Odoo transaction being handled (its commit time), or `None` once it is acknowledged.
     pub fn odoo_in_flight(&self, commit_unix_seconds: Option<f64>) {
-        self.with(|m| m.odoo_commit_in_flight = commit_unix_seconds);
+        let t = now();
+        self.with(|m| {
+            // The one in hand is done (or given up): how long after its commit that was is the
+            // Odoo side's lag for the history, which samples far less often than transactions end.
+            if let Some(commit) = m.odoo_commit_in_flight {
+                m.odoo_lag_peak = m.odoo_lag_peak.max(t - commit);
+            }
+            m.odoo_commit_in_flight = commit_unix_seconds;
+        });
     }
 
     /// How many row changes of the large Odoo transaction in hand are handled (`None` once it
@@ -233,6 +248,34 @@ impl Metrics {
     pub fn legacy_lag(&self) -> BTreeMap<String, f64> {
         let t = now();
         self.with(|m| m.legacy_polled.iter().map(|(table, at)| (table.clone(), (t - at).max(0.0))).collect())
+    }
+
+    /// Adds a sample to the history the operator page charts: the applied counters per
+    /// direction (the page's rates are their differences), the Odoo side's lag (the longest
+    /// commit-to-handled time since the last sample, or the age of the transaction in hand if
+    /// longer), the replication slot's lag in bytes (read by the caller, `None` if it could not
+    /// be), and the largest legacy poll lag. Called every `history::HISTORY_EVERY`.
+    pub fn sample_history(&self, odoo_lag_bytes: Option<i64>) {
+        let t = now();
+        self.with(|m| {
+            let total = |direction: &str| m.applied.iter().filter(|((_, d), _)| d == direction).map(|(_, n)| n).sum();
+            let in_hand = m.odoo_commit_in_flight.map(|c| t - c).unwrap_or(0.0);
+            let reading = Reading {
+                at: t,
+                applied: (total("odoo_to_legacy"), total("legacy_to_odoo")),
+                odoo_lag_seconds: m.odoo_lag_peak.max(in_hand).max(0.0),
+                odoo_lag_bytes,
+                legacy_lag_seconds: m.legacy_polled.values().map(|at| (t - at).max(0.0)).reduce(f64::max),
+            };
+            m.odoo_lag_peak = 0.0;
+            m.history.push(reading);
+        });
+    }
+
+    /// The history as `GET /api/history` serves it.
+    pub fn history_json(&self) -> serde_json::Value {
+        let t = now();
+        self.with(|m| m.history.to_json(t))
     }
 
     /// The Prometheus text exposition.
@@ -347,5 +390,33 @@ mod tests {
         let not_ready = m.not_ready();
         assert!(not_ready.iter().any(|n| n.system == "legacy" && n.reason == "connection refused"));
         assert!(not_ready.iter().any(|n| n.system == "state"), "never connected counts too");
+    }
+
+    #[test]
+    fn history_samples_rates_per_direction_and_the_odoo_lag_of_handled_transactions() {
+        let m = Metrics::default();
+        m.sample_history(Some(10));
+        for _ in 0..4 {
+            m.applied("production_order", "odoo_to_legacy");
+        }
+        m.applied("item", "legacy_to_odoo");
+        // A transaction committed 2.5 s ago, handled now.
+        m.odoo_in_flight(Some(now() - 2.5));
+        m.odoo_in_flight(None);
+        m.legacy_polled(&["ITEM_MASTER".into()]);
+        m.sample_history(None);
+        let h = m.history_json();
+        assert_eq!(h["at"].as_array().map(Vec::len), Some(2), "{h}");
+        assert_eq!(h["odoo_to_legacy"]["per_second"][0], serde_json::Value::Null, "{h}");
+        assert!(h["odoo_to_legacy"]["per_second"][1].as_f64().is_some_and(|r| r > 0.0), "{h}");
+        assert!(h["legacy_to_odoo"]["per_second"][1].as_f64().is_some_and(|r| r > 0.0), "{h}");
+        let lag = h["odoo_to_legacy"]["lag_seconds"][1].as_f64().unwrap_or_default();
+        assert!((2.4..10.0).contains(&lag), "{h}");
+        assert_eq!(h["odoo_to_legacy"]["lag_bytes"], serde_json::json!([10, null]));
+        assert_eq!(h["legacy_to_odoo"]["lag_seconds"][0], serde_json::Value::Null, "no poll yet: {h}");
+        assert!(h["legacy_to_odoo"]["lag_seconds"][1].as_f64().is_some(), "{h}");
+        m.sample_history(None);
+        let h = m.history_json();
+        assert_eq!(h["odoo_to_legacy"]["lag_seconds"][2], serde_json::json!(0.0), "the peak is per sample: {h}");
     }
 }

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 pub mod run;
+pub mod service;
 
 use crate::mapping::{Mapping, Record, System};
 use crate::model::Value;
@@ -76,6 +77,60 @@ pub struct Summary {
     pub unreadable: u64,
     /// Cross-references recorded (`--bind`).
     pub bound: u64,
+    /// Records the owner's version was written for (`--repair --apply`), or would be (dry run).
+    pub repaired: u64,
+    /// Repairs that did not land: parked or dead-lettered (named in the details).
+    pub repair_failed: u64,
+}
+
+/// What `--repair` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    Off,
+    /// Decides each repair against the target as it is now and reports it; writes nothing.
+    DryRun,
+    Apply,
+}
+
+/// How a reconcile runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Record the match rules' one-to-one pairs as cross-references.
+    pub bind: bool,
+    pub repair: Repair,
+    /// With `repair`: only these fields (`None`: every field).
+    pub repair_fields: Option<Vec<String>>,
+    /// A progress line on stderr.
+    pub tty: bool,
+    /// Who asked, for the report kept in the control state: `cli`, `schedule`, `http`.
+    pub via: &'static str,
+}
+
+impl Options {
+    pub fn compare_only(via: &'static str) -> Options {
+        Options { bind: false, repair: Repair::Off, repair_fields: None, tty: false, via }
+    }
+}
+
+/// One record a repair wrote (or would write), or could not.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Repaired {
+    pub entity: String,
+    pub key: String,
+    /// `erp_to_odoo` or `odoo_to_erp`.
+    pub direction: &'static str,
+    /// `repair` (written, or would be in a dry run), `parked`, `dead_letter`, `failed`, …
+    pub outcome: &'static str,
+    pub fields: Vec<String>,
+    pub detail: Option<String>,
+}
+
+/// Everything one reconcile found and did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub summaries: Vec<Summary>,
+    pub findings: Vec<Finding>,
+    pub repairs: Vec<Repaired>,
 }
 
 impl Summary {
@@ -112,6 +167,13 @@ pub fn content_hash(record: &Record, fields: &[usize]) -> i64 {
     crate::model::row_hash_i64(&values)
 }
 
+/// The content hash of the compared fields that are not the key's: what an Odoo record without
+/// a key (or with another) is compared by to tell apart the ERP records its match values name.
+pub fn rest_hash(m: &Mapping, record: &Record, fields: &[usize]) -> i64 {
+    let rest: Vec<usize> = fields.iter().copied().filter(|f| !m.key.contains(f)).collect();
+    content_hash(record, &rest)
+}
+
 /// The text of the match fields' values, or `None` when one of them is empty (no match on
 /// nothing).
 pub fn match_text(m: &Mapping, record: &Record) -> Option<String> {
@@ -129,10 +191,21 @@ fn text(value: &Value) -> Option<String> {
     (!value.is_null()).then(|| crate::model::value_text(value))
 }
 
+/// A value as a difference's detail names it: `empty` for none, `""` for an empty text.
+fn shown(value: &Value) -> String {
+    match text(value) {
+        None => "empty".into(),
+        Some(t) if t.is_empty() => "\"\"".into(),
+        Some(t) => t,
+    }
+}
+
 /// The differing compared fields of one record present on both sides, each with its owner.
 pub fn field_findings(m: &Mapping, key: &str, odoo_id: i64, odoo: &Record, erp: &Record) -> Vec<Finding> {
     compared_fields(m)
         .into_iter()
+        // Equal as the engine compares them: an empty text is not NULL to it either (a blank
+        // ERP description is written to Odoo as an empty reference).
         .filter(|f| odoo.values[*f] != erp.values[*f])
         .map(|f| {
             // The owner decides from the ERP's record (the system of record of most entities'
@@ -151,8 +224,8 @@ pub fn field_findings(m: &Mapping, key: &str, odoo_id: i64, odoo: &Record, erp: 
                 detail: format!(
                     "{} is {} in Odoo and {} in the ERP; the {} owns it",
                     m.fields[f].name,
-                    text(&odoo.values[f]).unwrap_or_else(|| "empty".into()),
-                    text(&erp.values[f]).unwrap_or_else(|| "empty".into()),
+                    shown(&odoo.values[f]),
+                    shown(&erp.values[f]),
                     match owner {
                         System::Odoo => "Odoo",
                         System::Legacy => "ERP",
@@ -167,23 +240,43 @@ pub fn field_findings(m: &Mapping, key: &str, odoo_id: i64, odoo: &Record, erp: 
 #[derive(Debug, Clone)]
 pub struct ErpEntry {
     pub hash: i64,
+    /// The hash of the compared fields but the key's ([`rest_hash`]): tells apart records the
+    /// match rules cannot.
+    pub rest: i64,
+    /// The hash of its match values ([`match_hash`]; 0: none). Only a hash: a map of match
+    /// values to keys for every ERP record would be most of a large reconcile's memory, and only
+    /// the few values Odoo's keyless records have are ever looked up.
+    pub match_hash: u64,
     /// Found on the Odoo side (by key, or matched by rule).
     pub seen: bool,
 }
 
-/// The ERP side of one entity: key → entry, and match values → keys.
+/// The hash of a record's match values (never 0, which says "none").
+pub fn match_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish().max(1)
+}
+
+/// The ERP side of one entity: key → entry.
 #[derive(Debug, Default)]
 pub struct ErpSide {
     pub entries: HashMap<String, ErpEntry>,
-    pub by_match: HashMap<String, Vec<String>>,
 }
 
 impl ErpSide {
     pub fn add(&mut self, m: &Mapping, fields: &[usize], key: String, record: &Record) {
-        if let Some(text) = match_text(m, record) {
-            self.by_match.entry(text).or_default().push(key.clone());
-        }
-        self.entries.insert(key, ErpEntry { hash: content_hash(record, fields), seen: false });
+        let match_hash = match_text(m, record).map_or(0, |text| match_hash(&text));
+        self.entries.insert(
+            key,
+            ErpEntry {
+                hash: content_hash(record, fields),
+                rest: rest_hash(m, record, fields),
+                match_hash,
+                seen: false,
+            },
+        );
     }
 }
 
@@ -193,6 +286,51 @@ pub struct Keyless {
     pub by_match: BTreeMap<String, Vec<i64>>,
     /// Keyless records with no match value (or no match rules): only in Odoo.
     pub unmatchable: Vec<i64>,
+    /// Records with a natural key the ERP does not hold (and no cross-reference), matched by
+    /// the rules like keyless ones (their key was renumbered on one side, as a BOM's sequence):
+    /// id → their key, which names them if nothing matches.
+    pub keyed: HashMap<i64, String>,
+    /// Each matched record's [`rest_hash`]: id → hash.
+    pub rest: HashMap<i64, i64>,
+}
+
+impl Keyless {
+    /// An Odoo record for the match rules; `key`: its natural key the ERP does not hold.
+    pub fn add(&mut self, m: &Mapping, fields: &[usize], id: i64, record: &Record, key: Option<String>) {
+        match match_text(m, record) {
+            Some(text) => {
+                self.by_match.entry(text).or_default().push(id);
+                self.rest.insert(id, rest_hash(m, record, fields));
+                if let Some(key) = key {
+                    self.keyed.insert(id, key);
+                }
+            }
+            None => self.unmatchable.push(id),
+        }
+    }
+}
+
+/// Among Odoo records and ERP records the match values cannot tell apart, the pairs whose other
+/// fields are all equal, one to one (each the only one of its side equal to the other): the
+/// variants of one product, say, told apart by their prices. Then, if exactly one of each side
+/// is left, that pair too (the rule's own one-to-one).
+fn settle(ids: &[i64], keys: &[String], odoo_rest: &HashMap<i64, i64>, erp: &ErpSide) -> Vec<(String, i64)> {
+    let rest_of = |k: &String| erp.entries.get(k).map(|e| e.rest);
+    let mut pairs = Vec::new();
+    for id in ids {
+        let Some(hash) = odoo_rest.get(id) else { continue };
+        let same_erp: Vec<&String> = keys.iter().filter(|k| rest_of(k) == Some(*hash)).collect();
+        let same_odoo = ids.iter().filter(|i| odoo_rest.get(i) == Some(hash)).count();
+        if let ([key], 1) = (same_erp.as_slice(), same_odoo) {
+            pairs.push(((*key).clone(), *id));
+        }
+    }
+    let left_ids: Vec<i64> = ids.iter().copied().filter(|i| !pairs.iter().any(|(_, p)| p == i)).collect();
+    let left_keys: Vec<&String> = keys.iter().filter(|k| !pairs.iter().any(|(p, _)| p == *k)).collect();
+    if let ([id], [key]) = (left_ids.as_slice(), left_keys.as_slice()) {
+        pairs.push(((*key).clone(), *id));
+    }
+    pairs
 }
 
 /// The outcome of the match rules: (key, Odoo id) pairs matched one to one, and the findings
@@ -211,22 +349,63 @@ pub fn match_keyless(m: &Mapping, erp: &mut ErpSide, keyless: &Keyless) -> (Vec<
         erp_value: None,
         detail,
     };
+    // The ERP records not found by key whose match values some keyless Odoo record has, by
+    // those values' hash: one pass over the ERP side.
+    let wanted: std::collections::HashSet<u64> = keyless.by_match.keys().map(|t| match_hash(t)).collect();
+    let mut by_match: HashMap<u64, Vec<String>> = HashMap::new();
+    if !wanted.is_empty() {
+        for (key, entry) in &erp.entries {
+            if !entry.seen && wanted.contains(&entry.match_hash) {
+                by_match.entry(entry.match_hash).or_default().push(key.clone());
+            }
+        }
+        for keys in by_match.values_mut() {
+            keys.sort();
+        }
+    }
     for (values, ids) in &keyless.by_match {
-        let candidates: Vec<String> = erp
-            .by_match
-            .get(values)
+        let mut ids = ids.clone();
+        let mut candidates: Vec<String> = by_match
+            .get(&match_hash(values))
             .map(|keys| keys.iter().filter(|k| erp.entries.get(*k).is_some_and(|e| !e.seen)).cloned().collect())
             .unwrap_or_default();
         let fields: Vec<&str> = m.odoo.match_fields.iter().map(|f| m.fields[*f].name.as_str()).collect();
+        if ids.len() > 1 || candidates.len() > 1 {
+            for (key, id) in settle(&ids, &candidates, &keyless.rest, erp) {
+                if let Some(e) = erp.entries.get_mut(&key) {
+                    e.seen = true;
+                }
+                findings.push(finding(
+                    Kind::Matched,
+                    key.clone(),
+                    Some(id),
+                    format!(
+                        "Odoo record {id} matched by {} = {values}, told apart from the others by its other fields",
+                        fields.join(", ")
+                    ),
+                ));
+                ids.retain(|i| *i != id);
+                candidates.retain(|k| *k != key);
+                pairs.push((key, id));
+            }
+            if ids.is_empty() {
+                continue;
+            }
+        }
         match (ids.as_slice(), candidates.as_slice()) {
             (_, []) => {
-                for id in ids {
-                    findings.push(finding(
-                        Kind::OnlyOdoo,
-                        format!("{}.id={id}", m.odoo.table),
-                        Some(*id),
-                        format!("no key in Odoo and no ERP record with {} = {values}", fields.join(", ")),
-                    ));
+                for id in &ids {
+                    let (key, detail) = match keyless.keyed.get(id) {
+                        Some(key) => (
+                            key.clone(),
+                            format!("no ERP record with this key, nor one with {} = {values}", fields.join(", ")),
+                        ),
+                        None => (
+                            format!("{}.id={id}", m.odoo.table),
+                            format!("no key in Odoo and no ERP record with {} = {values}", fields.join(", ")),
+                        ),
+                    };
+                    findings.push(finding(Kind::OnlyOdoo, key, Some(*id), detail));
                 }
             }
             ([id], [key]) => {
@@ -234,14 +413,25 @@ pub fn match_keyless(m: &Mapping, erp: &mut ErpSide, keyless: &Keyless) -> (Vec<
                     e.seen = true;
                 }
                 pairs.push((key.clone(), *id));
+                let why = match keyless.keyed.get(id) {
+                    Some(own) => format!("its key {own} is not the ERP's"),
+                    None => "has no key".to_string(),
+                };
                 findings.push(finding(
                     Kind::Matched,
                     key.clone(),
                     Some(*id),
-                    format!("Odoo record {id} has no key; matched by {} = {values}", fields.join(", ")),
+                    format!("Odoo record {id} {why}; matched by {} = {values}", fields.join(", ")),
                 ));
             }
             _ => {
+                // Its ERP candidates are not "only in the ERP" either: a repair must not create
+                // copies of records that are in Odoo, just not told apart.
+                for k in &candidates {
+                    if let Some(e) = erp.entries.get_mut(k) {
+                        e.seen = true;
+                    }
+                }
                 let key = candidates.join(" | ");
                 let id_list: Vec<String> = ids.iter().map(i64::to_string).collect();
                 findings.push(finding(
@@ -291,6 +481,31 @@ pub fn to_csv(findings: &[Finding]) -> String {
             cell(f.odoo_value.as_deref()),
             cell(f.erp_value.as_deref()),
             cell(Some(&f.detail)),
+        ];
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// The repairs as CSV.
+pub fn repairs_csv(repairs: &[Repaired]) -> String {
+    let mut out = String::from("entity,key,direction,outcome,fields,detail\n");
+    for r in repairs {
+        let cell = |t: &str| {
+            if t.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", t.replace('"', "\"\""))
+            } else {
+                t.to_string()
+            }
+        };
+        let row = [
+            cell(&r.entity),
+            cell(&r.key),
+            cell(r.direction),
+            cell(r.outcome),
+            cell(&r.fields.join(" ")),
+            cell(r.detail.as_deref().unwrap_or_default()),
         ];
         out.push_str(&row.join(","));
         out.push('\n');
@@ -378,8 +593,8 @@ name = "DESCRIPTION"
         erp.add(&m, &fields, "[\"P2\"]".into(), &record(Some("P2"), "Paint"));
         erp.add(&m, &fields, "[\"Q\"]".into(), &record(Some("Q"), "Quality"));
         let mut keyless = Keyless::default();
-        for (id, name) in [(1, "Assembly"), (2, "Paint"), (3, "Drill")] {
-            keyless.by_match.entry(match_text(&m, &record(None, name)).unwrap()).or_default().push(id);
+        for (id, name) in [(1, "Assembly"), (2, "Paint"), (3, "Drill"), (4, "Paint")] {
+            keyless.add(&m, &fields, id, &record(None, name), None);
         }
         let (pairs, findings) = match_keyless(&m, &mut erp, &keyless);
         assert_eq!(pairs, vec![("[\"A\"]".to_string(), 1)]);
@@ -387,7 +602,8 @@ name = "DESCRIPTION"
         assert!(kinds.contains(&(Kind::Matched, Some(1))), "{findings:#?}");
         assert!(kinds.contains(&(Kind::Ambiguous, Some(2))), "{findings:#?}");
         assert!(kinds.contains(&(Kind::OnlyOdoo, Some(3))), "{findings:#?}");
-        assert!(erp.entries["[\"A\"]"].seen && !erp.entries["[\"P1\"]"].seen);
+        // Ambiguous candidates are not "only in the ERP" (a repair would copy them into Odoo).
+        assert!(erp.entries["[\"A\"]"].seen && erp.entries["[\"P1\"]"].seen && !erp.entries["[\"Q\"]"].seen);
     }
 
     #[test]

@@ -38,6 +38,27 @@ impl StateStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// The source-side ids bound to these canonical keys: key → id.
+    pub async fn xref_ids(
+        &self,
+        entity: &str,
+        system: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, String>, StateError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = self
+            .client
+            .query(
+                "SELECT key, id FROM millrace.xref WHERE entity = $1 AND system = $2 AND key = ANY($3::text[]) AND id IS NOT NULL",
+                &[&entity, &system, &keys],
+            )
+            .await
+            .map_err(sql("reading cross-references"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     /// Hands out the next numbers of `entity` to the Odoo ids that have none yet, at least
     /// `floor` (one above the ERP's highest), and binds each id to its number in the
     /// cross-reference, in one transaction: id → key text. Ids already bound keep their key.

@@ -328,6 +328,7 @@ pub mod audit;
 pub mod backfill;
 pub mod keys;
 mod poll_state;
+pub mod reconcile;
 pub mod report;
 pub mod sync;
 
@@ -371,7 +372,12 @@ impl StateStore {
         }
         // IF NOT EXISTS on every run would otherwise print a dozen notices per connection.
         self.client
-            .batch_execute(&format!("SET client_min_messages = warning; {MIGRATIONS} {} {}", keys::DDL, audit::DDL))
+            .batch_execute(&format!(
+                "SET client_min_messages = warning; {MIGRATIONS} {} {} {}",
+                keys::DDL,
+                audit::DDL,
+                reconcile::DDL
+            ))
             .await
             .map_err(sql("creating the millrace schema"))
     }

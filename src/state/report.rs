@@ -205,6 +205,103 @@ pub async fn recent_conflicts<T: Stamp>(client: &Client, limit: i64) -> Result<V
         .collect())
 }
 
+/// The conflicts still outstanding, one row per (conflict, field it names): a conflict naming
+/// no field (none is recorded so, but the table allows it) counts as the whole record, field
+/// NULL.
+///
+/// The rule for "dealt with": a conflict is no longer outstanding once an operator action that
+/// covers it finished after it was recorded — an audit row (`millrace.audit`, outcome `done`)
+/// written later than the conflict (`at`), whose `touched` names its entity and that is
+///  - a `repair` of the entity (`touched.entity`, or one of `touched.entities`: every difference
+///    of the entity was compared and the owner's version applied, whatever the keys), or
+///  - an `apply_owner` of the entity whose `field` is the conflict's field or null (every field),
+///    and whose `keys` hold the conflict's key (or that names no keys: all of them).
+///
+/// A conflict raised again afterwards (the other side changed the field once more) is newer than
+/// the action and outstanding again. Nothing is deleted: `millrace.conflict` stays the record of
+/// what happened.
+const OUTSTANDING_CONFLICTS: &str = "
+WITH dealt AS (
+    SELECT at, action, touched->>'entity' AS entity, touched->'entities' AS entities,
+           touched->>'field' AS field, touched->'keys' AS keys
+      FROM millrace.audit
+     WHERE action IN ('repair', 'apply_owner') AND outcome = 'done' AND jsonb_typeof(touched) = 'object'
+)
+SELECT c.entity, f.field, c.key, c.source, c.at
+  FROM millrace.conflict c
+ CROSS JOIN LATERAL unnest(CASE WHEN cardinality(c.fields) = 0 THEN ARRAY[NULL::text] ELSE c.fields END) AS f(field)
+ WHERE NOT EXISTS (
+        SELECT 1 FROM dealt d
+         WHERE d.at > c.at
+           AND ((d.action = 'repair' AND (d.entity = c.entity OR (jsonb_typeof(d.entities) = 'array' AND d.entities ? c.entity)))
+                OR (d.action = 'apply_owner' AND d.entity = c.entity AND (d.field IS NULL OR d.field = f.field)
+                    AND (jsonb_typeof(d.keys) IS DISTINCT FROM 'array' OR d.keys ? c.key))))
+";
+
+/// The outstanding conflicts of one entity and field (see `OUTSTANDING_CONFLICTS`: the rule), grouped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictGroup<T> {
+    pub entity: String,
+    /// `None`: conflicts that name no field (the whole record).
+    pub field: Option<String>,
+    /// Conflicts recorded (a key can have several).
+    pub conflicts: i64,
+    /// Distinct keys in conflict.
+    pub key_count: i64,
+    /// The distinct keys, in key order, at most the limit asked for.
+    pub keys: Vec<String>,
+    /// The systems whose changes raised them (`odoo`, `legacy`).
+    pub sources: Vec<String>,
+    pub first_at: T,
+    pub last_at: T,
+}
+
+/// The outstanding conflicts grouped by entity and field, the most recently raised group first,
+/// with at most `keys_per_group` of each group's keys. Reads the whole conflict table (the
+/// grouping cannot be bounded by recency: an old conflict is as outstanding as a new one).
+pub async fn conflict_groups<T: Stamp>(
+    client: &Client,
+    keys_per_group: i32,
+) -> Result<Vec<ConflictGroup<T>>, StateError> {
+    let statement = format!(
+        "SELECT entity, field, count(*), count(DISTINCT key), (array_agg(DISTINCT key))[1:$1::int],
+                array_agg(DISTINCT source), min(at){cast}, max(at){cast}
+           FROM ({OUTSTANDING_CONFLICTS}) o
+          GROUP BY entity, field ORDER BY max(at) DESC, entity, field",
+        cast = T::CAST
+    );
+    let rows = client.query(&statement, &[&keys_per_group]).await.map_err(sql("grouping millrace.conflict"))?;
+    Ok(rows
+        .iter()
+        .map(|r| ConflictGroup {
+            entity: r.get(0),
+            field: r.get(1),
+            conflicts: r.get(2),
+            key_count: r.get(3),
+            keys: r.get(4),
+            sources: r.get(5),
+            first_at: r.get(6),
+            last_at: r.get(7),
+        })
+        .collect())
+}
+
+/// The distinct keys of one group of outstanding conflicts (`field` `None`: the conflicts that
+/// name no field), in key order, at most `limit`: what "apply the owner's value" is asked for.
+pub async fn outstanding_conflict_keys(
+    client: &Client,
+    entity: &str,
+    field: Option<&str>,
+    limit: i64,
+) -> Result<Vec<String>, StateError> {
+    let statement = format!(
+        "SELECT DISTINCT key FROM ({OUTSTANDING_CONFLICTS}) o
+          WHERE entity = $1 AND field IS NOT DISTINCT FROM $2 ORDER BY key LIMIT $3"
+    );
+    let rows = client.query(&statement, &[&entity, &field, &limit]).await.map_err(sql("reading millrace.conflict"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// A dead letter still to be dealt with (open, or marked for retry), as the operator page
 /// lists it.
 #[derive(Debug, Clone, PartialEq)]

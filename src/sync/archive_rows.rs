@@ -31,6 +31,9 @@ impl Engine {
                 )),
             ),
             Decision::Apply => match outcome {
+                Ok(_) if self.batch.repair => {
+                    ("repair", Some(format!("the owner's {} written over the other side's", field_names(&plan.fields))))
+                }
                 Ok(_) if plan.conflict_fields.is_empty() => ("apply", None),
                 // Policies `reject` and `revert`: only the source's own fields were written
                 // (`plan.fields`).

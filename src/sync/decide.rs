@@ -100,6 +100,12 @@ pub struct Facts<'a> {
     /// The source's row as the ERP holds it now, for a legacy change that touches fields the
     /// ERP does not own ([`Step::NeedCurrentLegacyRow`]).
     pub current_legacy: Row<Record>,
+    /// A repair (`millrace reconcile --repair`): only the source's owned fields that differ from
+    /// the target are written, and nothing is a conflict (the other side's owned fields are its
+    /// own repair's).
+    pub repair: bool,
+    /// With `repair`: only these fields (`None`: every owned field).
+    pub repair_fields: Option<&'a [usize]>,
 }
 
 /// What the rules decided for one change: everything [`Planned`] holds but the change itself.
@@ -290,8 +296,23 @@ pub fn decide(m: &Mapping, change: &Change, facts: &Facts<'_>) -> Step {
                 v.decision = Decision::Stale;
                 return Step::Decided(v);
             }
-            let (owned, foreign): (Vec<usize>, Vec<usize>) =
+            let (mut owned, mut foreign): (Vec<usize>, Vec<usize>) =
                 changed.into_iter().partition(|f| m.may_change(*f, record, source));
+            if facts.repair {
+                // The other side's fields are its own repair's; a ledger row is never rewritten.
+                foreign.clear();
+                if let Some(only) = facts.repair_fields {
+                    owned.retain(|f| only.contains(f));
+                }
+                if owned.is_empty() {
+                    v.decision = Decision::Stale;
+                    return Step::Decided(v);
+                }
+                if target == System::Legacy && m.legacy.insert_only {
+                    v.decision = Decision::Filtered;
+                    return Step::Decided(v);
+                }
+            }
             if source == System::Legacy && !foreign.is_empty() {
                 // A poll can read a row just before millrace's own write to it commits and be
                 // decided just after: its old values of the fields millrace wrote then look like
@@ -339,7 +360,10 @@ pub fn decide(m: &Mapping, change: &Change, facts: &Facts<'_>) -> Step {
         }
         _ => {
             // No row on the target: only the system of record creates (`revert` has no value
-            // to put back here: it rejects).
+            // to put back here: it rejects). A repair of the other side's record does nothing.
+            if facts.repair && source != m.owner {
+                return decided(Decision::Stale);
+            }
             if source != m.owner && m.conflict != ConflictPolicy::Accept {
                 v.decision = Decision::Conflict;
                 v.conflict_fields = shared.clone();

@@ -19,10 +19,21 @@ impl Engine {
         // millrace's own changes are echoes whatever is known: their keys were not prefetched.
         if !change.ours {
             let id = |system: System| (m.entity.clone(), change.key.clone(), system.as_str().to_string());
-            facts.known_source = self.prefetched.known.get(&id(source));
-            facts.known_target = self.prefetched.known.get(&id(target));
+            // A repair compares with the target as it is now, not with what millrace last knew
+            // (which is how the two sides came to differ unnoticed).
+            if !self.batch.repair {
+                facts.known_source = self.prefetched.known.get(&id(source));
+                facts.known_target = self.prefetched.known.get(&id(target));
+            }
             facts.xref_target = self.prefetched.xref.get(&id(target)).map(String::as_str);
         }
+        let repair_fields: Option<Vec<usize>> = self
+            .batch
+            .repair_fields
+            .as_ref()
+            .map(|names| names.iter().filter_map(|n| m.fields.iter().position(|f| &f.name == n)).collect());
+        facts.repair = self.batch.repair;
+        facts.repair_fields = repair_fields.as_deref();
         loop {
             match decide::decide(m, &change, &facts) {
                 Step::Decided(verdict) => return Ok(verdict.plan(change)),
@@ -80,12 +91,19 @@ pub(crate) async fn read_odoo_row(
     let rows = crate::mapping::odoo::read_by_ids(&engine.odoo_read, m, &[id])
         .await
         .map_err(|e| unavailable(crate::pg::error_text(&e)))?;
-    // Key fields Odoo does not store are the key's (the row was found for it).
+    // Key fields Odoo does not store are the key's (the row was found for it). A repair sees
+    // the row as Odoo holds it: a record bound without its key (a product without internal
+    // reference) gets the owner's key written.
+    let repair = engine.batch.repair;
     Ok(rows.into_iter().next().map(|(id, row)| {
         (
             id,
             row.map(|mut r| {
-                super::map::pin_key(m, &mut r, key);
+                if repair {
+                    super::map::pin_bound_key(m, &mut r, key);
+                } else {
+                    super::map::pin_key(m, &mut r, key);
+                }
                 r
             }),
         )

@@ -313,6 +313,21 @@ pub(crate) fn pin_key(m: &Mapping, record: &mut crate::mapping::Record, key: &st
     }
 }
 
+/// The key an Odoo record is bound to, as a repair or a reconcile compares it: key fields Odoo
+/// does not store, or owns, take the key's values (the binding is what names the record; an
+/// Odoo-owned key is not written to the ERP from an empty Odoo field); a key field the ERP owns
+/// keeps what Odoo holds, so that an empty one (a product bound without its internal reference)
+/// shows as the difference a repair writes.
+pub fn pin_bound_key(m: &Mapping, record: &mut crate::mapping::Record, key: &str) {
+    let values = crate::model::key_values(key);
+    for (field, value) in m.key.iter().zip(values) {
+        if m.odoo.column_of(*field).is_none() || m.may_change(*field, record, System::Odoo) {
+            record.values[*field] =
+                crate::mapping::transform::coerce(value.clone(), m.fields[*field].ty).unwrap_or(value);
+        }
+    }
+}
+
 /// The dead letter of an Odoo row that would be replicated but has no natural key.
 fn no_key(m: &Mapping, id: i64, record: &crate::mapping::Record, position: &str) -> BadInput {
     let empty: Vec<String> = m

@@ -117,6 +117,22 @@ pub struct Engine {
     pub archive: Option<crate::archive::Archive>,
     /// What the caller knows of the batch being processed, for the archive.
     pub batch: BatchMeta,
+    /// With [`BatchMeta::repair`]: what became of each change of the batch, as the archive
+    /// records it (the caller reports it record by record).
+    pub repair_log: Vec<RepairLogEntry>,
+}
+
+/// What a repair did with one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepairLogEntry {
+    pub key: String,
+    pub source: System,
+    /// The archive's decision: `repair`, `stale` (nothing of the source's to write), `parked`,
+    /// `dead_letter`, …
+    pub decision: &'static str,
+    pub reason: Option<String>,
+    /// The fields written (or, in a dry run, that would be).
+    pub fields: Vec<String>,
 }
 
 /// The source transaction (or read) a batch comes from.
@@ -132,6 +148,13 @@ pub struct BatchMeta {
     /// A part of a large Odoo transaction: how many of its row changes are handled once this
     /// part is (see [`crate::archive::ArchiveRow::txn_part`]).
     pub txn_part: Option<u64>,
+    /// `millrace reconcile --repair` (or the page's repair): the owner's version of records the
+    /// two sides hold differently, decided against the target as it is now, whatever millrace
+    /// last knew of either side; only owned fields are written, nothing is a conflict, and the
+    /// archive records the decision as `repair`.
+    pub repair: bool,
+    /// With `repair`: only these fields (by name) are written (`None`: every owned field).
+    pub repair_fields: Option<Vec<String>>,
 }
 
 /// The planned effect of one decided change on its target.
@@ -176,6 +199,7 @@ impl Engine {
             metrics,
             archive: None,
             batch: BatchMeta::default(),
+            repair_log: Vec::new(),
         }
     }
 
@@ -282,13 +306,37 @@ impl Engine {
             for _ in 0..*n {
                 self.metrics.decision(entity, source, decision);
                 match *decision {
-                    "apply" => self.metrics.applied(entity, direction),
+                    "apply" | "repair" => self.metrics.applied(entity, direction),
                     "dead_letter" => self.metrics.apply_failed(entity, direction),
                     _ => {}
                 }
             }
         }
         Ok(summary)
+    }
+
+    /// A repair's dry run: decides `changes` as [`Engine::process`] would, against the targets
+    /// as they are now, and writes nothing: each change's key, source, decision and the fields
+    /// it would write.
+    pub async fn plan_repair(&mut self, changes: Vec<Change>) -> Result<Vec<RepairLogEntry>, SyncError> {
+        let keys: Vec<(String, String)> =
+            changes.iter().map(|c| (self.mappings.entities[c.entity].entity.clone(), c.key.clone())).collect();
+        self.prefetched = self.state.prefetch(&keys).await?;
+        self.legacy.new_batch();
+        self.legacy_rows.clear();
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            let plan = self.decide(change).await?;
+            let m = self.mapping(&plan.change);
+            out.push(RepairLogEntry {
+                key: plan.change.key.clone(),
+                source: plan.change.source,
+                decision: if plan.decision == Decision::Apply { "repair" } else { plan.decision.as_str() },
+                reason: None,
+                fields: plan.fields.iter().map(|f| m.fields[*f].name.clone()).collect(),
+            });
+        }
+        Ok(out)
     }
 
     /// Reads in bulk the legacy rows of the keys the batch will need a target read for (those
@@ -375,8 +423,21 @@ impl Engine {
         drop(changes);
         let reverted = self.revert(source, &planned).await?;
         for ((plan, outcome), reverted) in planned.into_iter().zip(outcomes).zip(reverted) {
-            if self.archive.is_some() {
-                archived.push(self.archive_row(&plan, &outcome));
+            if self.archive.is_some() || self.batch.repair {
+                let row = self.archive_row(&plan, &outcome);
+                if self.batch.repair {
+                    let m = self.mapping(&plan.change);
+                    self.repair_log.push(RepairLogEntry {
+                        key: row.key.clone(),
+                        source: row.source,
+                        decision: row.decision,
+                        reason: row.reason.clone(),
+                        fields: plan.fields.iter().map(|f| m.fields[*f].name.clone()).collect(),
+                    });
+                }
+                if self.archive.is_some() {
+                    archived.push(row);
+                }
             }
             let revert = reverted
                 .map(|outcome| (plan.change.clone(), plan.conflict_fields.clone(), plan.revert.clone(), outcome));

@@ -48,7 +48,8 @@ impl Engine {
         // A parked change re-decided as anything but a write that parks it again is settled:
         // nothing is left to wait for. (The stream's and the polls' changes, replayable, and a
         // backfill's rows are decided fresh; only a retry of parked changes can be one.)
-        let retried_park = !self.batch.replayable && !self.batch.snapshot && change.dead_letter.is_none();
+        let retried_park =
+            !self.batch.replayable && !self.batch.snapshot && !self.batch.repair && change.dead_letter.is_none();
         if retried_park && plan.decision != Decision::Apply {
             w.unpark.push((entity.clone(), key.clone(), source.to_string()));
             // Whatever it waited for is over: no write of it is in flight.
@@ -107,7 +108,7 @@ impl Engine {
             Decision::Apply => match outcome {
                 Ok(target_id) => {
                     s.applied += 1;
-                    w.count(&entity, source, "apply");
+                    w.count(&entity, source, if self.batch.repair { "repair" } else { "apply" });
                     tracing::info!(entity = %entity, key = %key, source, position = %change.position, op = change.op.as_str(), "applied");
                     if !plan.conflict_fields.is_empty() {
                         s.conflicts += 1;

@@ -918,3 +918,5 @@ fn a_value_the_target_lacks_is_caught_up_under_a_handover_to_both() {
     assert_eq!(v.expected, Some(shipped));
     assert!(asked.is_empty());
 }
+
+mod repair;

@@ -1,5 +1,9 @@
--- One-off key alignment for the demo (scripts/demo.sh), run on the Odoo fixture copy before
--- millrace's first start, as an installation aligns its numberings before its first sync.
+-- The SQL fixture's copy with the demo ERP's numbers in it, for the paths that have no Odoo
+-- server, only this dump (docker compose, bench/large, bench/sync, `DEMO_ODOO=sql`): a dump
+-- cannot be written through Odoo's ORM, and millrace never writes Odoo's tables with SQL, so
+-- these paths load the fixture as if `millrace reconcile --bind --repair --apply` had run.
+-- Against a real Odoo (scripts/demo.sh, the tests) nothing is aligned by hand: reconcile binds
+-- records by the mappings' match rules and writes the ERP's numbers through the ORM.
 --
 -- The demo legacy ERP numbered BOM alternates '01', '02', … and BOM line numbers 10, 20, … by
 -- Odoo's sequence then id (sql/legacy/mariadb/demo-data.sql). Odoo's sequences themselves are
