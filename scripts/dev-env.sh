@@ -7,13 +7,17 @@
 #   - creates and starts a project-local MariaDB (port 33306), the demo legacy ERP's database,
 #     with an administrative account for the tests;
 #   - registers the MariaDB and PostgreSQL ODBC drivers and checks that both connect;
-#   - creates a Python virtualenv in .dev/py with pinned pyarrow, duckdb and psycopg, which
-#     the tests use to read what millrace writes (MILLRACE_PYTHON);
+#   - creates a Python virtualenv in .dev/py with pinned pyarrow, duckdb, psycopg and nats-py,
+#     which the tests use to read what millrace writes (MILLRACE_PYTHON);
 #   - when the Odoo 17 server tarball is there (MILLRACE_ODOO_SERVER_TARBALL, by default
 #     ../shared/odoo17/odoo17-server.tar.xz next to the clone): unpacks it with a virtualenv
 #     into .dev/odoo, builds the template database millrace_odoo_tmpl (demo data) once, and
 #     starts Odoo on 127.0.0.1:58069 (scripts/odoo-ctl.sh); without it, says the tests that need
 #     a real Odoo will be skipped;
+#   - creates and starts a project-local three-node NATS JetStream cluster (Debian's
+#     nats-server; clients on 44222-44224, routes on 46222-46224, monitoring on 48222-48224;
+#     state in .dev/nats/n1..n3; scripts/nats-ctl.sh); when it won't start, says so and goes
+#     on without it (the tests that need it are then SKIPPED);
 #   - writes .dev/env, which exports MILLRACE_TEST_* and MILLRACE_PYTHON for the test suite.
 #
 # Usage: bash scripts/dev-env.sh      (or `source scripts/dev-env.sh` to also import .dev/env)
@@ -22,11 +26,14 @@
 #        MILLRACE_DEV_BENCH=1       also install what bench/ compares against (pyodbc)
 #        MILLRACE_ODOO_SERVER_TARBALL  the Odoo 17 server tarball (default: see above)
 #        MILLRACE_DEV_ODOO_PORT     port of the dev Odoo (default 58069)
+#        MILLRACE_DEV_NATS_PORT     client port of NATS node n1 (default 44222; n2, n3 the next)
+#        MILLRACE_DEV_NATS_CLUSTER_PORT  route port of n1 (default: the client port + 2000)
+#        MILLRACE_DEV_NATS_MONITOR_PORT  monitoring port of n1 (default: the client port + 4000)
 #
 # Everything it creates lives in the git-ignored .dev/ (or, when the servers' OS user can't
-# reach the repo, /var/tmp/millrace-<hash>/ with .dev/pg, .dev/mariadb and .dev/odoo symlinked
-# to it). `rm -rf .dev` after `scripts/odoo-ctl.sh stop`, `scripts/pg-ctl.sh stop` and
-# `scripts/mariadb-ctl.sh stop` starts from scratch.
+# reach the repo, /var/tmp/millrace-<hash>/ with .dev/pg, .dev/mariadb, .dev/odoo and .dev/nats
+# symlinked to it). `rm -rf .dev` after `scripts/odoo-ctl.sh stop`, `scripts/pg-ctl.sh stop`,
+# `scripts/mariadb-ctl.sh stop` and `scripts/nats-ctl.sh stop` starts from scratch.
 
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
     # Sourced: do the work in a child bash, so `set -e` and our helper variables neither leak
@@ -69,6 +76,9 @@ MR_PACKAGES=(
     "chromium:/usr/bin/chromium"
     "nodejs:node"
     "npm:npm"
+    # The durable log the change stream can be published to: a three-node JetStream cluster of
+    # our own (see setup_nats; the package's service is kept from starting, as MariaDB's is).
+    "nats-server:$MR_NATSD"
 )
 
 MR_TMP_DIRS=()
@@ -731,6 +741,9 @@ MR_PY_REQUIREMENTS=(
     "pyarrow==26.0.1"
     "duckdb==2.0.1"
     "psycopg[binary]==3.3.9"
+    # A JetStream client, for scripts/nats_smoke.py and for tests that read the published
+    # change stream the way another consumer would.
+    "nats-py==2.16.0"
 )
 MR_PY_MARKER=$MR_PY_DIR/millrace-requirements.txt
 setup_python() {
@@ -763,8 +776,8 @@ setup_python() {
     mr_log "installing ${MR_PY_REQUIREMENTS[*]} into $MR_PY_DIR (pip)"
     "$py" -m pip install --quiet --disable-pip-version-check --only-binary=:all: "${MR_PY_REQUIREMENTS[@]}" ||
         mr_die "pip install into $MR_PY_DIR failed"
-    "$py" -c 'import pyarrow.parquet, duckdb, psycopg' ||
-        mr_die "installed, but $py cannot import pyarrow.parquet, duckdb and psycopg"
+    "$py" -c 'import pyarrow.parquet, duckdb, psycopg, nats.js' ||
+        mr_die "installed, but $py cannot import pyarrow.parquet, duckdb, psycopg and nats.js"
     printf '%s\n' "$want" >"$MR_PY_MARKER"
 }
 
@@ -1065,6 +1078,78 @@ setup_browser() {
         mr_die "npm install playwright-core failed"
 }
 
+# ---- NATS JetStream: a three-node cluster -------------------------------------------------
+# For publishing the canonical change stream to a durable log, and for the tests that kill and
+# restart a node (the stream's leader, say) under it. Three nodes of Debian's nats-server, one
+# cluster (millrace-dev) with JetStream on every node, each with its own ports and directory
+# .dev/nats/nN (nats.conf, store/, log/, run/); the machine's own NATS (4222), if any, is never
+# used nor touched. Like MariaDB, run as the servers' OS user. Optional in this sense: when it
+# won't start, the rest of the environment is still set up and .dev/env has no
+# MILLRACE_TEST_NATS_*, so those tests say SKIPPED.
+MR_NATS_READY=0 # set once the cluster is ready; write_env then exports MILLRACE_TEST_NATS_*
+
+# Node $1's nats.conf. Every setting is here: the server is started with --config and nothing
+# else. Ports are on 127.0.0.1 only, without auth or TLS (dev only).
+mr_nats_node_conf() {
+    local n=$1 m routes="" dir
+    dir=$(mr_nats_dir "$n")
+    for m in "${MR_NATS_NODES[@]}"; do
+        [[ $m == "$n" ]] || routes+="${routes:+, }nats-route://127.0.0.1:$((MR_NATS_CLUSTER_PORT + m - 1))"
+    done
+    # The `listen:` and `http:` lines' form is what mr_nats_port (lib.sh) reads back.
+    cat <<EOF
+# Generated by scripts/dev-env.sh on every run; edit the script, not this file.
+# Control: scripts/nats-ctl.sh start|stop|restart|status|kill [$n]
+server_name: n$n
+listen: 127.0.0.1:$((MR_NATS_PORT + n - 1))
+http: 127.0.0.1:$((MR_NATS_MONITOR_PORT + n - 1))
+jetstream {
+    store_dir: "$dir/store"
+    max_memory_store: 512MB
+    max_file_store: 4GB
+}
+cluster {
+    name: $MR_NATS_CLUSTER_NAME
+    listen: 127.0.0.1:$((MR_NATS_CLUSTER_PORT + n - 1))
+    routes: [$routes]
+}
+EOF
+}
+
+setup_nats() {
+    ensure_pg_os_user
+    prepare_state_dir nats
+    mr_nats_resolve_paths
+    local n dir changed=0 ctl=$MR_SCRIPTS_DIR/nats-ctl.sh t=$SECONDS
+    for n in "${MR_NATS_NODES[@]}"; do
+        dir=$(mr_nats_dir "$n")
+        mkdir -p "$dir" "$dir/store" "$dir/log" "$dir/run"
+        if [[ $EUID -eq 0 ]]; then
+            chown "$MR_PG_OS_USER:" "$dir" "$dir/store" "$dir/log" "$dir/run"
+        fi
+        if mr_write_if_changed "$(mr_nats_conf "$n")" "$(mr_nats_node_conf "$n")" 0644; then
+            changed=1
+        fi
+    done
+    # A change (the ports, say) is in every node's routes: restart the whole cluster.
+    if [[ $changed -eq 1 ]] && [[ -n "$(mr_nats_running_monitors)" ]]; then
+        mr_log "NATS configuration changed: stopping the cluster to restart it"
+        "$ctl" stop || mr_log "ERROR: could not stop the NATS cluster"
+    fi
+    if [[ -z "$(mr_nats_running_monitors)" ]]; then
+        mr_log "starting the NATS JetStream cluster: clients on 127.0.0.1:$(mr_nats_urls | sed 's|nats://127.0.0.1:||g')"
+    fi
+    # A process of its own, with its own `set -e`: whatever goes wrong in it, we go on.
+    if "$ctl" start; then
+        MR_NATS_READY=1
+        if [[ $((SECONDS - t)) -gt 1 ]]; then
+            mr_log "NATS cluster ready ($((SECONDS - t))s)"
+        fi
+    else
+        mr_log "ERROR: the NATS JetStream cluster did not start (logs in $MR_NATS_BASE/n*/log; try scripts/nats-ctl.sh start): going on without it; tests that need NATS will be SKIPPED"
+    fi
+}
+
 write_env() {
     local tmp=$MR_ENV_FILE.tmp
     {
@@ -1103,6 +1188,14 @@ write_env() {
                 MILLRACE_TEST_ODOO_PASSWORD admin \
                 MILLRACE_TEST_ODOO_CTL "$MR_SCRIPTS_DIR/odoo-ctl.sh"
         fi
+        # Only with a ready NATS cluster (see setup_nats): nodes n1, n2, n3 in this order in
+        # each list, which is also the NODE argument of the ctl script.
+        if [[ $MR_NATS_READY -eq 1 ]]; then
+            printf 'export %s=%q\n' \
+                MILLRACE_TEST_NATS_URLS "$(mr_nats_urls)" \
+                MILLRACE_TEST_NATS_MONITOR "$(mr_nats_monitor_urls)" \
+                MILLRACE_TEST_NATS_CTL "$MR_SCRIPTS_DIR/nats-ctl.sh"
+        fi
     } >"$tmp"
     mv -f -- "$tmp" "$MR_ENV_FILE"
 }
@@ -1118,6 +1211,7 @@ main() {
     setup_browser
     setup_python
     setup_odoo
+    setup_nats
     if [[ ${MILLRACE_DEV_BENCH:-0} == 1 ]]; then
         install_bench_tools
     fi
@@ -1125,6 +1219,11 @@ main() {
     echo "millrace dev env ready in $((SECONDS - started))s: PostgreSQL 15 on 127.0.0.1:$MR_PG_PORT (data $MR_PG_DATA, log $MR_PG_LOG), MariaDB on 127.0.0.1:$MR_MARIA_PORT (data $MR_MARIA_DATA, log $MR_MARIA_LOG); source $MR_ENV_FILE"
     if [[ $MR_ODOO_READY -eq 1 ]]; then
         echo "Odoo 17 on http://127.0.0.1:$MR_ODOO_PORT (log $MR_ODOO_LOG), template database $MR_ODOO_TEMPLATE"
+    fi
+    if [[ $MR_NATS_READY -eq 1 ]]; then
+        echo "NATS JetStream cluster $MR_NATS_CLUSTER_NAME: $(mr_nats_urls) (monitoring $(mr_nats_monitor_urls); state in $MR_NATS_BASE/n1..n3)"
+    else
+        echo "NATS JetStream cluster NOT running: tests that need it will be SKIPPED"
     fi
 }
 

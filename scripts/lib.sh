@@ -1,9 +1,9 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # variables here are used by the scripts that source this file
 # Shared variables and helpers for millrace's dev/test scripts (dev-env.sh, pg-ctl.sh,
-# mariadb-ctl.sh, load-odoo-fixture.sh, load-legacy-fixture.sh). Sourced, never executed: it
-# only defines things, so it doesn't set shell options itself; every caller runs with
-# `set -euo pipefail`.
+# mariadb-ctl.sh, odoo-ctl.sh, nats-ctl.sh, load-odoo-fixture.sh, load-legacy-fixture.sh).
+# Sourced, never executed: it only defines things, so it doesn't set shell options itself;
+# every caller runs with `set -euo pipefail`.
 #
 # Everything is derived from this file's own location, so the scripts work from a clone in
 # any directory and from any working directory.
@@ -401,3 +401,223 @@ mr_odoo_restart() {
     mr_odoo_stop
     mr_odoo_start
 }
+
+# ---- NATS JetStream (a three-node cluster) ------------------------------------------------
+
+# Debian's nats-server, three nodes n1..n3 in one cluster with JetStream on every node, for the
+# tests that publish the change stream to a durable log and kill or restart a node under it.
+# Ports of node N (1..3): client PORT+N-1, cluster routes CLUSTER_PORT+N-1, monitoring
+# MONITOR_PORT+N-1. Not 4222/6222/8222: a system NATS (which we never touch) may own those.
+MR_NATSD=/usr/sbin/nats-server # the package's path; also what start-stop-daemon matches
+MR_NATS_NODES=(1 2 3)
+MR_NATS_CLUSTER_NAME=millrace-dev
+MR_NATS_DEFAULT_PORT=44222
+
+# Sets MR_NATS_BASE (see mr_state_base: .dev/nats, or /var/tmp/millrace-<hash>/nats) and the
+# three port bases. Computed here rather than when this file is sourced, so that a bad
+# MILLRACE_DEV_NATS_* value stops only the NATS scripts, with a message that names it. The
+# cluster and monitoring bases follow the client base unless set on their own, so one override
+# (MILLRACE_DEV_NATS_PORT) moves the whole cluster.
+mr_nats_resolve_paths() {
+    MR_NATS_BASE=$(mr_state_base nats)
+    MR_NATS_PORT=${MILLRACE_DEV_NATS_PORT:-$MR_NATS_DEFAULT_PORT}
+    [[ $MR_NATS_PORT =~ ^[1-9][0-9]*$ ]] || mr_die "MILLRACE_DEV_NATS_PORT=$MR_NATS_PORT is not a port"
+    MR_NATS_CLUSTER_PORT=${MILLRACE_DEV_NATS_CLUSTER_PORT:-$((MR_NATS_PORT + 2000))}
+    MR_NATS_MONITOR_PORT=${MILLRACE_DEV_NATS_MONITOR_PORT:-$((MR_NATS_PORT + 4000))}
+    [[ $MR_NATS_CLUSTER_PORT =~ ^[1-9][0-9]*$ ]] ||
+        mr_die "MILLRACE_DEV_NATS_CLUSTER_PORT=$MR_NATS_CLUSTER_PORT is not a port"
+    [[ $MR_NATS_MONITOR_PORT =~ ^[1-9][0-9]*$ ]] ||
+        mr_die "MILLRACE_DEV_NATS_MONITOR_PORT=$MR_NATS_MONITOR_PORT is not a port"
+}
+
+# Node $1's directory, and the files in it: nats.conf (every setting; written by dev-env.sh),
+# store/ (JetStream's), log/nats-server.log (the server's stdout and stderr, which is where it
+# logs), run/nats-server.pid (written by start-stop-daemon when it launches the server).
+mr_nats_dir() { printf '%s\n' "$MR_NATS_BASE/n$1"; }
+mr_nats_conf() { printf '%s\n' "$MR_NATS_BASE/n$1/nats.conf"; }
+mr_nats_log() { printf '%s\n' "$MR_NATS_BASE/n$1/log/nats-server.log"; }
+mr_nats_pid() { printf '%s\n' "$MR_NATS_BASE/n$1/run/nats-server.pid"; }
+
+# Node $2's port of kind $1 (client, cluster, monitor) as its nats.conf has it (which is what
+# the running server listens on, whatever the environment says now); from the port bases when
+# there is no nats.conf yet (dev-env.sh, writing it).
+mr_nats_port() {
+    local kind=$1 n=$2 conf port="" key base
+    conf=$(mr_nats_conf "$n")
+    case $kind in
+    client) key='listen' base=$MR_NATS_PORT ;;
+    cluster) key='    listen' base=$MR_NATS_CLUSTER_PORT ;; # the one inside cluster { }
+    monitor) key='http' base=$MR_NATS_MONITOR_PORT ;;
+    *) mr_die "mr_nats_port: unknown kind $kind" ;;
+    esac
+    if [[ -r $conf ]]; then
+        port=$(sed -n "s/^$key: 127\.0\.0\.1:\([0-9]*\)\$/\1/p" "$conf" | head -n 1)
+    fi
+    printf '%s\n' "${port:-$((base + n - 1))}"
+}
+
+# The comma-separated URL lists .dev/env exports (client: nats://, monitoring: http://).
+mr_nats_urls() {
+    local n out=""
+    for n in "${MR_NATS_NODES[@]}"; do
+        out+="${out:+,}nats://127.0.0.1:$(mr_nats_port client "$n")"
+    done
+    printf '%s\n' "$out"
+}
+mr_nats_monitor_urls() {
+    local n out=""
+    for n in "${MR_NATS_NODES[@]}"; do
+        out+="${out:+,}http://127.0.0.1:$(mr_nats_port monitor "$n")"
+    done
+    printf '%s\n' "$out"
+}
+
+# Is our node $1 running? By pid file AND executable AND owner, as for MariaDB: the machine's
+# own nats-server (same executable) never matches, and a stale pid file never makes us signal
+# someone else's process.
+mr_nats_is_running() {
+    local pid
+    pid=$(mr_nats_pid "$1")
+    [[ -e $pid ]] || return 1
+    mr_as_pg "$MR_SSD" --status --pidfile "$pid" --exec "$MR_NATSD" --user "$MR_PG_OS_USER" \
+        >/dev/null 2>&1
+}
+
+mr_nats_show_log_tail() {
+    local log
+    log=$(mr_nats_log "$1")
+    if [[ -r $log ]]; then
+        mr_log "last lines of $log:"
+        tail -n 25 -- "$log" >&2 || true
+    fi
+}
+
+# Is the cluster usable, as far as the nodes NAME=MONITOR_PORT of $@ (those running) can tell?
+# Each must answer /healthz with "ok" (with JetStream on, nats-server says so only once it is
+# current with the meta leader and its streams and consumers have caught up: after a restart,
+# that is "rejoined"), be the server its name says (/varz, so an answer never comes from some
+# other server on the port), and name the same JetStream meta leader in /jsz, which must be one
+# of them: a node that was just killed goes on being named for a few seconds. On success prints
+# the leader's name; on failure why not, and returns 1. Python's urllib: curl isn't one of our
+# packages.
+mr_nats_probe() {
+    python3 - "$MR_NATS_CLUSTER_NAME" "$@" <<'PY'
+import json, sys, urllib.error, urllib.request
+
+def get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as e:  # /healthz answers 503 with a JSON body that says why
+        body = e.read()
+        return json.loads(body) if body else {"status": f"HTTP {e.code}"}
+
+def main(cluster, nodes):
+    if not nodes:
+        return "no node is running"
+    leaders = set()
+    for name, port in nodes:
+        try:
+            health = get(port, "/healthz")
+            if health.get("status") != "ok":
+                return f"{name}: /healthz says {health.get('error') or health.get('status')}"
+            varz = get(port, "/varz")
+            if varz.get("server_name") != name or (varz.get("cluster") or {}).get("name") != cluster:
+                return f"port {port} is not {name} of {cluster}"
+            leader = (get(port, "/jsz").get("meta_cluster") or {}).get("leader")
+        except (OSError, ValueError) as e:
+            return f"{name}: no answer on 127.0.0.1:{port} ({e})"
+        if not leader:
+            return f"{name} knows no JetStream meta leader (a majority, 2 of the 3 nodes, must run)"
+        leaders.add(leader)
+    if len(leaders) > 1:
+        return "the nodes name different meta leaders: " + ", ".join(sorted(leaders))
+    leader = leaders.pop()
+    if leader not in {name for name, _ in nodes}:
+        return f"the meta leader {leader} is not running (a new one is being elected)"
+    print(leader)
+    return None
+
+why = main(sys.argv[1], [arg.split("=", 1) for arg in sys.argv[2:]])
+if why:
+    print(why)
+    sys.exit(1)
+PY
+}
+
+# The NAME=MONITOR_PORT arguments of mr_nats_probe for the nodes that run, one a line.
+mr_nats_running_monitors() {
+    local n
+    for n in "${MR_NATS_NODES[@]}"; do
+        if mr_nats_is_running "$n"; then
+            printf 'n%s=%s\n' "$n" "$(mr_nats_port monitor "$n")"
+        fi
+    done
+}
+
+# Wait until the nodes of $@ run and the cluster is usable (mr_nats_probe over every node that
+# runs). Seconds, normally: a meta leader is elected within about a second of a cold start, and
+# within about five of the old one's being killed.
+mr_nats_wait_ready() {
+    local i n why="" monitors=()
+    for ((i = 0; i < 240; i++)); do
+        for n in "$@"; do
+            if ! mr_nats_is_running "$n"; then
+                mr_nats_show_log_tail "$n"
+                mr_die "NATS n$n exited while starting (ports $(mr_nats_port client "$n")/$(mr_nats_port cluster "$n")/$(mr_nats_port monitor "$n") taken? see $(mr_nats_log "$n"))"
+            fi
+        done
+        mapfile -t monitors < <(mr_nats_running_monitors)
+        if why=$(mr_nats_probe "${monitors[@]}"); then
+            return 0
+        fi
+        sleep 0.25
+    done
+    if ((${#monitors[@]} < 2)); then
+        why+=" (only ${#monitors[@]} of the 3 nodes run: electing a meta leader takes 2)"
+    fi
+    mr_die "the NATS cluster did not become ready within 60s: $why"
+}
+
+# nats-server doesn't daemonize: start-stop-daemon detaches it (new session, stdin on
+# /dev/null, so it never holds a CI job's output pipe open), records its pid and appends its
+# output, which is its log, to log/nats-server.log. It runs as the servers' OS user. All the
+# nodes of $@ that are not running are launched first and waited for together: a node alone
+# cannot elect a meta leader.
+mr_nats_start() {
+    local n pid
+    for n in "$@"; do
+        mr_nats_is_running "$n" && continue
+        pid=$(mr_nats_pid "$n")
+        if ! mr_as_pg "$MR_SSD" --start --quiet --background --make-pidfile --pidfile "$pid" \
+            --output "$(mr_nats_log "$n")" --exec "$MR_NATSD" --user "$MR_PG_OS_USER" -- \
+            --config "$(mr_nats_conf "$n")"; then
+            mr_nats_show_log_tail "$n"
+            mr_die "could not launch NATS n$n (pid file $pid)"
+        fi
+    done
+    mr_nats_wait_ready "$@"
+}
+
+# Stop the nodes of $@ with signal $1: TERM, nats-server's clean shutdown (KILL after a minute),
+# or KILL, a crash. Either way returns once the process is gone. The nodes are signalled
+# together and then waited for, so stopping the cluster takes no longer than stopping a node.
+mr_nats_signal() {
+    local signal=$1 n pid pids=() retry rc=0
+    shift
+    if [[ $signal == KILL ]]; then retry=KILL/10; else retry=$signal/60/KILL/10; fi
+    for n in "$@"; do
+        mr_nats_is_running "$n" || continue
+        pid=$(mr_nats_pid "$n")
+        mr_as_pg "$MR_SSD" --stop --quiet --oknodo --remove-pidfile --pidfile "$pid" \
+            --exec "$MR_NATSD" --user "$MR_PG_OS_USER" --retry "$retry" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" || rc=$?
+    done
+    [[ $rc -eq 0 ]] || mr_die "could not stop NATS node(s) $* (start-stop-daemon exit $rc)"
+}
+
+mr_nats_stop() { mr_nats_signal TERM "$@"; }
+mr_nats_kill() { mr_nats_signal KILL "$@"; }

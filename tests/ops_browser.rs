@@ -29,16 +29,22 @@ fn drive_page(base: &str, id: i64, mode: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("one JSON line from the browser script")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_operator_page_asks_for_the_read_token_shows_a_dead_letter_and_retries_it_only_with_an_operator_token() {
-    let world = World::new("ops_page", &["item", "production_order"]).await;
+/// A world of items and production orders served with the read token and alice's operator
+/// token: the world, the service and the page's base address.
+async fn served_world(name: &str) -> (World, common::sync::Service, String) {
+    let world = World::new(name, &["item", "production_order"]).await;
     world.append_config(&format!(
         "\n[http]\nlisten = \"127.0.0.1:0\"\nread_token = \"{READ_TOKEN}\"\n\
          [[http.tokens]]\nname = \"alice\"\ntoken = \"{TOKEN}\"\ncan = \"act\"\n"
     ));
     let service = world.start();
     let address = eventually("the HTTP endpoint", &service, || async { service.http_address() }).await;
-    let base = format!("http://{address}");
+    (world, service, format!("http://{address}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_page_asks_for_the_read_token_shows_a_dead_letter_and_retries_it_only_with_an_operator_token() {
+    let (world, service, base) = served_world("ops_page").await;
 
     // An order PROD_ORDER refuses: its unit has no row in the ERP's UOM table.
     let odoo = world.odoo.client().await;
@@ -164,14 +170,7 @@ fn screenshot_path() -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_operator_page_shows_the_last_reconcile_conflicts_by_field_and_charts_and_guards_their_actions() {
-    let world = World::new("ops_page_rc", &["item", "production_order"]).await;
-    world.append_config(&format!(
-        "\n[http]\nlisten = \"127.0.0.1:0\"\nread_token = \"{READ_TOKEN}\"\n\
-         [[http.tokens]]\nname = \"alice\"\ntoken = \"{TOKEN}\"\ncan = \"act\"\n"
-    ));
-    let service = world.start();
-    let address = eventually("the HTTP endpoint", &service, || async { service.http_address() }).await;
-    let base = format!("http://{address}");
+    let (world, service, base) = served_world("ops_page_rc").await;
 
     // Traffic for the charts: orders confirmed in Odoo reach the ERP's PROD_ORDER.
     let odoo = world.odoo.client().await;

@@ -237,12 +237,17 @@ impl Case {
     /// Runs the rules as the engine does, answering each request for a row; each row may be
     /// asked for once.
     fn decide(&self, m: &Mapping, change: &Change) -> (Verdict, Vec<&'static str>) {
-        let mut facts = Facts {
+        let facts = Facts {
             known_source: self.known_source.as_ref(),
             known_target: self.known_target.as_ref(),
             xref_target: self.xref.as_deref(),
             ..Facts::default()
         };
+        self.answering(m, change, facts)
+    }
+
+    /// Runs the rules from `facts`, answering each request for a row as the engine does.
+    fn answering<'a>(&'a self, m: &Mapping, change: &Change, mut facts: Facts<'a>) -> (Verdict, Vec<&'static str>) {
         let mut asked = Vec::new();
         loop {
             match decide(m, change, &facts) {

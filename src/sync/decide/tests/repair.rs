@@ -6,20 +6,10 @@ impl Case {
     /// As [`Case::decide`], for a repair (`millrace reconcile --repair`): nothing known is
     /// passed (the engine passes none), only fields in `only` when given.
     fn repair(&self, m: &Mapping, change: &Change, only: Option<&[usize]>) -> (Verdict, Vec<&'static str>) {
-        let mut facts =
-            Facts { xref_target: self.xref.as_deref(), repair: true, repair_fields: only, ..Facts::default() };
-        let mut asked = Vec::new();
-        loop {
-            match decide(m, change, &facts) {
-                Step::Decided(v) => return (v, asked),
-                Step::NeedTargetRow => {
-                    assert!(!asked.contains(&TARGET), "the target row was asked for twice");
-                    asked.push(TARGET);
-                    facts.target = self.target_row.clone().map_or(Row::Absent, Row::Found);
-                }
-                Step::NeedCurrentLegacyRow => panic!("a repair never rechecks the ERP's row"),
-            }
-        }
+        let facts = Facts { xref_target: self.xref.as_deref(), repair: true, repair_fields: only, ..Facts::default() };
+        let (verdict, asked) = self.answering(m, change, facts);
+        assert!(!asked.contains(&CURRENT), "a repair never rechecks the ERP's row");
+        (verdict, asked)
     }
 }
 
