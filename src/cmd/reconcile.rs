@@ -71,6 +71,7 @@ pub async fn run(config: &Config, options: ReconcileOptions) -> Result<(), Comma
         let store = crate::state::StateStore::connect(config.state()?).await.context("opening the control state")?;
         for (entity, key, id) in &pairs {
             let bound = store.bind_odoo_ids(entity, &[(key.clone(), *id)]).await.context("binding a pair")?;
+            store.clear_ambiguous(entity, key).await.context("binding a pair")?;
             if bound == 0 {
                 eprintln!("millrace: {entity} {key} or Odoo record {id} is bound already; left as it is");
             }

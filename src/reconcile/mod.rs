@@ -333,9 +333,21 @@ fn settle(ids: &[i64], keys: &[String], odoo_rest: &HashMap<i64, i64>, erp: &Erp
     pairs
 }
 
-/// The outcome of the match rules: (key, Odoo id) pairs matched one to one, and the findings
-/// (matches, ambiguities, keyless records with no candidate). ERP records matched are marked seen.
-pub fn match_keyless(m: &Mapping, erp: &mut ErpSide, keyless: &Keyless) -> (Vec<(String, i64)>, Vec<Finding>) {
+/// What the match rules found.
+#[derive(Debug, Default)]
+pub struct Matches {
+    /// (ERP key, Odoo id) pairs matched one to one.
+    pub pairs: Vec<(String, i64)>,
+    /// Matches, ambiguities, keyless records with no candidate.
+    pub findings: Vec<Finding>,
+    /// The ERP keys of the ambiguities, each with why: `run` never creates them on the other side.
+    pub ambiguous: Vec<(String, String)>,
+}
+
+/// The match rules over the Odoo records without a key (or with one the ERP lacks). ERP
+/// records matched, or candidates of an ambiguity, are marked seen.
+pub fn match_keyless(m: &Mapping, erp: &mut ErpSide, keyless: &Keyless) -> Matches {
+    let mut ambiguous = Vec::new();
     let mut pairs = Vec::new();
     let mut findings = Vec::new();
     let finding = |kind: Kind, key: String, id: Option<i64>, detail: String| Finding {
@@ -434,17 +446,14 @@ pub fn match_keyless(m: &Mapping, erp: &mut ErpSide, keyless: &Keyless) -> (Vec<
                 }
                 let key = candidates.join(" | ");
                 let id_list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                findings.push(finding(
-                    Kind::Ambiguous,
-                    key,
-                    ids.first().copied(),
-                    format!(
-                        "{} = {values} matches Odoo records {} and ERP records {}: not bound",
-                        fields.join(", "),
-                        id_list.join(", "),
-                        candidates.join(", ")
-                    ),
-                ));
+                let detail = format!(
+                    "{} = {values} matches Odoo records {} and ERP records {}: not bound",
+                    fields.join(", "),
+                    id_list.join(", "),
+                    candidates.join(", ")
+                );
+                ambiguous.extend(candidates.iter().map(|k| (k.clone(), detail.clone())));
+                findings.push(finding(Kind::Ambiguous, key, ids.first().copied(), detail));
             }
         }
     }
@@ -456,7 +465,7 @@ pub fn match_keyless(m: &Mapping, erp: &mut ErpSide, keyless: &Keyless) -> (Vec<
             "no key in Odoo, and nothing to match it by".into(),
         ));
     }
-    (pairs, findings)
+    Matches { pairs, findings, ambiguous }
 }
 
 /// The findings as CSV (RFC 4180 quoting).
@@ -596,7 +605,8 @@ name = "DESCRIPTION"
         for (id, name) in [(1, "Assembly"), (2, "Paint"), (3, "Drill"), (4, "Paint")] {
             keyless.add(&m, &fields, id, &record(None, name), None);
         }
-        let (pairs, findings) = match_keyless(&m, &mut erp, &keyless);
+        let Matches { pairs, findings, ambiguous } = match_keyless(&m, &mut erp, &keyless);
+        assert_eq!(ambiguous.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["[\"P1\"]", "[\"P2\"]"]);
         assert_eq!(pairs, vec![("[\"A\"]".to_string(), 1)]);
         let kinds: Vec<(Kind, Option<i64>)> = findings.iter().map(|f| (f.kind, f.odoo_id)).collect();
         assert!(kinds.contains(&(Kind::Matched, Some(1))), "{findings:#?}");

@@ -278,7 +278,9 @@ impl Pass<'_> {
         self.details(&mut pending, &mut summary).await?;
 
         // Match rules for Odoo records without a key (or with one the ERP does not hold).
-        let (pairs, matched) = rc::match_keyless(m, &mut erp, &keyless);
+        let rc::Matches { pairs, findings: matched, ambiguous } = rc::match_keyless(m, &mut erp, &keyless);
+        // What `run` must not create a copy of, until bound.
+        self.engine.state.save_ambiguous(&m.entity, &ambiguous).await?;
         let mut only_odoo_ids = Vec::new();
         for f in &matched {
             match f.kind {

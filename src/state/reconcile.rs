@@ -25,6 +25,17 @@ CREATE TABLE IF NOT EXISTS millrace.reconcile_report (
     -- how many findings there were in all
     total_findings bigint NOT NULL DEFAULT 0
 );
+-- ERP records the last reconcile could not tell apart from several Odoo records (or one Odoo
+-- record from several ERP records): a create of one of these keys is dead-lettered, naming the
+-- candidates, instead of copying a record Odoo holds. Rewritten per entity by each reconcile;
+-- a key bound by hand (--pair) leaves it.
+CREATE TABLE IF NOT EXISTS millrace.ambiguous (
+    entity text NOT NULL,
+    key    text NOT NULL,
+    detail text NOT NULL,
+    at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (entity, key)
+);
 ";
 
 /// Findings kept per entity in the control state (the details files hold them all).
@@ -68,6 +79,34 @@ impl StateStore {
             )
             .await
             .map_err(sql("saving a reconcile report"))?;
+        Ok(())
+    }
+
+    /// Replaces the ambiguous keys of `entity`: (key, why).
+    pub async fn save_ambiguous(&mut self, entity: &str, keys: &[(String, String)]) -> Result<(), StateError> {
+        let tx = self.client.transaction().await.map_err(sql("saving ambiguous matches"))?;
+        tx.execute("DELETE FROM millrace.ambiguous WHERE entity = $1", &[&entity])
+            .await
+            .map_err(sql("saving ambiguous matches"))?;
+        if !keys.is_empty() {
+            let (k, d): (Vec<&str>, Vec<&str>) = keys.iter().map(|(k, d)| (k.as_str(), d.as_str())).unzip();
+            tx.execute(
+                "INSERT INTO millrace.ambiguous (entity, key, detail)
+                 SELECT $1, u.k, u.d FROM unnest($2::text[], $3::text[]) AS u(k, d) ON CONFLICT DO NOTHING",
+                &[&entity, &k, &d],
+            )
+            .await
+            .map_err(sql("saving ambiguous matches"))?;
+        }
+        tx.commit().await.map_err(sql("saving ambiguous matches"))
+    }
+
+    /// A key bound by hand is no longer ambiguous.
+    pub async fn clear_ambiguous(&self, entity: &str, key: &str) -> Result<(), StateError> {
+        self.client
+            .execute("DELETE FROM millrace.ambiguous WHERE entity = $1 AND key = $2", &[&entity, &key])
+            .await
+            .map_err(sql("clearing an ambiguous match"))?;
         Ok(())
     }
 

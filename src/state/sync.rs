@@ -169,7 +169,13 @@ pub struct Prefetched {
     pub known: std::collections::HashMap<(String, String, String), Known>,
     /// (entity, key, system) → id.
     pub xref: std::collections::HashMap<(String, String, String), String>,
+    /// (entity, key) → why: ERP records reconcile could not tell apart (`millrace.ambiguous`);
+    /// a create of one is dead-lettered instead of copying what Odoo may hold.
+    pub ambiguous: std::collections::HashMap<(String, String), String>,
 }
+
+/// The `system` the prefetch's cross-reference query gives an ambiguous key's row.
+const AMBIGUOUS: &str = "~ambiguous";
 
 impl StateStore {
     /// What is known about these (entity, key) pairs on both sides.
@@ -214,15 +220,24 @@ impl StateStore {
         let rows = self
             .client
             .query(
-                "SELECT x.entity, x.key, x.system, x.id
-                   FROM millrace.xref x JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS u(entity, key)
-                     ON x.entity = u.entity AND x.key = u.key",
-                &[&entities, &key_texts],
+                // One round trip for both: the ambiguous keys are few, and usually none.
+                "WITH u AS (SELECT DISTINCT * FROM unnest($1::text[], $2::text[]) AS u(entity, key))
+                 SELECT x.entity, x.key, x.system, x.id
+                   FROM millrace.xref x JOIN u ON x.entity = u.entity AND x.key = u.key
+                 UNION ALL
+                 SELECT a.entity, a.key, $3, a.detail
+                   FROM millrace.ambiguous a JOIN u ON a.entity = u.entity AND a.key = u.key",
+                &[&entities, &key_texts, &AMBIGUOUS],
             )
             .await
             .map_err(sql("reading cross-references"))?;
         for r in rows {
-            out.xref.insert((r.get(0), r.get(1), r.get(2)), r.get(3));
+            let system: String = r.get(2);
+            if system == AMBIGUOUS {
+                out.ambiguous.insert((r.get(0), r.get(1)), r.get(3));
+            } else {
+                out.xref.insert((r.get(0), r.get(1), system), r.get(3));
+            }
         }
         Ok(out)
     }

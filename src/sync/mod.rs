@@ -376,10 +376,23 @@ impl Engine {
         archived: &mut Vec<ArchiveRow>,
     ) -> Result<(), SyncError> {
         let target = source.other();
+        // A create of a record reconcile could not tell apart from others the target holds is
+        // not written: it would copy one of them. Dead-lettered instead, naming the candidates.
+        let held: Vec<Option<String>> = planned
+            .iter()
+            .map(|p| {
+                let entity = &self.mappings.entities[p.change.entity].entity;
+                (p.decision == Decision::Apply && p.create && p.change.op == ChangeOp::Upsert)
+                    .then(|| self.prefetched.ambiguous.get(&(entity.clone(), p.change.key.clone())).cloned())
+                    .flatten()
+            })
+            .collect();
         // Echo recognition must survive a crash between the target's commit and the state's.
         let pending: Vec<(String, String, &'static str, i64, serde_json::Value)> = planned
             .iter()
-            .filter(|p| p.decision == Decision::Apply)
+            .zip(&held)
+            .filter(|(p, held)| p.decision == Decision::Apply && held.is_none())
+            .map(|(p, _)| p)
             .filter_map(|p| {
                 let m = self.mapping(&p.change);
                 p.expected
@@ -391,8 +404,9 @@ impl Engine {
         let mappings = self.mappings.clone();
         let changes: Vec<Option<Write>> = planned
             .iter()
-            .map(|p| {
-                (p.decision == Decision::Apply).then(|| Write {
+            .zip(&held)
+            .map(|(p, held)| {
+                (p.decision == Decision::Apply && held.is_none()).then(|| Write {
                     mapping: &mappings.entities[p.change.entity],
                     op: p.change.op,
                     key: &p.change.key,
@@ -416,11 +430,22 @@ impl Engine {
                 })
             })
             .collect();
-        let outcomes = match target {
+        let mut outcomes = match target {
             System::Odoo => self.odoo.apply(&mappings, &changes).await?,
             System::Legacy => self.legacy.apply(&mappings, &changes).await?,
         };
         drop(changes);
+        for (outcome, held) in outcomes.iter_mut().zip(held) {
+            if let Some(why) = held {
+                *outcome = Err(crate::sink::ApplyError::Dead {
+                    field: None,
+                    reason: format!(
+                        "not created in {}: reconcile found it ambiguous ({why}); bind it and write the ERP's version with `millrace reconcile --pair ENTITY:KEY=ODOO_ID --repair --apply`",
+                        target.as_str()
+                    ),
+                });
+            }
+        }
         let reverted = self.revert(source, &planned).await?;
         for ((plan, outcome), reverted) in planned.into_iter().zip(outcomes).zip(reverted) {
             if self.archive.is_some() || self.batch.repair {
