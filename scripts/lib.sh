@@ -457,20 +457,15 @@ mr_nats_port() {
 }
 
 # The comma-separated URL lists .dev/env exports (client: nats://, monitoring: http://).
-mr_nats_urls() {
-    local n out=""
+mr_nats_url_list() {
+    local scheme=$1 kind=$2 n out=""
     for n in "${MR_NATS_NODES[@]}"; do
-        out+="${out:+,}nats://127.0.0.1:$(mr_nats_port client "$n")"
+        out+="${out:+,}$scheme://127.0.0.1:$(mr_nats_port "$kind" "$n")"
     done
     printf '%s\n' "$out"
 }
-mr_nats_monitor_urls() {
-    local n out=""
-    for n in "${MR_NATS_NODES[@]}"; do
-        out+="${out:+,}http://127.0.0.1:$(mr_nats_port monitor "$n")"
-    done
-    printf '%s\n' "$out"
-}
+mr_nats_urls() { mr_nats_url_list nats client; }
+mr_nats_monitor_urls() { mr_nats_url_list http monitor; }
 
 # Is our node $1 running? By pid file AND executable AND owner, as for MariaDB: the machine's
 # own nats-server (same executable) never matches, and a stale pid file never makes us signal

@@ -16,8 +16,13 @@ const READ_TOKEN: &str = "page-read-token-7d90";
 
 fn drive_page(base: &str, id: i64, mode: &str) -> serde_json::Value {
     let script = format!("{}/tests/browser/operator_page.cjs", env!("CARGO_MANIFEST_DIR"));
+    run_node(&[script, base.to_string(), id.to_string(), mode.to_string(), READ_TOKEN.to_string()])
+}
+
+/// Runs a browser script with node and parses the one JSON line it prints.
+fn run_node(args: &[String]) -> serde_json::Value {
     let out = std::process::Command::new("node")
-        .args([script.as_str(), base, &id.to_string(), mode, READ_TOKEN])
+        .args(args)
         .output()
         .expect("run node (scripts/dev-env.sh installs nodejs, chromium and playwright-core)");
     assert!(
@@ -145,17 +150,7 @@ fn drive_reconcile_page(base: &str, mode: &str, screenshot: Option<&std::path::P
     if let Some(path) = screenshot {
         args.push(path.display().to_string());
     }
-    let out = std::process::Command::new("node")
-        .args(&args)
-        .output()
-        .expect("run node (scripts/dev-env.sh installs nodejs, chromium and playwright-core)");
-    assert!(
-        out.status.success(),
-        "the browser script failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON line from the browser script")
+    run_node(&args)
 }
 
 /// Where the page's screenshot goes: the build's target directory (a CI artifact).
