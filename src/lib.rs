@@ -4,6 +4,7 @@
 //! archive them. See DESIGN.md in the repository for the whole picture.
 
 pub mod archive;
+pub mod bus;
 pub mod cmd;
 pub mod config;
 pub mod erp;

@@ -68,6 +68,16 @@ enum Command {
     ///
     /// Example: millrace --config millrace.toml run
     Run,
+    /// Publish both sides' changes to the bus ([bus]) instead of applying them: the capture half
+    /// of `run`. Two may run; one is active, the other takes over when it stops.
+    ///
+    /// Example: millrace --config millrace.toml capture
+    Capture,
+    /// Decide and apply the changes `capture` published ([bus]): the apply half of `run`. Two may
+    /// run; one is active, the other takes over when it stops.
+    ///
+    /// Example: millrace --config millrace.toml apply
+    Apply,
     /// Validate the config and mappings against both live databases; exit 1 listing each problem.
     Check,
     /// Show, retry or discard dead-lettered changes.
@@ -190,6 +200,8 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
     match cli.command {
         Command::Setup { print_sql, part } => cmd::setup::run(&config, print_sql, part).await?,
         Command::Run => cmd::run::run(&config).await?,
+        Command::Capture => cmd::capture::run(&config).await?,
+        Command::Apply => cmd::apply::run(&config).await?,
         Command::Check => cmd::check::run(&config).await?,
         Command::Dlq { action } => cmd::dlq::run(&config, action).await?,
         Command::Status { json } => cmd::status::run(&config, json).await?,

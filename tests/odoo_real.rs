@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::odoo::{wait_for, RealWorld};
+use common::odoo::{erp_orders, odoo_orders, wait_for, RealWorld};
 use serde_json::json;
 
 /// Desk Combination (FURN_7800): a manufactured product with a three-line BOM, no tracking.
@@ -22,47 +21,6 @@ const COMPONENT: i64 = 25;
 const PARTNER: i64 = 14;
 /// WH/Stock.
 const STOCK: i64 = 8;
-
-/// PROD_ORDER as `ORDER_NO → "STATUS|QTY_ORDERED|QTY_COMPLETED"` (quantities without trailing
-/// zeros).
-fn erp_orders(world: &RealWorld) -> BTreeMap<String, String> {
-    world
-        .maria
-        .exec(
-            "SELECT ORDER_NO, CONCAT_WS('|', STATUS, TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM QTY_ORDERED)),
-                    TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM QTY_COMPLETED))) FROM PROD_ORDER",
-        )
-        .lines()
-        .filter_map(|l| l.split_once('\t').map(|(k, v)| (k.trim().to_string(), v.to_string())))
-        .collect()
-}
-
-/// Odoo's manufacturing orders with ids from `first`, as the ERP should show them: ERP number →
-/// "STATUS|QTY_ORDERED|QTY_COMPLETED", read through the ORM.
-async fn odoo_orders(world: &RealWorld, first: i64) -> BTreeMap<String, String> {
-    let rows = world
-        .rpc()
-        .search_read("mrp.production", json!([["id", ">=", first]]), &["state", "product_qty", "qty_producing"])
-        .await;
-    let number = |v: &serde_json::Value| {
-        let text = format!("{:.4}", v.as_f64().unwrap_or(0.0));
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    };
-    rows.iter()
-        .map(|r| {
-            let status = match r["state"].as_str().unwrap_or("") {
-                "draft" => "O",
-                "confirmed" | "progress" | "to_close" => "R",
-                "done" => "C",
-                _ => "X",
-            };
-            (
-                RealWorld::erp_order_no(r["id"].as_i64().unwrap_or(0)),
-                format!("{status}|{}|{}", number(&r["product_qty"]), number(&r["qty_producing"])),
-            )
-        })
-        .collect()
-}
 
 /// A read of Odoo's rows for a decoded transaction waits until the transaction is visible: the
 /// stream can deliver a commit before the committing session has left the proc array, and a read

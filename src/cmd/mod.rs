@@ -1,6 +1,8 @@
 //! The commands behind the CLI, one file each. `main.rs` only parses arguments and calls these.
 
+pub mod apply;
 pub mod backfill;
+pub mod capture;
 pub mod check;
 pub mod check_rights;
 pub mod dlq;
@@ -8,6 +10,7 @@ pub mod envelope;
 pub mod export;
 pub mod reconcile;
 pub mod run;
+pub(crate) mod service;
 pub mod setup;
 pub mod status;
 pub mod tail;

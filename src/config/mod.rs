@@ -11,10 +11,12 @@ use serde::Deserialize;
 
 use std::time::Duration;
 
+mod bus;
 mod conninfo;
 mod http;
 mod tables;
 
+pub use bus::{BusAuth, BusConfig};
 pub use conninfo::{PgConnInfo, PgConnInfoError, SslMode};
 pub use http::{HttpConfig, HttpEndpoint, HttpToken, HttpTokens, TokenRole};
 pub use tables::{push_column_once, LegacyTable, Strategy};
@@ -165,6 +167,8 @@ pub struct Config {
     /// `[reconcile] every` (or `MILLRACE_RECONCILE_EVERY`): how often `run` compares both sides
     /// of every entity (`millrace reconcile`, reporting only); never when absent.
     pub reconcile_every: Option<Duration>,
+    /// `[bus]` (or `MILLRACE_BUS_URLS`): the NATS JetStream cluster of `capture` and `apply`.
+    pub bus: Option<BusConfig>,
 }
 
 /// `[sync]`: the engine's settings.
@@ -294,6 +298,7 @@ struct RawConfig {
     http: Option<http::RawHttp>,
     archive: Option<RawArchive>,
     reconcile: Option<RawReconcile>,
+    bus: Option<bus::RawBus>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -506,7 +511,8 @@ impl Config {
             }
             None => None,
         };
-        Ok(Config { odoo, legacy, state, sync, http, archive, reconcile_every })
+        let bus = bus::bus_from_raw(raw.bus, env)?;
+        Ok(Config { odoo, legacy, state, sync, http, archive, reconcile_every, bus })
     }
 }
 

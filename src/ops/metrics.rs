@@ -61,6 +61,15 @@ struct Inner {
     /// (entity, kind).
     reconcile: Option<LastReconcile>,
     reconcile_failures: u64,
+    /// Per source system: changes published to the bus, and of them those the bus already
+    /// held (a re-publish after a restart, dropped by its de-duplication).
+    bus_published: BTreeMap<String, (u64, u64)>,
+    /// Messages `apply` consumed (decided and acknowledged).
+    bus_consumed: u64,
+    /// Per consumer: messages the bus holds for it not yet acknowledged.
+    bus_pending: BTreeMap<String, u64>,
+    /// Per bus role (`capture`, `apply`): whether this process is the active one.
+    bus_roles: BTreeMap<String, bool>,
 }
 
 /// Shared by the engine loop and the HTTP endpoint.
@@ -87,6 +96,35 @@ pub struct NotReady {
     pub system: String,
     pub reason: String,
     pub since_seconds: f64,
+}
+
+/// The bus's counters and gauges (`capture` and `apply`); nothing for `run`.
+fn render_bus(m: &Inner, out: &mut String) {
+    if !m.bus_published.is_empty() {
+        let _ = writeln!(out, "# HELP millrace_bus_published_total Changes published to the bus.\n# TYPE millrace_bus_published_total counter");
+        for (system, (n, _)) in &m.bus_published {
+            let _ = writeln!(out, "millrace_bus_published_total{{source=\"{}\"}} {n}", escape(system));
+        }
+        let _ = writeln!(out, "# HELP millrace_bus_duplicates_total Changes published again that the bus already held (dropped by id).\n# TYPE millrace_bus_duplicates_total counter");
+        for (system, (_, d)) in &m.bus_published {
+            let _ = writeln!(out, "millrace_bus_duplicates_total{{source=\"{}\"}} {d}", escape(system));
+        }
+    }
+    if m.bus_roles.contains_key("apply") {
+        let _ = writeln!(out, "# HELP millrace_bus_consumed_total Bus messages decided and acknowledged by apply.\n# TYPE millrace_bus_consumed_total counter\nmillrace_bus_consumed_total {}", m.bus_consumed);
+    }
+    if !m.bus_pending.is_empty() {
+        let _ = writeln!(out, "# HELP millrace_bus_pending Messages the bus holds for a consumer, not yet acknowledged.\n# TYPE millrace_bus_pending gauge");
+        for (consumer, n) in &m.bus_pending {
+            let _ = writeln!(out, "millrace_bus_pending{{consumer=\"{}\"}} {n}", escape(consumer));
+        }
+    }
+    if !m.bus_roles.is_empty() {
+        let _ = writeln!(out, "# HELP millrace_bus_active Whether this process is the active one of its role (1) or a standby (0).\n# TYPE millrace_bus_active gauge");
+        for (role, active) in &m.bus_roles {
+            let _ = writeln!(out, "millrace_bus_active{{role=\"{}\"}} {}", escape(role), u8::from(*active));
+        }
+    }
 }
 
 fn escape(label: &str) -> String {
@@ -138,6 +176,28 @@ impl Metrics {
 
     pub fn reconcile_failed(&self) {
         self.with(|m| m.reconcile_failures += 1);
+    }
+
+    /// `n` changes of `system` published to the bus, `duplicates` of them already there.
+    pub fn bus_published(&self, system: &str, n: u64, duplicates: u64) {
+        self.with(|m| {
+            let entry = m.bus_published.entry(system.to_string()).or_default();
+            entry.0 += n;
+            entry.1 += duplicates;
+        });
+    }
+
+    pub fn bus_consumed(&self, n: u64) {
+        self.with(|m| m.bus_consumed += n);
+    }
+
+    pub fn bus_pending(&self, consumer: &str, pending: u64) {
+        self.with(|m| m.bus_pending.insert(consumer.to_string(), pending));
+    }
+
+    /// This process became the active one of `role` (`true`) or a standby.
+    pub fn bus_role(&self, role: &str, active: bool) {
+        self.with(|m| m.bus_roles.insert(role.to_string(), active));
     }
 
     pub fn reconnect(&self, system: &str) {
@@ -325,6 +385,7 @@ impl Metrics {
             for (system, up) in &m.up {
                 let _ = writeln!(out, "millrace_up{{system=\"{}\"}} {}", escape(system), u8::from(*up));
             }
+            render_bus(m, &mut out);
             let _ = writeln!(out, "# HELP millrace_batch_apply_seconds Time to decide, apply and record one batch.\n# TYPE millrace_batch_apply_seconds histogram");
             for (source, h) in &m.batch_seconds {
                 let source = escape(source);

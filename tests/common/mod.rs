@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
+pub mod bus;
 pub mod least_privilege;
 pub mod legacy;
 pub mod odoo;

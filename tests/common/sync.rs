@@ -40,17 +40,28 @@ impl Service {
     }
 
     pub fn start_with_env(config: &str, dir: &Path, env: &[(String, String)]) -> Service {
+        Service::start_command(config, dir, env, "run")
+    }
+
+    /// `millrace <command>` (`run`, `capture`, `apply`) with this config.
+    pub fn start_command(config: &str, dir: &Path, env: &[(String, String)], command: &str) -> Service {
         // One log per start: a test that kills and restarts the service keeps every run's.
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let log = dir.join(format!("run-{n:03}.log"));
+        let log = dir.join(format!("{command}-{n:03}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = millrace_command(env, &["--config", config, "run"])
+        let child = millrace_command(env, &["--config", config, command])
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
-            .expect("start millrace run");
+            .unwrap_or_else(|e| panic!("start millrace {command}: {e}"));
         Service { child, log }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The address the HTTP endpoint listens on, from the service's log.
