@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::bus::{cluster, BusWorld};
+use common::bus::{cluster, http_get, BusWorld};
 use common::odoo::{erp_orders, wait_for, RealWorld};
 
 /// The stream's leader node crashes while capture publishes and apply consumes: the other two
@@ -69,6 +69,11 @@ async fn the_standby_apply_takes_over_from_a_killed_one() {
         two.log_text().contains("standby: another process is active").then_some(())
     })
     .await;
+    // Each says which it is.
+    let (_, metrics) = http_get(&one, "/metrics").await;
+    assert!(metrics.contains("millrace_bus_active{role=\"apply\"} 1"), "the active apply's metrics:\n{metrics}");
+    let (_, metrics) = http_get(&two, "/metrics").await;
+    assert!(metrics.contains("millrace_bus_active{role=\"apply\"} 0"), "the standby's metrics:\n{metrics}");
     let mut orders = bus.orders(4).await;
     wait_for("the first orders in the ERP", &one, 60, || async {
         let erp = erp_orders(&bus.world);
@@ -90,6 +95,12 @@ async fn the_standby_apply_takes_over_from_a_killed_one() {
     orders.extend(bus.orders(2).await);
     let reported: BTreeMap<i64, f64> = orders[..2].iter().map(|id| (*id, 1.0)).collect();
     bus.converged(first, &reported, &[&capture, &two], 120).await;
+    let (_, metrics) = http_get(&two, "/metrics").await;
+    assert!(metrics.contains("millrace_bus_active{role=\"apply\"} 1"), "the new active apply's metrics:\n{metrics}");
+    let consumed = metric(&metrics, "millrace_bus_consumed_total");
+    assert!(consumed > 0.0, "the new active apply consumed: {metrics}");
+    let (_, metrics) = http_get(&capture, "/metrics").await;
+    assert!(metric(&metrics, "millrace_bus_published_total{source=\"odoo\"}") >= orders.len() as f64, "{metrics}");
     capture.stop();
     two.stop();
     bus.exactly_once(&orders).await;
@@ -129,6 +140,17 @@ async fn capture_cut_from_the_cluster_for_thirty_seconds() {
     }
     let cut = Instant::now();
     orders.extend(bus.orders(3).await);
+    // Capture says why it is not ready: the bus.
+    let mut ready = (0, String::new());
+    while cut.elapsed() < Duration::from_secs(20) {
+        ready = http_get(&capture, "/ready").await;
+        if ready.0 == 503 && ready.1.contains("\"system\":\"bus\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(ready.0, 503, "capture not ready while the bus is cut off: {}", ready.1);
+    assert!(ready.1.contains("\"system\":\"bus\""), "/ready names the bus: {}", ready.1);
     bus.report(&orders[..2], 1.0).await;
     let odoo = bus.world.odoo.db.client().await;
     let after: String = odoo.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.expect("current LSN").get(0);
@@ -206,4 +228,9 @@ async fn apply_stopped_for_a_minute_then_started() {
     apply.stop();
     bus.exactly_once(&orders).await;
     bus.finish().await;
+}
+
+/// The value of one series in Prometheus text (0 when absent).
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
 }

@@ -263,3 +263,97 @@ pub fn decode(mappings: &Mappings, subject: &str, sequence: u64, bytes: &[u8]) -
         position: p.position,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Value;
+
+    fn mappings() -> Mappings {
+        Mappings::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings"))
+            .expect("shipped mappings")
+    }
+
+    fn subject(system: &str, entity: &str) -> String {
+        format!("millrace.p.{system}.{entity}")
+    }
+
+    #[test]
+    fn a_change_comes_back_as_it_went() {
+        let mappings = mappings();
+        let index = mappings.entities.iter().position(|m| m.entity == "production_order").expect("production_order");
+        let m = &mappings.entities[index];
+        let mut values = vec![Value::Null; m.fields.len()];
+        values[m.key[0]] = Value::Text("MO00000042".into());
+        let change = Change {
+            entity: index,
+            source: System::Odoo,
+            op: ChangeOp::Upsert,
+            key: "[\"MO00000042\"]".into(),
+            record: Some(Record { values }),
+            position: "0/16B3748".into(),
+            ours: false,
+            by_integration_user: true,
+            source_id: Some("42".into()),
+            dead_letter: None,
+        };
+        let meta = BatchMeta { xid: Some(77), txn_part: Some(3), ..BatchMeta::default() };
+        let out = encode(&mappings, subject, &Input::Change(change.clone()), &meta, "odoo:0/16B3748+3", true);
+        assert_eq!(out.subject, "millrace.p.odoo.production_order");
+        assert_eq!(out.msg_id, "odoo:0/16B3748+3:production_order:upsert:[\"MO00000042\"]");
+        let back = decode(&mappings, &out.subject, 9, &out.payload);
+        assert_eq!(
+            (back.batch.as_str(), back.batch_end, back.meta.xid, back.meta.txn_part),
+            ("odoo:0/16B3748+3", true, Some(77), Some(3))
+        );
+        match back.input {
+            Input::Change(c) => {
+                assert_eq!(
+                    (c.entity, c.key, c.position, c.source_id),
+                    (index, change.key, change.position, change.source_id)
+                );
+                assert!(c.by_integration_user);
+                assert_eq!(c.record.map(|r| r.values), change.record.map(|r| r.values));
+            }
+            Input::Bad(bad) => panic!("decoded as a bad input: {}", bad.reason),
+        }
+    }
+
+    #[test]
+    fn a_message_that_cannot_be_read_is_a_dead_letter_naming_it() {
+        let mappings = mappings();
+        for (payload, says) in
+            [(b"not json".to_vec(), "not a millrace change"), (br#"{"schema": 1}"#.to_vec(), "not a millrace change")]
+        {
+            let back = decode(&mappings, "millrace.p.odoo.item", 12, &payload);
+            match back.input {
+                Input::Bad(bad) => {
+                    assert!(bad.reason.contains("millrace.p.odoo.item") && bad.reason.contains("12"), "{}", bad.reason);
+                    assert!(bad.reason.contains(says), "{}", bad.reason);
+                }
+                Input::Change(_) => panic!("{payload:?} decoded as a change"),
+            }
+        }
+        let index = mappings.entities.iter().position(|m| m.entity == "production_order").expect("production_order");
+        let change = Change {
+            entity: index,
+            source: System::Legacy,
+            op: ChangeOp::Delete,
+            key: "[\"MO1\"]".into(),
+            record: None,
+            position: "v1 k".into(),
+            ours: false,
+            by_integration_user: false,
+            source_id: None,
+            dead_letter: None,
+        };
+        let out = encode(&mappings, subject, &Input::Change(change), &BatchMeta::default(), "b", true);
+        let text = String::from_utf8(out.payload).unwrap().replace("\"production_order\"", "\"no_such_entity\"");
+        match decode(&mappings, &out.subject, 5, text.as_bytes()).input {
+            Input::Bad(bad) => {
+                assert!(bad.reason.contains("no mapping for entity \"no_such_entity\""), "{}", bad.reason)
+            }
+            Input::Change(_) => panic!("an unknown entity decoded"),
+        }
+    }
+}

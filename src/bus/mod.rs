@@ -75,8 +75,8 @@ impl Bus {
         BusError::Unavailable { urls: self.config.urls.join(","), message: message.to_string() }
     }
 
-    /// The pipeline's stream, created as configured if missing, its limits updated if they
-    /// changed.
+    /// The pipeline's stream, created as configured if missing, its limits and replicas
+    /// updated if they changed.
     pub async fn stream(&self) -> Result<stream::Stream, BusError> {
         let wanted = stream::Config {
             name: self.config.stream.clone(),
@@ -96,6 +96,7 @@ impl Bus {
         if info.max_age != wanted.max_age
             || info.max_bytes != wanted.max_bytes
             || info.duplicate_window != wanted.duplicate_window
+            || info.num_replicas != wanted.num_replicas
         {
             self.js.update_stream(wanted).await.map_err(|e| BusError::Refused {
                 what: format!("the limits of stream {}", self.config.stream),

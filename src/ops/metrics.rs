@@ -431,6 +431,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn renders_the_bus_only_for_bus_roles() {
+        let m = Metrics::default();
+        assert!(!m.render(&Scraped::default()).contains("millrace_bus_"), "run shows no bus metrics");
+        m.bus_role("apply", false);
+        m.bus_published("odoo", 5, 2);
+        m.bus_consumed(7);
+        m.bus_pending("millrace-apply-p", 3);
+        let text = m.render(&Scraped::default());
+        assert!(text.contains("millrace_bus_active{role=\"apply\"} 0"), "{text}");
+        assert!(text.contains("millrace_bus_published_total{source=\"odoo\"} 5"), "{text}");
+        assert!(text.contains("millrace_bus_duplicates_total{source=\"odoo\"} 2"), "{text}");
+        assert!(text.contains("millrace_bus_consumed_total 7"), "{text}");
+        assert!(text.contains("millrace_bus_pending{consumer=\"millrace-apply-p\"} 3"), "{text}");
+        m.bus_role("apply", true);
+        assert!(m.render(&Scraped::default()).contains("millrace_bus_active{role=\"apply\"} 1"));
+    }
+
+    #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
         m.read("legacy", 3);

@@ -75,10 +75,25 @@ impl Cluster {
     pub fn section(&self, pipeline: &str, urls: &[String], extra: &str) -> String {
         let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
         format!(
-            "\n[bus]\nkind = \"nats\"\nurls = [{}]\npipeline = \"{pipeline}\"\nreplicas = 3\nlease_ttl = \"3s\"\n{extra}",
+            "\n[http]\nlisten = \"127.0.0.1:0\"\n\n[bus]\nkind = \"nats\"\nurls = [{}]\npipeline = \"{pipeline}\"\nreplicas = 3\nlease_ttl = \"3s\"\n{extra}",
             urls.join(", ")
         )
     }
+}
+
+/// `GET path` on a process's HTTP endpoint: the status and the body.
+pub async fn http_get(service: &Service, path: &str) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let address = loop {
+        if let Some(address) = service.http_address() {
+            break address;
+        }
+        assert!(Instant::now() < deadline, "no HTTP endpoint in the log:\n{}", service.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let response = reqwest::get(format!("http://{address}{path}")).await.expect("HTTP GET");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
 }
 
 /// A node of the cluster killed; started again (and caught up) when dropped.
