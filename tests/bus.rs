@@ -46,29 +46,36 @@ async fn the_stream_leader_killed_mid_stream() {
     bus.finish().await;
 }
 
-/// Two apply processes: one is active, the other waits. The active one is killed (SIGKILL)
-/// with messages delivered and not acknowledged; the standby takes over within 10 seconds,
-/// gets them first, and nothing is applied twice.
+/// Two apply processes and two capture processes: one of each is active, the other waits. The
+/// active ones are killed (SIGKILL) mid-stream — apply with messages delivered and not
+/// acknowledged, capture with changes read and not acknowledged; each standby takes over within
+/// 10 seconds (the new apply gets the unacknowledged messages first), and nothing is lost or
+/// applied twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_standby_apply_takes_over_from_a_killed_one() {
+async fn standbys_take_over_from_a_killed_capture_and_apply() {
     let Some(bus) =
-        BusWorld::new("the_standby_apply_takes_over_from_a_killed_one", |c| (c.urls.clone(), String::new())).await
+        BusWorld::new("standbys_take_over_from_a_killed_capture_and_apply", |c| (c.urls.clone(), String::new())).await
     else {
         return;
     };
     let first = bus.first_new_order().await;
-    let capture = bus.capture();
+    let first_capture = bus.capture();
     let one = bus.apply();
     // The first to start takes the role; the second finds it held.
-    wait_for("the first apply active", &one, 60, || async {
-        one.log_text().contains("this process is now the active one").then_some(())
-    })
-    .await;
+    for service in [&first_capture, &one] {
+        wait_for("the first one active", service, 60, || async {
+            service.log_text().contains("this process is now the active one").then_some(())
+        })
+        .await;
+    }
+    let capture = bus.capture();
     let two = bus.apply();
-    wait_for("the second apply standing by", &two, 60, || async {
-        two.log_text().contains("standby: another process is active").then_some(())
-    })
-    .await;
+    for service in [&capture, &two] {
+        wait_for("the second one standing by", service, 60, || async {
+            service.log_text().contains("standby: another process is active").then_some(())
+        })
+        .await;
+    }
     // Each says which it is.
     let (_, metrics) = http_get(&one, "/metrics").await;
     assert!(metrics.contains("millrace_bus_active{role=\"apply\"} 1"), "the active apply's metrics:\n{metrics}");
@@ -85,13 +92,16 @@ async fn the_standby_apply_takes_over_from_a_killed_one() {
     bus.report(&orders[..2], 1.0).await;
     let killed = Instant::now();
     one.kill();
-    wait_for("the standby active", &two, 30, || async {
-        two.log_text().contains("this process is now the active one").then_some(())
-    })
-    .await;
-    let took = killed.elapsed();
-    println!("the standby took over {took:?} after the kill");
-    assert!(took <= Duration::from_secs(10), "the standby took over after {took:?}");
+    first_capture.kill();
+    for service in [&two, &capture] {
+        wait_for("the standby active", service, 30, || async {
+            service.log_text().contains("this process is now the active one").then_some(())
+        })
+        .await;
+        let took = killed.elapsed();
+        println!("a standby took over {took:?} after the kill");
+        assert!(took <= Duration::from_secs(10), "the standby took over after {took:?}");
+    }
     orders.extend(bus.orders(2).await);
     let reported: BTreeMap<i64, f64> = orders[..2].iter().map(|id| (*id, 1.0)).collect();
     bus.converged(first, &reported, &[&capture, &two], 120).await;
