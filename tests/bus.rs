@@ -40,10 +40,7 @@ async fn the_stream_leader_killed_mid_stream() {
     let reported: BTreeMap<i64, f64> = orders[..4].iter().map(|id| (*id, 1.0)).collect();
     bus.converged(first, &reported, &[&capture, &apply], 120).await;
     assert_ne!(bus.stream_leader().await, leader, "another node leads the stream");
-    capture.stop();
-    apply.stop();
-    bus.exactly_once(&orders).await;
-    bus.finish().await;
+    bus.end(vec![capture, apply], &orders).await;
 }
 
 /// Two apply processes and two capture processes: one of each is active, the other waits. The
@@ -111,10 +108,7 @@ async fn standbys_take_over_from_a_killed_capture_and_apply() {
     assert!(consumed > 0.0, "the new active apply consumed: {metrics}");
     let (_, metrics) = http_get(&capture, "/metrics").await;
     assert!(metric(&metrics, "millrace_bus_published_total{source=\"odoo\"}") >= orders.len() as f64, "{metrics}");
-    capture.stop();
-    two.stop();
-    bus.exactly_once(&orders).await;
-    bus.finish().await;
+    bus.end(vec![capture, two], &orders).await;
 }
 
 /// The network between capture and the cluster is cut for 30 s (a TCP proxy before each node)
@@ -162,19 +156,11 @@ async fn capture_cut_from_the_cluster_for_thirty_seconds() {
     assert_eq!(ready.0, 503, "capture not ready while the bus is cut off: {}", ready.1);
     assert!(ready.1.contains("\"system\":\"bus\""), "/ready names the bus: {}", ready.1);
     bus.report(&orders[..2], 1.0).await;
-    let odoo = bus.world.odoo.db.client().await;
-    let after: String = odoo.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.expect("current LSN").get(0);
+    let after = bus.current_lsn().await;
     while cut.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_secs(2)).await;
         // Nothing published, nothing acknowledged: the slot still holds the WAL of the orders.
-        let held: bool = odoo
-            .query_one(
-                "SELECT confirmed_flush_lsn < $1::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
-                &[&after, &bus.world.odoo.db.slot()],
-            )
-            .await
-            .expect("slot")
-            .get(0);
+        let held = !bus.slot_acknowledged_past(&after).await;
         assert!(held, "the slot was acknowledged past changes the bus never received:\n{}", capture.log_text());
         let erp = erp_orders(&bus.world);
         assert!(!erp.contains_key(&RealWorld::erp_order_no(orders[4])), "an order crossed a cut network");
@@ -185,10 +171,7 @@ async fn capture_cut_from_the_cluster_for_thirty_seconds() {
     orders.extend(bus.orders(1).await);
     let reported: BTreeMap<i64, f64> = orders[..2].iter().map(|id| (*id, 1.0)).collect();
     bus.converged(first, &reported, &[&capture, &apply], 120).await;
-    capture.stop();
-    apply.stop();
-    bus.exactly_once(&orders).await;
-    bus.finish().await;
+    bus.end(vec![capture, apply], &orders).await;
 }
 
 /// The apply side is stopped for a minute while capture goes on: the bus keeps what capture
@@ -212,18 +195,10 @@ async fn apply_stopped_for_a_minute_then_started() {
     let stopped = Instant::now();
     orders.extend(bus.orders(4).await);
     bus.report(&orders[..2], 1.0).await;
-    let odoo = bus.world.odoo.db.client().await;
-    let after: String = odoo.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.expect("current LSN").get(0);
+    let after = bus.current_lsn().await;
     // Capture takes the changes to the bus and acknowledges them: the WAL does not pile up.
     wait_for("the slot acknowledged while apply is down", &capture, 60, || async {
-        let row = odoo
-            .query_one(
-                "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
-                &[&after, &bus.world.odoo.db.slot()],
-            )
-            .await
-            .ok()?;
-        row.get::<_, bool>(0).then_some(())
+        bus.slot_acknowledged_past(&after).await.then_some(())
     })
     .await;
     while stopped.elapsed() < Duration::from_secs(60) {
@@ -234,10 +209,7 @@ async fn apply_stopped_for_a_minute_then_started() {
     let apply = bus.apply();
     let reported: BTreeMap<i64, f64> = orders[..2].iter().map(|id| (*id, 1.0)).collect();
     bus.converged(first, &reported, &[&capture, &apply], 120).await;
-    capture.stop();
-    apply.stop();
-    bus.exactly_once(&orders).await;
-    bus.finish().await;
+    bus.end(vec![capture, apply], &orders).await;
 }
 
 /// The value of one series in Prometheus text (0 when absent).

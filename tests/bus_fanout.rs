@@ -113,18 +113,10 @@ async fn another_system_reads_and_replays_the_change_stream() {
 
     let capture = bus.capture();
     let orders = bus.orders(3).await;
-    let odoo = bus.world.odoo.db.client().await;
-    let after: String = odoo.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.expect("LSN").get(0);
+    let after = bus.current_lsn().await;
     // Capture acknowledges the slot only once JetStream holds the changes.
     wait_for("the orders on the bus", &capture, 90, || async {
-        let row = odoo
-            .query_one(
-                "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
-                &[&after, &bus.world.odoo.db.slot()],
-            )
-            .await
-            .ok()?;
-        row.get::<_, bool>(0).then_some(())
+        bus.slot_acknowledged_past(&after).await.then_some(())
     })
     .await;
     let client = async_nats::connect(bus.cluster.urls.as_slice()).await.expect("connect to NATS");

@@ -144,6 +144,35 @@ impl BusWorld {
         })
     }
 
+    /// Odoo's current WAL position.
+    pub async fn current_lsn(&self) -> String {
+        let odoo = self.world.odoo.db.client().await;
+        odoo.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.expect("current LSN").get(0)
+    }
+
+    /// Whether the slot is acknowledged past `lsn` (capture acknowledges once the bus holds
+    /// the changes).
+    pub async fn slot_acknowledged_past(&self, lsn: &str) -> bool {
+        let odoo = self.world.odoo.db.client().await;
+        odoo.query_one(
+            "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
+            &[&lsn, &self.world.odoo.db.slot()],
+        )
+        .await
+        .expect("the slot")
+        .get(0)
+    }
+
+    /// The end of a test: the processes stopped (SIGTERM: apply flushes its archive), every
+    /// order applied exactly once, the stream and lease bucket deleted.
+    pub async fn end(&self, services: Vec<Service>, orders: &[i64]) {
+        for service in services {
+            service.stop();
+        }
+        self.exactly_once(orders).await;
+        self.finish().await;
+    }
+
     /// Deletes this test's stream and lease bucket.
     pub async fn finish(&self) {
         let js = self.cluster.jetstream().await;
