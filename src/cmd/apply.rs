@@ -84,7 +84,8 @@ async fn consume(config: &Config, bus: Bus, term: Arc<AtomicBool>, metrics: Arc<
         let fetched = fetch(&consumer, &mappings, bus.config.fetch, &mut pending, &metrics).await;
         let idle = fetched == Some(0);
         let ready = ready_len(&pending, idle);
-        if ready > 0 {
+        // A lease lost while fetching: the next holder decides these (they are not acknowledged).
+        if ready > 0 && !term.load(Ordering::SeqCst) {
             let batch: Vec<(jetstream::Message, Incoming)> = pending.drain(..ready).collect();
             if !decide(&mut engine, &batch, &conns, &term, &metrics).await {
                 // Stopped mid-retry: nothing of it acknowledged, it is delivered again.
@@ -209,6 +210,10 @@ async fn decide(
 ) -> bool {
     let mut start = 0;
     while start < batch.len() {
+        if term.load(Ordering::SeqCst) {
+            // Stopping, or the lease lost: what is left goes to the next holder, unacknowledged.
+            return false;
+        }
         let first = &batch[start].1;
         let len = batch[start..]
             .iter()
