@@ -116,7 +116,10 @@ pub(crate) async fn serve<D: Deliver>(
         );
         reconcile_jobs = Some(sender);
     }
-    spawn_http(config, metrics.clone(), reconcile_jobs, shutdown.clone()).await?;
+    if D::APPLIES {
+        // (`capture` serves its endpoint itself, standby or active.)
+        spawn_http(config, metrics.clone(), reconcile_jobs, shutdown.clone()).await?;
+    }
     let mut stream_config = OdooStreamConfig::new(odoo.conn.clone(), &odoo.slot, &odoo.publication);
     stream_config.streaming = odoo.streaming;
     stream_config.status_interval = Duration::from_secs(1);

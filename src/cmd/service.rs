@@ -114,7 +114,13 @@ pub(crate) async fn connect_engine(
 pub(crate) fn spawn_odoo_reader(mut stream: OdooStream, tx: mpsc::Sender<OdooMessage>) {
     tokio::spawn(async move {
         loop {
-            match stream.next().await {
+            // The engine loop gone (its end, or `capture` losing its lease): the slot is let go
+            // now, not at the next change, so that whoever takes over can use it.
+            let next = tokio::select! {
+                next = stream.next() => next,
+                _ = tx.closed() => break,
+            };
+            match next {
                 Ok(item) => {
                     // While the engine is busy with a long batch the queue stays full; the
                     // server is still answered meanwhile, or it would drop the connection
@@ -138,7 +144,9 @@ pub(crate) fn spawn_odoo_reader(mut stream: OdooStream, tx: mpsc::Sender<OdooMes
                 }
             }
         }
-        let _ = stream.close().await;
+        if tokio::time::timeout(Duration::from_secs(5), stream.close()).await.is_err() {
+            tracing::warn!("the replication connection did not close in 5 s; dropped");
+        }
     });
 }
 

@@ -75,7 +75,7 @@ impl Cluster {
     pub fn section(&self, pipeline: &str, urls: &[String], extra: &str) -> String {
         let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
         format!(
-            "\n[http]\nlisten = \"127.0.0.1:0\"\n\n[bus]\nkind = \"nats\"\nurls = [{}]\npipeline = \"{pipeline}\"\nreplicas = 3\nlease_ttl = \"3s\"\n{extra}",
+            "\n[http]\nlisten = \"127.0.0.1:0\"\n\n[bus]\nkind = \"nats\"\nurls = [{}]\npipeline = \"{pipeline}\"\nreplicas = 3\n{extra}",
             urls.join(", ")
         )
     }
