@@ -952,3 +952,33 @@ async fn item_name_in_odoo(odoo: &tokio_postgres::Client, item_no: &str) -> Opti
     .unwrap()
     .map(|r| r.get(0))
 }
+
+/// CPU seconds (user + system) a process has used so far, from /proc (in clock ticks of 1/100 s,
+/// Linux's USER_HZ).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process's /proc stat");
+    // Fields after the command name (which is in parentheses and may hold spaces): utime, stime
+    // are the 12th and 13th of them.
+    let rest = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
+/// A service with nothing to do sleeps: waiting for changes (the stream, a poll every 300 ms, the
+/// reconcile task without an HTTP endpoint to take jobs from) costs next to no CPU. A closed
+/// channel asked in a loop once kept a core busy — on the machine it shares with the databases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_service_sleeps() {
+    let world = World::new("idle", &["item"]).await;
+    let service = world.start();
+    eventually("the service running", &service, || async { service.log_text().contains("running").then_some(()) })
+        .await;
+    // The first poll of the ERP's items, and their copies' echoes, out of the way.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let before = cpu_seconds(service.pid());
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let used = cpu_seconds(service.pid()) - before;
+    assert!(used < 1.0, "an idle `millrace run` used {used:.2} s of CPU in 5 s:\n{}", service.log_text());
+    service.stop();
+}

@@ -30,20 +30,22 @@ pub fn spawn(
     tokio::task::spawn_local(async move {
         let all: Vec<usize> = (0..mappings.entities.len()).collect();
         let mut next = every.map(|every| tokio::time::Instant::now() + every);
+        let mut page_open = true;
         loop {
             if shutdown.load(Ordering::SeqCst) {
                 return;
             }
             let tick = tokio::time::sleep(Duration::from_millis(500));
             tokio::select! {
-                job = jobs.recv() => match job {
+                job = jobs.recv(), if page_open => match job {
                     Some(job) => {
                         let answer = act(&config, &mappings, &legacy, &job).await;
                         // The page may have given up waiting: nothing to tell it then.
                         let _ = job.reply.send(answer);
                     }
-                    // The HTTP endpoint is gone: only the schedule is left.
-                    None => jobs = mpsc::channel(1).1,
+                    // No HTTP endpoint (or it is gone): only the schedule is left. (A closed
+                    // channel answers at once: asked again, it would keep a core busy.)
+                    None => page_open = false,
                 },
                 _ = tick => {}
             }
