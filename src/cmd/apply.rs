@@ -81,7 +81,16 @@ async fn consume(config: &Config, bus: Bus, term: Arc<AtomicBool>, metrics: Arc<
     let mut held = HeldAcks::default();
     let acked = AtomicU64::new(0);
     while !term.load(Ordering::SeqCst) {
+        let fetch_started = Instant::now();
         let fetched = fetch(&consumer, &mappings, bus.config.fetch, &mut pending, &metrics).await;
+        if fetched.is_some_and(|n| n > 0) {
+            tracing::debug!(
+                fetched,
+                pending = pending.len(),
+                took_ms = fetch_started.elapsed().as_millis() as u64,
+                "fetched"
+            );
+        }
         let idle = fetched == Some(0);
         let ready = ready_len(&pending, idle);
         // A lease lost while fetching: the next holder decides these (they are not acknowledged).
@@ -243,6 +252,12 @@ async fn decide(
         }
         metrics.read(system.as_str(), len as u64);
         metrics.batch_took(system.as_str(), started.elapsed());
+        tracing::debug!(
+            messages = len,
+            batch = %first.batch,
+            took_ms = started.elapsed().as_millis() as u64,
+            "decided from the bus"
+        );
         start += len;
     }
     true

@@ -156,6 +156,7 @@ impl Deliver for Publisher {
                 self.batches.fetch_add(1, Ordering::SeqCst)
             ),
         };
+        let started = std::time::Instant::now();
         let unavailable = |message: String| SyncError::Unavailable { system: "bus", message };
         let bus = &self.bus;
         let mut acks = Vec::with_capacity(inputs.len());
@@ -178,6 +179,7 @@ impl Deliver for Publisher {
                 .map_err(|e| unavailable(format!("publishing: {e}")))?;
             acks.push(ack);
         }
+        let sent_ms = started.elapsed().as_millis() as u64;
         let mut published = 0;
         for ack in acks {
             let ack = ack.await.map_err(|e| unavailable(format!("waiting for JetStream's acknowledgement: {e}")))?;
@@ -185,6 +187,7 @@ impl Deliver for Publisher {
                 published += 1;
             }
         }
+        tracing::debug!(messages = inputs.len(), %batch, end, sent_ms, acked_ms = started.elapsed().as_millis() as u64, "published");
         self.metrics.side("bus", None);
         self.metrics.bus_published(system.as_str(), inputs.len() as u64, inputs.len() as u64 - published);
         Ok(inputs.len() as u64)
