@@ -131,14 +131,7 @@ async fn capture_cut_from_the_cluster_for_thirty_seconds() {
     else {
         return;
     };
-    let first = bus.first_new_order().await;
-    let capture = bus.capture();
-    let apply = bus.apply();
-    let mut orders = bus.orders(2).await;
-    wait_for("the first orders in the ERP", &apply, 60, || async {
-        erp_orders(&bus.world).contains_key(&RealWorld::erp_order_no(orders[1])).then_some(())
-    })
-    .await;
+    let (first, capture, apply, mut orders) = bus.flowing().await;
     for proxy in &proxies {
         proxy.cut();
     }
@@ -183,14 +176,7 @@ async fn apply_stopped_for_a_minute_then_started() {
     else {
         return;
     };
-    let first = bus.first_new_order().await;
-    let capture = bus.capture();
-    let apply = bus.apply();
-    let mut orders = bus.orders(2).await;
-    wait_for("the first orders in the ERP", &apply, 60, || async {
-        erp_orders(&bus.world).contains_key(&RealWorld::erp_order_no(orders[1])).then_some(())
-    })
-    .await;
+    let (first, capture, apply, mut orders) = bus.flowing().await;
     apply.stop();
     let stopped = Instant::now();
     orders.extend(bus.orders(4).await);

@@ -69,12 +69,31 @@ pub fn encode(
     batch: &str,
     batch_end: bool,
 ) -> Outgoing {
-    let captured_at = Utc::now();
+    // What every message of the batch carries; the change's own fields below.
+    let base = Payload {
+        schema: SCHEMA,
+        source_system: String::new(),
+        entity: String::new(),
+        op: String::new(),
+        key: String::new(),
+        record: None,
+        position: String::new(),
+        source_id: None,
+        ours: false,
+        by_integration_user: false,
+        commit_ts: meta.commit_ts,
+        xid: meta.xid,
+        txn_part: meta.txn_part,
+        captured_at: Utc::now(),
+        batch: batch.into(),
+        batch_end,
+        bad_field: None,
+        bad_reason: None,
+    };
     let payload = match input {
         Input::Change(change) => {
             let m = &mappings.entities[change.entity];
             Payload {
-                schema: SCHEMA,
                 source_system: change.source.as_str().into(),
                 entity: m.entity.clone(),
                 op: change.op.as_str().into(),
@@ -84,35 +103,18 @@ pub fn encode(
                 source_id: change.source_id.clone(),
                 ours: change.ours,
                 by_integration_user: change.by_integration_user,
-                commit_ts: meta.commit_ts,
-                xid: meta.xid,
-                txn_part: meta.txn_part,
-                captured_at,
-                batch: batch.into(),
-                batch_end,
-                bad_field: None,
-                bad_reason: None,
+                ..base
             }
         }
         Input::Bad(bad) => Payload {
-            schema: SCHEMA,
             source_system: bad.source.as_str().into(),
             entity: bad.entity.clone(),
             op: "bad".into(),
             key: bad.key.clone(),
-            record: None,
             position: bad.position.clone(),
-            source_id: None,
-            ours: false,
-            by_integration_user: false,
-            commit_ts: meta.commit_ts,
-            xid: meta.xid,
-            txn_part: meta.txn_part,
-            captured_at,
-            batch: batch.into(),
-            batch_end,
             bad_field: bad.field.clone(),
             bad_reason: Some(bad.reason.clone()),
+            ..base
         },
     };
     let msg_id = msg_id(&payload, input);

@@ -19,9 +19,9 @@ use anyhow::Context;
 use async_nats::jetstream;
 use futures_util::StreamExt;
 
-use super::capture::{bus_config, with_lease};
 use super::service::{
-    connect_engine, ensure_connected, note_success, retrying, settle, spawn_http, stop_on_signal, Conns, HeldAcks,
+    bus_config, connect_engine, ensure_connected, note_success, retrying, settle, spawn_http, stop_on_signal,
+    with_lease, Conns, HeldAcks,
 };
 use crate::bus::message::{decode, Incoming};
 use crate::bus::Bus;

@@ -1,6 +1,7 @@
 //! What the long-running commands share (`run`, `capture`, `apply`): the source readers, the
 //! engine's connections and their reconnection, retrying through outages, the archive's
-//! settlement before acknowledging, stopping on a signal, and the HTTP endpoint.
+//! settlement before acknowledging, stopping on a signal, the HTTP endpoint, and (`capture`,
+//! `apply`) the bus's connection and the active/standby lease.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,8 +11,9 @@ use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::bus::{lease, Bus};
 use crate::config::PgConnInfo;
-use crate::config::{Config, LegacyConfig};
+use crate::config::{BusConfig, Config, ConfigError, LegacyConfig};
 use crate::mapping::Mappings;
 use crate::ops::metrics::Metrics;
 use crate::sink::erp_db::LegacyDb;
@@ -397,4 +399,88 @@ pub(crate) async fn spawn_http(
     });
     tracing::info!(%address, token = http.token.is_some(), "HTTP endpoint listening (/metrics, /health, /ready, operator page at /)");
     Ok(())
+}
+
+/// The `[bus]` section a bus role needs.
+pub(crate) fn bus_config(config: &Config, role: &str) -> Result<BusConfig, ConfigError> {
+    config.bus.clone().ok_or_else(|| ConfigError::Invalid {
+        field: "bus",
+        message: format!(
+            "`millrace {role}` needs a [bus] section (kind = \"nats\", urls = [...]) or MILLRACE_BUS_URLS"
+        ),
+    })
+}
+
+/// Connects to the bus, retrying until it answers; `None` when stopped meanwhile.
+pub(crate) async fn connect_bus(config: &BusConfig, role: &str, stop: &AtomicBool, metrics: &Metrics) -> Option<Bus> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        match Bus::connect(config, &format!("millrace {role} {}", config.pipeline)).await {
+            Ok(bus) => {
+                metrics.side("bus", None);
+                return Some(bus);
+            }
+            Err(error) => {
+                metrics.side("bus", Some(&error.to_string()));
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "cannot reach the bus; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Runs `work` each time this process holds the lease of `role`, until `stop`: a lost lease
+/// ends the work (its flag is set) and this process waits as a standby again.
+pub(crate) async fn with_lease<F, Fut>(
+    bus_config: &BusConfig,
+    role: &str,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    mut work: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut(Bus, Arc<AtomicBool>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let key = role.to_string();
+    loop {
+        metrics.bus_role(role, false);
+        let Some(bus) = connect_bus(bus_config, role, &stop, &metrics).await else { return Ok(()) };
+        let acquired = lease::acquire(&bus, &key, &stop, |_| {}).await;
+        let lease = match acquired {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return Ok(()),
+            Err(error) => {
+                metrics.side("bus", Some(&error.to_string()));
+                tracing::warn!(%error, "cannot take part in the lease; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        metrics.bus_role(role, true);
+        // The work stops on a signal or when the lease is lost, whichever comes first.
+        let term = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (term, stop, lost) = (term.clone(), stop.clone(), lease.lost_flag());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) && !lost.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                term.store(true, Ordering::SeqCst);
+            })
+        };
+        let result = work(bus.clone(), term).await;
+        watcher.abort();
+        metrics.bus_role(role, false);
+        if lease.is_lost() {
+            tracing::warn!(role, "the lease was lost: this process is a standby again");
+            continue;
+        }
+        lease::release(&bus, &key, lease).await;
+        return result;
+    }
 }

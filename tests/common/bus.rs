@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::odoo::{erp_orders, odoo_orders, RealWorld};
+use super::odoo::{erp_orders, odoo_orders, wait_for, RealWorld};
 use super::sync::Service;
 
 /// Desk Combination (FURN_7800): a manufactured product with a three-line BOM.
@@ -142,6 +142,20 @@ impl BusWorld {
             capture_config: capture_config.display().to_string(),
             apply_config: apply_config.display().to_string(),
         })
+    }
+
+    /// Capture and apply started and flowing: two orders made in Odoo are in the ERP. The
+    /// first new order's id, the processes and the orders.
+    pub async fn flowing(&self) -> (i64, Service, Service, Vec<i64>) {
+        let first = self.first_new_order().await;
+        let capture = self.capture();
+        let apply = self.apply();
+        let orders = self.orders(2).await;
+        wait_for("the first orders in the ERP", &apply, 60, || async {
+            erp_orders(&self.world).contains_key(&RealWorld::erp_order_no(orders[1])).then_some(())
+        })
+        .await;
+        (first, capture, apply, orders)
     }
 
     /// Odoo's current WAL position.
